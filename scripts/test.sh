@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: a Release build, a Debug build with AddressSanitizer + UBSan, and a
+# separate consumer project built against the installed package. Every stage must pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${GENMOD_JOBS:-$(nproc)}
+build_root=${GENMOD_BUILD_ROOT:-build-ci}
+start=$(date +%s)
+stage() { echo; echo "=== $* ($(( $(date +%s) - start )) s)"; }
+
+stage "Release build"
+cmake -S . -B "$build_root/release" -DCMAKE_BUILD_TYPE=Release -DGENMOD_WERROR=ON -DGENMOD_BUILD_BENCHMARKS=ON
+cmake --build "$build_root/release" -j "$jobs"
+stage "Release tests"
+ctest --test-dir "$build_root/release" -j "$jobs" --output-on-failure
+
+stage "Debug + ASan + UBSan build"
+cmake -S . -B "$build_root/sanitize" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+  -DGENMOD_SANITIZE=ON -DGENMOD_WERROR=ON -DGENMOD_HEADER_CHECK=OFF -DGENMOD_BUILD_EXAMPLES=OFF \
+  -DGENMOD_BUILD_BENCHMARKS=OFF
+cmake --build "$build_root/sanitize" -j "$jobs"
+stage "Sanitized tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$build_root/sanitize" -j "$jobs" --output-on-failure
+
+stage "Install and build the find_package consumer"
+prefix=$(mktemp -d)
+cmake --install "$build_root/release" --prefix "$prefix" >/dev/null
+cmake -S examples/cmake-consumer -B "$build_root/consumer" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix"
+cmake --build "$build_root/consumer" -j "$jobs"
+"$build_root/consumer/genmod_consumer"
+rm -rf "$prefix"
+
+stage "All stages passed"
