@@ -31,4 +31,9 @@ cmake --build "$build_root/consumer" -j "$jobs"
 "$build_root/consumer/genmod_consumer"
 rm -rf "$prefix"
 
+if [ -x scripts/fuzz.sh ]; then
+  stage "Fuzz the file parsers (bounded time)"
+  ./scripts/fuzz.sh
+fi
+
 stage "All stages passed"
