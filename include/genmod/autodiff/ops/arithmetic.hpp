@@ -1,0 +1,130 @@
+#pragma once
+/// \file arithmetic.hpp
+/// add, sub, mul, div with NumPy broadcasting; neg; scalar forms; and the operators.
+/// Gradients of a broadcast operand are summed back to its shape.
+
+#include <type_traits>
+
+#include "genmod/autodiff/custom_op.hpp"
+#include "genmod/autodiff/ops/broadcast.hpp"
+#include "genmod/kernels/elementwise.hpp"
+
+namespace genmod {
+
+template <class T>
+Var<T> mul(const Var<T>& a, const Var<T>& b);
+template <class T>
+Var<T> div(const Var<T>& a, const Var<T>& b);
+template <class T>
+Var<T> neg(const Var<T>& a);
+template <class T>
+Var<T> scale(const Var<T>& a, std::type_identity_t<T> c);
+
+/// a + b.  d/da = 1, d/db = 1.
+template <class T>
+Var<T> add(const Var<T>& a, const Var<T>& b) {
+  return record_op(
+      "add", kernels::binary(a.value(), b.value(), kernels::Add{}, "add"),
+      [as = a.shape(), bs = b.shape()](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
+        if (sink.needs(0)) sink.add(0, sum_to(g, as));
+        if (sink.needs(1)) sink.add(1, sum_to(g, bs));
+      },
+      a, b);
+}
+
+/// a - b.  d/da = 1, d/db = -1.
+template <class T>
+Var<T> sub(const Var<T>& a, const Var<T>& b) {
+  return record_op(
+      "sub", kernels::binary(a.value(), b.value(), kernels::Sub{}, "sub"),
+      [as = a.shape(), bs = b.shape()](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
+        if (sink.needs(0)) sink.add(0, sum_to(g, as));
+        if (sink.needs(1)) sink.add(1, neg(sum_to(g, bs)));
+      },
+      a, b);
+}
+
+/// a * b (elementwise).  d/da = b, d/db = a.
+template <class T>
+Var<T> mul(const Var<T>& a, const Var<T>& b) {
+  return record_op(
+      "mul", kernels::binary(a.value(), b.value(), kernels::Mul{}, "mul"),
+      [a, b](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
+        if (sink.needs(0)) sink.add(0, sum_to(mul(g, b), a.shape()));
+        if (sink.needs(1)) sink.add(1, sum_to(mul(g, a), b.shape()));
+      },
+      a, b);
+}
+
+/// a / b.  d/da = 1/b, d/db = -a/b^2 = -out/b.
+template <class T>
+Var<T> div(const Var<T>& a, const Var<T>& b) {
+  return record_op(
+      "div", kernels::binary(a.value(), b.value(), kernels::Div{}, "div"),
+      [a, b](const Var<T>& out, const Var<T>& g, GradSink<T>& sink) {
+        const Var<T> ga = div(g, b);
+        if (sink.needs(0)) sink.add(0, sum_to(ga, a.shape()));
+        if (sink.needs(1)) sink.add(1, neg(sum_to(mul(ga, out), b.shape())));
+      },
+      a, b);
+}
+
+/// -a.  d/da = -1.
+template <class T>
+Var<T> neg(const Var<T>& a) {
+  return record_op(
+      "neg", kernels::unary(a.value(), kernels::Neg{}),
+      [](const Var<T>&, const Var<T>& g, GradSink<T>& sink) { sink.add(0, neg(g)); }, a);
+}
+
+/// c * a for a scalar c.  d/da = c.
+template <class T>
+Var<T> scale(const Var<T>& a, std::type_identity_t<T> c) {
+  return record_op(
+      "scale", kernels::unary(a.value(), kernels::MulScalar<T>{c}),
+      [c](const Var<T>&, const Var<T>& g, GradSink<T>& sink) { sink.add(0, scale(g, c)); }, a);
+}
+
+/// a + c for a scalar c.  d/da = 1.
+template <class T>
+Var<T> add_scalar(const Var<T>& a, std::type_identity_t<T> c) {
+  return record_op(
+      "add_scalar", kernels::unary(a.value(), kernels::AddScalar<T>{c}),
+      [](const Var<T>&, const Var<T>& g, GradSink<T>& sink) { sink.add(0, g); }, a);
+}
+
+/// c / a for a scalar c.  d/da = -c / a^2 = -out / a.
+template <class T>
+Var<T> rdiv_scalar(std::type_identity_t<T> c, const Var<T>& a) {
+  Tensor<T> cs = full<T>(a.shape(), c);
+  return div(Var<T>(std::move(cs)), a);
+}
+
+template <class T>
+Var<T> operator+(const Var<T>& a, const Var<T>& b) { return add(a, b); }
+template <class T>
+Var<T> operator-(const Var<T>& a, const Var<T>& b) { return sub(a, b); }
+template <class T>
+Var<T> operator*(const Var<T>& a, const Var<T>& b) { return mul(a, b); }
+template <class T>
+Var<T> operator/(const Var<T>& a, const Var<T>& b) { return div(a, b); }
+template <class T>
+Var<T> operator-(const Var<T>& a) { return neg(a); }
+template <class T>
+Var<T> operator+(const Var<T>& a, std::type_identity_t<T> c) { return add_scalar(a, c); }
+template <class T>
+Var<T> operator+(std::type_identity_t<T> c, const Var<T>& a) { return add_scalar(a, c); }
+template <class T>
+Var<T> operator-(const Var<T>& a, std::type_identity_t<T> c) { return add_scalar(a, -c); }
+template <class T>
+Var<T> operator-(std::type_identity_t<T> c, const Var<T>& a) { return add_scalar(neg(a), c); }
+template <class T>
+Var<T> operator*(const Var<T>& a, std::type_identity_t<T> c) { return scale(a, c); }
+template <class T>
+Var<T> operator*(std::type_identity_t<T> c, const Var<T>& a) { return scale(a, c); }
+template <class T>
+Var<T> operator/(const Var<T>& a, std::type_identity_t<T> c) { return scale(a, T(1) / c); }
+template <class T>
+Var<T> operator/(std::type_identity_t<T> c, const Var<T>& a) { return rdiv_scalar(c, a); }
+
+}  // namespace genmod

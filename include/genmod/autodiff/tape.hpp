@@ -1,0 +1,412 @@
+#pragma once
+/// \file tape.hpp
+/// The tape: define-by-run reverse-mode autodiff at tensor level.
+///
+/// Each differentiable op computes its value at once and, when an input requires a gradient,
+/// appends one node (backward callable, input slot ids, output Var) to the thread's current Tape.
+/// Construction order is a topological order, so backward is one reverse sweep over the nodes, with
+/// no graph search. Ops whose inputs are all constants record nothing, so nodes that cannot reach
+/// a leaf needing a gradient never exist.
+///
+/// Memory: nodes and their closures live in an arena, and tensors in the caching pool; a Tape's
+/// storage is recycled per thread when the Tape is destroyed. A training step that repeats the
+/// previous step's shapes therefore makes no heap allocation once warm.
+///
+/// Backward formulas are written with the same differentiable ops. With `create_graph` off they
+/// run with recording off and simply compute; with it on they record new nodes, so the gradients
+/// they return can be differentiated again (double backward, e.g. WGAN-GP's gradient penalty).
+
+#include <array>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <new>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "genmod/autodiff/arena.hpp"
+#include "genmod/autodiff/grad_mode.hpp"
+#include "genmod/autodiff/var.hpp"
+#include "genmod/core/tensor.hpp"
+#include "genmod/kernels/elementwise.hpp"
+
+namespace genmod {
+
+/// Options of Tape::backward and Tape::grad.
+struct BackwardOptions {
+  /// Record the backward computation so its results can be differentiated again.
+  bool create_graph = false;
+};
+
+template <class T>
+class GradSink;
+
+namespace detail {
+
+/// A recorded op. `out` is the op's result; `inputs` are the slot ids of its Var inputs (-1 for
+/// constants).
+template <class T>
+struct Node {
+  Var<T> out;
+  const std::int32_t* inputs = nullptr;
+  std::int32_t n_inputs = 0;
+  const char* name = "";
+
+  Node(Var<T> o, const std::int32_t* in, std::int32_t n, const char* nm) : out(std::move(o)), inputs(in), n_inputs(n), name(nm) {}
+  virtual ~Node() = default;
+  virtual void backward(const Var<T>& gout, GradSink<T>& sink) = 0;
+};
+
+template <class T, class F>
+struct NodeImpl final : Node<T> {
+  F f;
+  NodeImpl(Var<T> o, const std::int32_t* in, std::int32_t n, const char* nm, F fn)
+      : Node<T>(std::move(o), in, n, nm), f(std::move(fn)) {}
+  void backward(const Var<T>& gout, GradSink<T>& sink) override { f(this->out, gout, sink); }
+};
+
+/// What a Tape owns; recycled per thread so that a new Tape each step reuses the last one's memory.
+template <class T>
+struct TapeStorage {
+  Arena arena;
+  std::vector<Node<T>*> nodes;
+  std::vector<Tensor<T>> accumulate_into;  // per slot: a parameter's gradient buffer, or undefined
+  std::vector<std::int32_t> producer;      // per slot: index of the node that made it, or -1 for a leaf
+  std::vector<Var<T>> grads;               // per slot, during and after a backward sweep
+  std::vector<unsigned char> needed;       // per slot, during a sweep: can reach a requested gradient
+
+  void clear() noexcept {
+    for (Node<T>* n : nodes) n->~Node<T>();
+    nodes.clear();
+    accumulate_into.clear();
+    producer.clear();
+    grads.clear();
+    needed.clear();
+    arena.reset();
+  }
+};
+
+template <class T>
+std::vector<std::unique_ptr<TapeStorage<T>>>& tape_storage_pool() {
+  thread_local std::vector<std::unique_ptr<TapeStorage<T>>> pool;
+  return pool;
+}
+
+inline std::uint64_t next_tape_epoch() noexcept {
+  thread_local std::uint64_t counter = 0;
+  // Thread id bits keep epochs unique across threads as well.
+  static std::atomic<std::uint64_t> thread_counter{0};
+  thread_local const std::uint64_t thread_tag = (thread_counter.fetch_add(1) + 1) << 40;
+  return thread_tag | ++counter;
+}
+
+template <class T>
+Tape<T>*& current_tape() noexcept {
+  thread_local Tape<T>* tape = nullptr;
+  return tape;
+}
+
+}  // namespace detail
+
+/// Receives the gradients a node's backward computes for its inputs.
+template <class T>
+class GradSink {
+ public:
+  /// True when input k (in the order the op was recorded with) needs a gradient.
+  bool needs(int k) const noexcept {
+    const std::int32_t s = inputs_[k];
+    return s >= 0 && (*needed_)[static_cast<std::size_t>(s)];
+  }
+  /// Adds g to input k's gradient (g must have input k's shape).
+  void add(int k, Var<T> g);
+
+ private:
+  friend class Tape<T>;
+  GradSink(Tape<T>* tape, const std::int32_t* inputs, const std::vector<unsigned char>* needed)
+      : tape_(tape), inputs_(inputs), needed_(needed) {}
+  Tape<T>* tape_;
+  const std::int32_t* inputs_;
+  const std::vector<unsigned char>* needed_;
+};
+
+/// A recording of differentiable ops on this thread. Constructing a Tape makes it the thread's
+/// current tape (tapes nest; the previous one is restored on destruction). Vars recorded on a tape
+/// are valid until the tape is destroyed or cleared.
+template <class T = float>
+class Tape {
+ public:
+  Tape() : previous_(detail::current_tape<T>()), previous_epoch_(detail::current_tape_epoch<T>()) {
+    auto& pool = detail::tape_storage_pool<T>();
+    if (pool.empty()) {
+      storage_ = new detail::TapeStorage<T>();
+    } else {
+      storage_ = pool.back().release();
+      pool.pop_back();
+    }
+    epoch_ = detail::next_tape_epoch();
+    activate();
+  }
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+  ~Tape() {
+    storage_->clear();
+    detail::tape_storage_pool<T>().emplace_back(storage_);
+    detail::current_tape<T>() = previous_;
+    detail::current_tape_epoch<T>() = previous_epoch_;
+  }
+
+  /// Drops every node and slot; Vars recorded so far become constants.
+  void clear() {
+    storage_->clear();
+    epoch_ = detail::next_tape_epoch();
+    if (detail::current_tape<T>() == this) detail::current_tape_epoch<T>() = epoch_;
+  }
+
+  /// A leaf that requires a gradient (an input to differentiate with respect to).
+  Var<T> leaf(Tensor<T> value) { return new_slot(std::move(value), Tensor<T>(), -1); }
+
+  /// A leaf whose gradient backward() adds into `grad_buffer` (a parameter's gradient).
+  Var<T> parameter_leaf(Tensor<T> value, Tensor<T> grad_buffer) {
+    return new_slot(std::move(value), std::move(grad_buffer), -1);
+  }
+
+  /// Gradients of the scalar `root` with respect to every leaf on this tape. Parameter leaves add
+  /// theirs into their gradient buffers; other leaves' gradients are read with gradient().
+  void backward(const Var<T>& root, BackwardOptions options = {}) { backward(root, Tensor<T>(), options); }
+
+  /// As backward(root), seeding the sweep with d(something)/d(root) = seed (root's shape).
+  void backward(const Var<T>& root, const Tensor<T>& seed, BackwardOptions options = {}) {
+    auto& st = *storage_;
+    st.needed.assign(st.producer.size(), 1);
+    sweep(root, seed, options);
+    // Gradients left on slots are the leaves' (the sweep releases the others as it goes).
+    for (std::size_t s = 0; s < st.accumulate_into.size(); ++s) {
+      Tensor<T>& target = st.accumulate_into[s];
+      if (target.defined() && st.grads[s].defined()) {
+        const Tensor<T>& g = st.grads[s].value();
+        if (!(g.shape() == target.shape()))
+          throw AutodiffError("Tape::backward: gradient of shape " + g.shape().to_string() +
+                              " for a parameter of shape " + target.shape().to_string());
+        kernels::axpy(T(1), g.data(), target.data(), g.numel());
+      }
+    }
+  }
+
+  /// Gradients of `root` with respect to `inputs` only (nothing is added to parameter buffers).
+  /// An input that root does not depend on gets a zero gradient. With create_graph the results
+  /// are recorded Vars that can be differentiated again.
+  std::vector<Var<T>> grad(const Var<T>& root, std::span<const Var<T>> inputs, BackwardOptions options = {}) {
+    std::vector<Var<T>> out(inputs.size());
+    grad(root, inputs, std::span<Var<T>>(out), options);
+    return out;
+  }
+  std::vector<Var<T>> grad(const Var<T>& root, std::initializer_list<Var<T>> inputs, BackwardOptions options = {}) {
+    return grad(root, std::span<const Var<T>>(inputs.begin(), inputs.size()), options);
+  }
+
+  /// As grad(), writing the gradients into `out` (no allocation for the result list).
+  void grad(const Var<T>& root, std::span<const Var<T>> inputs, std::span<Var<T>> out, BackwardOptions options = {}) {
+    if (out.size() != inputs.size())
+      throw AutodiffError("Tape::grad: " + std::to_string(inputs.size()) + " inputs but room for " +
+                          std::to_string(out.size()) + " gradients");
+    auto& st = *storage_;
+    st.needed.assign(st.producer.size(), 0);
+    for (const Var<T>& x : inputs)
+      if (x.requires_grad()) st.needed[static_cast<std::size_t>(x.id_)] = 1;
+    // Forward pass over the nodes: a slot is needed when one of its producer's inputs is.
+    for (detail::Node<T>* n : st.nodes) {
+      const std::int32_t o = n->out.id_;
+      if (static_cast<std::size_t>(o) >= st.needed.size()) break;
+      for (std::int32_t k = 0; k < n->n_inputs; ++k)
+        if (n->inputs[k] >= 0 && st.needed[static_cast<std::size_t>(n->inputs[k])]) {
+          st.needed[static_cast<std::size_t>(o)] = 1;
+          break;
+        }
+    }
+    sweep(root, Tensor<T>(), options);
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const Var<T>& x = inputs[i];
+      if (x.requires_grad() && st.grads[static_cast<std::size_t>(x.id_)].defined())
+        out[i] = st.grads[static_cast<std::size_t>(x.id_)];
+      else
+        out[i] = Var<T>(zeros<T>(x.shape()));
+    }
+    st.grads.clear();
+  }
+
+  /// After backward(): the gradient of a leaf made with leaf() (zeros if root did not depend on it).
+  Tensor<T> gradient(const Var<T>& x) const {
+    const auto& st = *storage_;
+    if (x.requires_grad() && static_cast<std::size_t>(x.id_) < st.grads.size() &&
+        st.grads[static_cast<std::size_t>(x.id_)].defined())
+      return st.grads[static_cast<std::size_t>(x.id_)].value();
+    return zeros<T>(x.shape());
+  }
+
+  /// Check every recorded value for NaN/Inf and throw NumericError naming the op that made it
+  /// (a debug mode: it reads every output once).
+  void set_check_finite(bool on) noexcept { check_finite_ = on; }
+
+  std::size_t num_nodes() const noexcept { return storage_->nodes.size(); }
+  std::size_t num_slots() const noexcept { return storage_->producer.size(); }
+  std::uint64_t epoch() const noexcept { return epoch_; }
+
+  /// Name of the op that produced x (empty for leaves and constants).
+  const char* producer_name(const Var<T>& x) const noexcept {
+    if (!x.requires_grad()) return "";
+    const std::int32_t p = storage_->producer[static_cast<std::size_t>(x.id_)];
+    return p >= 0 ? storage_->nodes[static_cast<std::size_t>(p)]->name : "";
+  }
+
+  /// Uninitialised room for n values of U that lives as long as the tape's nodes (for op closures
+  /// that need a run-time sized array without a heap allocation).
+  template <class U>
+  U* arena_array(std::size_t n) {
+    static_assert(std::is_trivially_destructible_v<U>, "arena arrays are never destroyed");
+    return static_cast<U*>(storage_->arena.allocate(sizeof(U) * (n ? n : 1), alignof(U)));
+  }
+
+  /// The tape currently recording on this thread, or nullptr.
+  static Tape* current() noexcept { return detail::current_tape<T>(); }
+
+  /// Records an op: `out` computed from `inputs`, with backward(out, gout, sink). Used through
+  /// record_op (custom_op.hpp). Inputs that are constants get id -1.
+  template <class F, std::size_t N>
+  Var<T> add_node(const char* name, Tensor<T> out, F&& backward, const std::array<const Var<T>*, N>& inputs) {
+    return add_node_impl(name, std::move(out), std::forward<F>(backward), inputs.data(), N);
+  }
+  template <class F>
+  Var<T> add_node(const char* name, Tensor<T> out, F&& backward, std::span<const Var<T>> inputs) {
+    auto& st = *storage_;
+    auto* ptrs = static_cast<const Var<T>**>(st.arena.allocate(sizeof(const Var<T>*) * inputs.size(), alignof(void*)));
+    for (std::size_t i = 0; i < inputs.size(); ++i) ptrs[i] = &inputs[i];
+    return add_node_impl(name, std::move(out), std::forward<F>(backward), ptrs, inputs.size());
+  }
+
+ private:
+  friend class GradSink<T>;
+
+  void activate() noexcept {
+    detail::current_tape<T>() = this;
+    detail::current_tape_epoch<T>() = epoch_;
+  }
+
+  Var<T> new_slot(Tensor<T> value, Tensor<T> accumulate, std::int32_t producer) {
+    auto& st = *storage_;
+    const auto id = static_cast<std::int32_t>(st.producer.size());
+    st.producer.push_back(producer);
+    st.accumulate_into.push_back(std::move(accumulate));
+    return Var<T>(std::move(value), id, epoch_);
+  }
+
+  template <class F>
+  Var<T> add_node_impl(const char* name, Tensor<T> out, F&& backward, const Var<T>* const* inputs, std::size_t n) {
+    auto& st = *storage_;
+    if (check_finite_) check_values_finite(name, out);
+    auto* ids = static_cast<std::int32_t*>(st.arena.allocate(sizeof(std::int32_t) * (n ? n : 1), alignof(std::int32_t)));
+    for (std::size_t i = 0; i < n; ++i) ids[i] = inputs[i]->id();
+    Var<T> result = new_slot(std::move(out), Tensor<T>(), static_cast<std::int32_t>(st.nodes.size()));
+    using Impl = detail::NodeImpl<T, std::decay_t<F>>;
+    static_assert(alignof(Impl) <= detail::Arena::kAlign, "node closure is over-aligned");
+    void* mem = st.arena.allocate(sizeof(Impl), alignof(Impl));
+    st.nodes.push_back(new (mem) Impl(result, ids, static_cast<std::int32_t>(n), name, std::forward<F>(backward)));
+    return result;
+  }
+
+  static void check_values_finite(const char* name, const Tensor<T>& out) {
+    for (std::int64_t i = 0; i < out.numel(); ++i)
+      if (!std::isfinite(out[i]))
+        throw NumericError(std::string("non-finite value ") + std::to_string(out[i]) + " at element " +
+                           std::to_string(i) + " of the output " + out.shape().to_string() + " of op '" + name + "'");
+  }
+
+  void sweep(const Var<T>& root, const Tensor<T>& seed, BackwardOptions options) {
+    auto& st = *storage_;
+    if (!root.requires_grad())
+      throw AutodiffError(
+          "Tape::backward: the root is not recorded on the current tape (it depends on no parameter or leaf, "
+          "was computed under NoGradGuard, or belongs to another tape)");
+    Tensor<T> g0;
+    if (seed.defined()) {
+      if (!(seed.shape() == root.shape()))
+        throw ShapeError("Tape::backward: seed shape " + seed.shape().to_string() + " differs from root shape " +
+                         root.shape().to_string());
+      g0 = seed;
+    } else {
+      if (root.numel() != 1)
+        throw AutodiffError("Tape::backward: the root has shape " + root.shape().to_string() +
+                            "; a non-scalar root needs a seed gradient of the same shape");
+      g0 = ones<T>(root.shape());
+    }
+    const std::size_t n_slots = st.producer.size();
+    const std::size_t n_nodes = st.nodes.size();
+    st.grads.assign(n_slots, Var<T>());
+    st.grads[static_cast<std::size_t>(root.id_)] = Var<T>(std::move(g0));
+    GradModeGuard mode(options.create_graph);
+    create_graph_ = options.create_graph;
+    for (std::size_t i = n_nodes; i-- > 0;) {
+      detail::Node<T>* node = st.nodes[i];
+      const auto o = static_cast<std::size_t>(node->out.id_);
+      if (!st.needed[o] || !st.grads[o].defined()) continue;
+      Var<T> gout = std::move(st.grads[o]);  // released after use: frees memory early
+      GradSink<T> sink(this, node->inputs, &st.needed);
+      node->backward(gout, sink);
+    }
+    create_graph_ = false;
+  }
+
+  void accumulate(std::int32_t slot, Var<T> g) {
+    auto& st = *storage_;
+    Var<T>& acc = st.grads[static_cast<std::size_t>(slot)];
+    if (!acc.defined()) {
+      acc = std::move(g);
+      return;
+    }
+    if (!(acc.shape() == g.shape()))
+      throw AutodiffError("Tape: gradient of shape " + g.shape().to_string() + " added to one of shape " +
+                          acc.shape().to_string() + " (an op's backward returned a wrongly shaped gradient)");
+    if (create_graph_ && (acc.requires_grad() || g.requires_grad())) {
+      acc = differentiable_sum(acc, g);
+    } else if (acc.value_.is_unique()) {
+      kernels::axpy(T(1), g.value().data(), acc.value_.data(), g.numel());
+    } else {
+      Tensor<T> s(acc.shape());
+      kernels::map2(acc.value().data(), g.value().data(), s.data(), s.numel(), kernels::Add{});
+      acc = Var<T>(std::move(s));
+    }
+  }
+
+  // a + b for two gradients of one shape, recorded so that it can be differentiated again.
+  Var<T> differentiable_sum(const Var<T>& a, const Var<T>& b) {
+    Tensor<T> s(a.shape());
+    kernels::map2(a.value().data(), b.value().data(), s.data(), s.numel(), kernels::Add{});
+    const std::array<const Var<T>*, 2> in{&a, &b};
+    return add_node(
+        "accumulate_grad", std::move(s),
+        [](const Var<T>&, const Var<T>& gout, GradSink<T>& sink) {
+          sink.add(0, gout);
+          sink.add(1, gout);
+        },
+        in);
+  }
+
+  detail::TapeStorage<T>* storage_ = nullptr;
+  Tape* previous_;
+  std::uint64_t previous_epoch_;
+  std::uint64_t epoch_ = 0;
+  bool check_finite_ = false;
+  bool create_graph_ = false;
+};
+
+template <class T>
+void GradSink<T>::add(int k, Var<T> g) {
+  if (!needs(k)) return;
+  tape_->accumulate(inputs_[k], std::move(g));
+}
+
+}  // namespace genmod

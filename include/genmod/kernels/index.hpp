@@ -1,0 +1,140 @@
+#pragma once
+/// \file index.hpp
+/// Data movement: permute (transpose), concatenation, slicing and its adjoint, gather and
+/// scatter-add along an axis, one-hot encoding.
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+
+#include "genmod/core/parallel.hpp"
+#include "genmod/core/tensor.hpp"
+#include "genmod/kernels/reduce.hpp"
+
+namespace genmod::kernels {
+
+/// y = x with dimensions reordered: y.shape[i] = x.shape[perm[i]].
+template <class T>
+Tensor<T> permute(const Tensor<T>& x, std::span<const int> perm) {
+  const int r = x.rank();
+  std::int64_t yd[kMaxRank] = {};
+  std::int64_t xs[kMaxRank] = {};  // x stride for each y dimension
+  for (int i = 0; i < r; ++i) {
+    yd[i] = x.shape()[perm[static_cast<std::size_t>(i)]];
+    xs[i] = x.shape().stride(perm[static_cast<std::size_t>(i)]);
+  }
+  Tensor<T> y(Shape(std::span<const std::int64_t>(yd, static_cast<std::size_t>(r))));
+  // Pad to rank 4 on the left.
+  std::int64_t d[4] = {1, 1, 1, 1}, s[4] = {0, 0, 0, 0};
+  for (int i = 0; i < r; ++i) {
+    d[4 - r + i] = yd[i];
+    s[4 - r + i] = xs[i];
+  }
+  const T* X = x.data();
+  T* Y = y.data();
+  parallel_for(d[0] * d[1], d[2] * d[3], [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t o = b; o < e; ++o) {
+      const std::int64_t i0 = o / d[1], i1 = o % d[1];
+      T* out = Y + o * d[2] * d[3];
+      const T* base = X + i0 * s[0] + i1 * s[1];
+      for (std::int64_t i2 = 0; i2 < d[2]; ++i2)
+        for (std::int64_t i3 = 0; i3 < d[3]; ++i3) *out++ = base[i2 * s[2] + i3 * s[3]];
+    }
+  });
+  return y;
+}
+
+/// Copies x into the block [start, start + x.extent) along `axis` of y (y's other extents equal x's).
+template <class T>
+void copy_into_axis(const Tensor<T>& x, Tensor<T>& y, int axis, std::int64_t start) {
+  const AxisView vx = axis_view(x.shape(), axis);
+  const AxisView vy = axis_view(y.shape(), axis);
+  for (std::int64_t o = 0; o < vx.outer; ++o)
+    std::memcpy(y.data() + (o * vy.n + start) * vy.inner, x.data() + o * vx.n * vx.inner,
+                static_cast<std::size_t>(vx.n * vx.inner) * sizeof(T));
+}
+
+/// The block [start, start + length) of x along `axis`, copied.
+template <class T>
+Tensor<T> slice_axis(const Tensor<T>& x, int axis, std::int64_t start, std::int64_t length) {
+  Tensor<T> y(x.shape().with_dim(axis, length));
+  const AxisView vx = axis_view(x.shape(), axis);
+  for (std::int64_t o = 0; o < vx.outer; ++o)
+    std::memcpy(y.data() + o * length * vx.inner, x.data() + (o * vx.n + start) * vx.inner,
+                static_cast<std::size_t>(length * vx.inner) * sizeof(T));
+  return y;
+}
+
+/// Zeros of `full` with x written at [start, start + x.extent) along `axis`: the adjoint of slice.
+template <class T>
+Tensor<T> embed_axis(const Tensor<T>& x, const Shape& full, int axis, std::int64_t start) {
+  Tensor<T> y = zeros<T>(full);
+  copy_into_axis(x, y, axis, start);
+  return y;
+}
+
+/// Checks an index tensor for gather/scatter along `axis` of a tensor of shape `data`.
+inline void check_gather_index(const Shape& data, const Tensor<std::int64_t>& index, int axis, const char* op) {
+  if (index.rank() != data.rank())
+    throw ShapeError(std::string(op) + ": index shape " + index.shape().to_string() + " must have the rank of " +
+                     data.to_string());
+  for (int i = 0; i < data.rank(); ++i)
+    if (i != axis && index.shape()[i] != data[i])
+      throw ShapeError(std::string(op) + ": index shape " + index.shape().to_string() + " must match " +
+                       data.to_string() + " except along axis " + std::to_string(axis));
+  const std::int64_t n = data[axis];
+  for (std::int64_t i = 0; i < index.numel(); ++i)
+    if (index[i] < 0 || index[i] >= n)
+      throw ValueError(std::string(op) + ": index " + std::to_string(index[i]) + " is outside [0, " +
+                       std::to_string(n) + ") along axis " + std::to_string(axis));
+}
+
+/// y[o, j, i] = x[o, index[o, j, i], i] along `axis` (index validated by check_gather_index).
+template <class T>
+Tensor<T> gather_axis(const Tensor<T>& x, int axis, const Tensor<std::int64_t>& index) {
+  Tensor<T> y(index.shape());
+  const AxisView vx = axis_view(x.shape(), axis);
+  const AxisView vi = axis_view(index.shape(), axis);
+  for (std::int64_t o = 0; o < vi.outer; ++o)
+    for (std::int64_t j = 0; j < vi.n; ++j)
+      for (std::int64_t i = 0; i < vi.inner; ++i) {
+        const std::int64_t at = (o * vi.n + j) * vi.inner + i;
+        y[at] = x[(o * vx.n + index[at]) * vx.inner + i];
+      }
+  return y;
+}
+
+/// Zeros of `shape` with y[o, index[o, j, i], i] += g[o, j, i]: the adjoint of gather.
+template <class T>
+Tensor<T> scatter_add_axis(const Tensor<T>& g, const Shape& shape, int axis, const Tensor<std::int64_t>& index) {
+  Tensor<T> y = zeros<T>(shape);
+  const AxisView vy = axis_view(shape, axis);
+  const AxisView vi = axis_view(index.shape(), axis);
+  for (std::int64_t o = 0; o < vi.outer; ++o)
+    for (std::int64_t j = 0; j < vi.n; ++j)
+      for (std::int64_t i = 0; i < vi.inner; ++i) {
+        const std::int64_t at = (o * vi.n + j) * vi.inner + i;
+        y[(o * vy.n + index[at]) * vy.inner + i] += g[at];
+      }
+  return y;
+}
+
+/// [N] labels in [0, classes) -> [N, classes] one-hot rows.
+template <class T>
+Tensor<T> one_hot(const Tensor<std::int64_t>& labels, std::int64_t classes) {
+  if (labels.rank() != 1)
+    throw ShapeError("one_hot: expected labels of rank 1, got shape " + labels.shape().to_string());
+  if (classes <= 0) throw ValueError("one_hot: expected a positive number of classes, got " + std::to_string(classes));
+  Tensor<T> y = zeros<T>({labels.numel(), classes});
+  for (std::int64_t i = 0; i < labels.numel(); ++i) {
+    if (labels[i] < 0 || labels[i] >= classes)
+      throw ValueError("one_hot: label " + std::to_string(labels[i]) + " at position " + std::to_string(i) +
+                       " is outside [0, " + std::to_string(classes) + ")");
+    y(i, labels[i]) = T(1);
+  }
+  return y;
+}
+
+}  // namespace genmod::kernels
