@@ -97,8 +97,17 @@ inline V expm1(V a) {
 /// Horizontal sum of a batch (identity for a scalar).
 template <class V>
 inline elem_t<V> hsum(V a) {
-  if constexpr (is_scalar<V>) return a;
-  else return xsimd::hadd(a);
+  if constexpr (is_scalar<V>) {
+    return a;
+  } else {
+    // Through memory rather than xsimd::hadd: GCC 12 warns falsely inside the AVX-512 extract
+    // intrinsics hadd uses (GCC bug 105593), and this runs once per reduction, not per element.
+    alignas(64) elem_t<V> lanes[V::size];
+    a.store_aligned(lanes);
+    elem_t<V> s = lanes[0];
+    for (std::size_t i = 1; i < V::size; ++i) s += lanes[i];
+    return s;
+  }
 }
 
 }  // namespace genmod::kernels::simd

@@ -1,0 +1,150 @@
+// Counts heap allocations during steady-state training steps of a small MLP. This executable
+// replaces the global allocation functions, so it lives apart from the other tests.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+#include "genmod/autodiff/autodiff.hpp"
+
+namespace {
+std::atomic<bool> counting{false};
+std::atomic<long> heap_calls{0};
+inline void note() {
+  if (counting.load(std::memory_order_relaxed)) heap_calls.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+// Every operator new form funnels through malloc here, so the count covers all of them.
+void* operator new(std::size_t n) {
+  note();
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+  note();
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+  note();
+  const std::size_t al = static_cast<std::size_t>(a);
+  if (void* p = std::aligned_alloc(al, (n + al - 1) / al * al)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+#if !defined(__SANITIZE_ADDRESS__)
+// Without a sanitizer, also interpose the C allocator (glibc's __libc_* entry points), so that
+// allocations outside operator new (Eigen's aligned_malloc, our pool's aligned_alloc) count too.
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void __libc_free(void*);
+void* malloc(std::size_t n) {
+  note();
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t a, std::size_t b) {
+  note();
+  return __libc_calloc(a, b);
+}
+void* realloc(void* p, std::size_t n) {
+  note();
+  return __libc_realloc(p, n);
+}
+void* aligned_alloc(std::size_t al, std::size_t n) {
+  note();
+  return __libc_memalign(al, n);
+}
+int posix_memalign(void** out, std::size_t al, std::size_t n) {
+  note();
+  *out = __libc_memalign(al, n);
+  return *out ? 0 : ENOMEM;
+}
+void* memalign(std::size_t al, std::size_t n) {
+  note();
+  return __libc_memalign(al, n);
+}
+void free(void* p) { __libc_free(p); }
+}
+constexpr bool kCountsMalloc = true;
+#else
+constexpr bool kCountsMalloc = false;
+#endif
+
+using namespace genmod;
+
+namespace {
+
+struct Mlp {
+  Parameter<float> W1, b1, W2, b2;
+  explicit Mlp(Generator& g)
+      : W1(randn<float>({64, 128}, g)), b1(zeros<float>({128})), W2(randn<float>({128, 10}, g)), b2(zeros<float>({10})) {
+    for (auto* p : {&W1, &W2})
+      for (auto& v : p->value()) v *= 0.1f;
+  }
+  Parameter<float>* params[4] = {&W1, &b1, &W2, &b2};
+};
+
+// One full training step: forward, cross-entropy, backward, SGD update, zero_grad.
+float train_step(Mlp& m, const Tensor<float>& x, const Tensor<std::int64_t>& labels) {
+  Tape<float> tape;
+  Var<float> h = relu(add(matmul(Var<float>(x), m.W1.var()), m.b1.var()));
+  Var<float> logits = add(matmul(h, m.W2.var()), m.b2.var());
+  Var<float> nll = neg(mean(gather(log_softmax(logits, 1), 1, labels)));
+  tape.backward(nll);
+  for (auto* p : m.params) {
+    kernels::axpy(-0.05f, p->grad().data(), p->value().data(), p->numel());
+    p->zero_grad();
+  }
+  return nll.item();
+}
+
+}  // namespace
+
+int* volatile sink_pointer = nullptr;
+
+TEST_CASE("The allocation counter sees operator new and the tensor pool's system allocations", "[alloc]") {
+  empty_cache();
+  heap_calls = 0;
+  counting = true;
+  sink_pointer = new int[8];
+  { auto t = empty<float>({1000}); }  // the emptied pool must go to the system allocator
+  counting = false;
+  delete[] sink_pointer;
+  CHECK(heap_calls.load() == (kCountsMalloc ? 2 : 1));
+}
+
+TEST_CASE("A steady-state MLP training step makes zero heap allocations", "[alloc]") {
+  Generator g(0);
+  Mlp m(g);
+  // Batches sized 256: large enough for the threaded GEMM and elementwise paths.
+  auto x = randn<float>({256, 64}, g);
+  Tensor<std::int64_t> labels({256, 1});
+  for (std::int64_t i = 0; i < 256; ++i) labels[i] = static_cast<std::int64_t>(g.uniform_int(10));
+  float first = 0, last = 0;
+  first = train_step(m, x, labels);
+  for (int i = 0; i < 2; ++i) train_step(m, x, labels);  // warm-up: the pool and arena reach their sizes
+  const auto pool_before = memory_stats().system_allocations;
+  heap_calls = 0;
+  counting = true;
+  for (int i = 0; i < 10; ++i) last = train_step(m, x, labels);
+  counting = false;
+  INFO("heap allocation calls during 10 steps: " << heap_calls.load() << " (C allocator counted: " << kCountsMalloc
+                                                  << ")");
+  CHECK(heap_calls.load() == 0);
+  CHECK(memory_stats().system_allocations == pool_before);
+  CHECK(last < first);  // and it trains
+}
