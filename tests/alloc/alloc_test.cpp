@@ -124,7 +124,9 @@ TEST_CASE("The allocation counter sees operator new and the tensor pool's system
   { auto t = empty<float>({1000}); }  // the emptied pool must go to the system allocator
   counting = false;
   delete[] sink_pointer;
-  CHECK(heap_calls.load() == (kCountsMalloc ? 2 : 1));
+  // operator new counts once, and once more for the malloc it calls when the C allocator is
+  // counted; the pool's aligned_alloc is seen only then.
+  CHECK(heap_calls.load() == (kCountsMalloc ? 3 : 1));
 }
 
 TEST_CASE("A steady-state MLP training step makes zero heap allocations", "[alloc]") {
