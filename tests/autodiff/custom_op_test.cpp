@@ -9,7 +9,7 @@ template <class T>
 Var<T> softsign(const Var<T>& x) {
   return record_op("softsign",
       kernels::unary(x.value(), [](auto v) { return v / (decltype(v)(1) + kernels::simd::abs(v)); }),
-      [x](const Var<T>[x](const Var<T>& out, const Var<T>& g, GradSink<T>& sink) { /*out*/, const Var<T>& g, GradSink<T>& sink) {
+      [x](const Var<T>& /*out*/, const Var<T>& g, GradSink<T>& sink) {
         sink.add(0, div(g, square(abs(x) + T(1))));   // written with differentiable ops
       },
       x);
