@@ -102,6 +102,16 @@ class Generator {
   std::uint64_t offset_ = 0;
 };
 
+/// The generator layers use for their default initialization when given none (as PyTorch's
+/// global generator). One per thread, seeded 0 until manual_seed.
+inline Generator& default_generator() noexcept {
+  thread_local Generator g(0);
+  return g;
+}
+
+/// Reseeds this thread's default generator: the same seed gives the same initial weights.
+inline void manual_seed(std::uint64_t seed) noexcept { default_generator() = Generator(seed); }
+
 namespace detail {
 
 /// Values per Philox block for T: 4 floats (32 bits each) or 2 doubles (64 bits each).

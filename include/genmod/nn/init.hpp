@@ -1,0 +1,103 @@
+#pragma once
+/// \file init.hpp
+/// Parameter initializers, with PyTorch's formulas so that parity runs start from the same
+/// distributions: Xavier/Glorot and Kaiming/He (uniform and normal), zeros, constant.
+///
+/// fan_in and fan_out of a weight [out, in, kh, kw] are in*kh*kw and out*kh*kw.
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "genmod/config.hpp"
+#include "genmod/core/tensor.hpp"
+
+namespace genmod::nn::init {
+
+struct Fans {
+  std::int64_t in, out;
+};
+
+/// fan_in and fan_out of a weight tensor (rank >= 2: [out, in, receptive...]).
+inline Fans fans(const Shape& s) {
+  if (s.rank() < 2) throw ShapeError("init: fan in/out need a weight of rank >= 2, got " + s.to_string());
+  std::int64_t receptive = 1;
+  for (int i = 2; i < s.rank(); ++i) receptive *= s[i];
+  return {s[1] * receptive, s[0] * receptive};
+}
+
+/// Gain of a nonlinearity ("linear", "sigmoid", "tanh", "relu", "leaky_relu" with slope a), as
+/// torch.nn.init.calculate_gain.
+inline double gain(const std::string& nonlinearity, double a = 0.01) {
+  if (nonlinearity == "linear" || nonlinearity == "sigmoid" || nonlinearity == "conv") return 1.0;
+  if (nonlinearity == "tanh") return 5.0 / 3.0;
+  if (nonlinearity == "relu") return std::sqrt(2.0);
+  if (nonlinearity == "leaky_relu") return std::sqrt(2.0 / (1.0 + a * a));
+  throw ValueError("init::gain: unknown nonlinearity '" + nonlinearity + "'");
+}
+
+template <class T>
+void uniform(Tensor<T>& t, Generator& g, double lo, double hi) {
+  fill_uniform(t, g, static_cast<T>(lo), static_cast<T>(hi));
+}
+template <class T>
+void normal(Tensor<T>& t, Generator& g, double mean, double stddev) {
+  fill_normal(t, g, static_cast<T>(mean), static_cast<T>(stddev));
+}
+template <class T>
+void constant(Tensor<T>& t, double v) {
+  t.fill(static_cast<T>(v));
+}
+template <class T>
+void zeros(Tensor<T>& t) {
+  t.fill(T(0));
+}
+
+/// U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)).
+template <class T>
+void xavier_uniform(Tensor<T>& t, Generator& g, double gain = 1.0) {
+  const Fans f = fans(t.shape());
+  const double b = gain * std::sqrt(6.0 / static_cast<double>(f.in + f.out));
+  uniform(t, g, -b, b);
+}
+/// N(0, s^2), s = gain * sqrt(2 / (fan_in + fan_out)).
+template <class T>
+void xavier_normal(Tensor<T>& t, Generator& g, double gain = 1.0) {
+  const Fans f = fans(t.shape());
+  normal(t, g, 0.0, gain * std::sqrt(2.0 / static_cast<double>(f.in + f.out)));
+}
+
+enum class FanMode { fan_in, fan_out };
+
+/// U(-b, b), b = gain(nonlinearity, a) * sqrt(3 / fan).
+template <class T>
+void kaiming_uniform(Tensor<T>& t, Generator& g, double a = 0.0, FanMode mode = FanMode::fan_in,
+                     const std::string& nonlinearity = "leaky_relu") {
+  const Fans f = fans(t.shape());
+  const double fan = static_cast<double>(mode == FanMode::fan_in ? f.in : f.out);
+  const double b = gain(nonlinearity, a) * std::sqrt(3.0 / fan);
+  uniform(t, g, -b, b);
+}
+/// N(0, s^2), s = gain(nonlinearity, a) / sqrt(fan).
+template <class T>
+void kaiming_normal(Tensor<T>& t, Generator& g, double a = 0.0, FanMode mode = FanMode::fan_in,
+                    const std::string& nonlinearity = "leaky_relu") {
+  const Fans f = fans(t.shape());
+  const double fan = static_cast<double>(mode == FanMode::fan_in ? f.in : f.out);
+  normal(t, g, 0.0, gain(nonlinearity, a) / std::sqrt(fan));
+}
+
+/// PyTorch's default for Linear and Conv weights: kaiming_uniform with a = sqrt(5), which is
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+template <class T>
+void default_weight(Tensor<T>& t, Generator& g) {
+  kaiming_uniform(t, g, std::sqrt(5.0));
+}
+/// PyTorch's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the weight's fan_in.
+template <class T>
+void default_bias(Tensor<T>& t, Generator& g, std::int64_t fan_in) {
+  const double b = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+  uniform(t, g, -b, b);
+}
+
+}  // namespace genmod::nn::init

@@ -1,0 +1,57 @@
+#pragma once
+/// \file linear.hpp
+/// Linear: y = x W^T + b, W of shape [out, in] (PyTorch's layout and default initialization).
+
+#include <string>
+
+#include "genmod/autodiff/ops/linear.hpp"
+#include "genmod/core/random.hpp"
+#include "genmod/nn/init.hpp"
+#include "genmod/nn/module.hpp"
+
+namespace genmod::nn {
+
+struct LinearOptions {
+  bool bias = true;
+  Generator* generator = nullptr;  ///< for the initialization; default_generator() when null
+};
+
+template <class T = float>
+class Linear : public Module<T> {
+ public:
+  /// A layer from `in` to `out` features, initialized as PyTorch's nn.Linear.
+  Linear(std::int64_t in, std::int64_t out, LinearOptions options = {}) {
+    if (in <= 0 || out <= 0)
+      throw ValueError("Linear: expected positive feature counts, got in = " + std::to_string(in) +
+                       ", out = " + std::to_string(out));
+    Generator& g = options.generator ? *options.generator : default_generator();
+    Tensor<T> w(Shape{out, in});
+    init::default_weight(w, g);
+    weight = Parameter<T>(w);
+    if (options.bias) {
+      Tensor<T> b(Shape{out});
+      init::default_bias(b, g, in);
+      bias = Parameter<T>(b);
+    }
+  }
+
+  Var<T> forward(const Var<T>& x) override {
+    if (x.rank() != 2 || x.dim(1) != weight.shape()[1])
+      throw ShapeError("Linear(" + std::to_string(weight.shape()[1]) + " -> " + std::to_string(weight.shape()[0]) +
+                       "): expected input [N, " + std::to_string(weight.shape()[1]) + "], got " + x.shape().to_string());
+    return linear(x, weight.var(), bias.value().defined() ? bias.var() : Var<T>());
+  }
+
+  void visit(ModuleVisitor<T>& v) override {
+    v.param("weight", weight);
+    if (bias.value().defined()) v.param("bias", bias);
+  }
+
+  std::int64_t in_features() const { return weight.shape()[1]; }
+  std::int64_t out_features() const { return weight.shape()[0]; }
+
+  Parameter<T> weight;  ///< [out, in]
+  Parameter<T> bias;    ///< [out], undefined without bias
+};
+
+}  // namespace genmod::nn

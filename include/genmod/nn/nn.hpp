@@ -1,0 +1,11 @@
+#pragma once
+/// \file nn.hpp
+/// Modules, initializers and layers.
+
+#include "genmod/nn/any_module.hpp"
+#include "genmod/nn/init.hpp"
+#include "genmod/nn/layers/activation.hpp"
+#include "genmod/nn/layers/linear.hpp"
+#include "genmod/nn/layers/reshape.hpp"
+#include "genmod/nn/module.hpp"
+#include "genmod/nn/sequential.hpp"
