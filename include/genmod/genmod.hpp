@@ -9,6 +9,7 @@
 #include "genmod/core/shape.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/kernels/activations.hpp"
+#include "genmod/kernels/conv2d.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/kernels/index.hpp"

@@ -9,6 +9,8 @@
 #include "genmod/autodiff/ops/activation.hpp"
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/broadcast.hpp"
+#include "genmod/autodiff/ops/conv.hpp"
+#include "genmod/autodiff/ops/linear.hpp"
 #include "genmod/autodiff/ops/matmul.hpp"
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/autodiff/ops/select.hpp"

@@ -5,6 +5,7 @@
 #include "genmod/nn/any_module.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/layers/activation.hpp"
+#include "genmod/nn/layers/conv.hpp"
 #include "genmod/nn/layers/linear.hpp"
 #include "genmod/nn/layers/reshape.hpp"
 #include "genmod/nn/module.hpp"

@@ -1,0 +1,201 @@
+#pragma once
+/// \file conv.hpp
+/// Differentiable 2-D convolution, transposed convolution and their adjoints.
+///
+/// With C(x, W) the convolution (bilinear), Cx*(G, W) its adjoint in x and Cw*(x, G) its adjoint
+/// in W, the gradients are again these three maps:
+///   Y = C(x, W):     dx = Cx*(G, W),   dW = Cw*(x, G)
+///   Z = Cx*(G, W):   dG = C(H, W),     dW = Cw*(H, G)     (H: the gradient flowing into Z)
+///   Z = Cw*(x, G):   dx = Cx*(G, H),   dG = C(x, H)
+/// so every backward is recorded with the same ops, and convolutional critics get exact second
+/// derivatives (WGAN-GP). A transposed convolution is Cx*.
+
+#include <string>
+
+#include "genmod/autodiff/custom_op.hpp"
+#include "genmod/autodiff/ops/broadcast.hpp"
+#include "genmod/autodiff/ops/shape.hpp"
+#include "genmod/kernels/conv2d.hpp"
+
+namespace genmod {
+
+/// Stride, padding and dilation of a convolution (the same along both axes unless given per axis).
+struct Conv2dOptions {
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+  std::int64_t dilation = 1;
+};
+
+/// Stride, padding, output padding and dilation of a transposed convolution.
+struct ConvTranspose2dOptions {
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+  std::int64_t output_padding = 0;
+  std::int64_t dilation = 1;
+};
+
+template <class T>
+Var<T> conv2d_adjoint_input(const kernels::Conv2dGeometry& g, const Var<T>& grad_out, const Var<T>& w);
+template <class T>
+Var<T> conv2d_adjoint_weight(const kernels::Conv2dGeometry& g, const Var<T>& x, const Var<T>& grad_out);
+
+namespace detail {
+
+/// Per-channel sum of g [N, C, H, W] -> [C], differentiable (fused kernel when not recorded).
+template <class T>
+Var<T> channel_sum(const Var<T>& g) {
+  if (!grad_enabled() || !g.requires_grad()) return Var<T>(kernels::conv2d_bias_grad(g.value()));
+  return reshape(sum_to(g, Shape{1, g.dim(1), 1, 1}), Shape{g.dim(1)});
+}
+
+}  // namespace detail
+
+/// Y = C(x, W) (+ b) for an explicit geometry (masked taps included).
+template <class T>
+Var<T> conv2d_geometry(const kernels::Conv2dGeometry& g, const Var<T>& x, const Var<T>& w, const Var<T>& b) {
+  kernels::check_conv_shapes(g, x.shape(), w.shape(), "conv2d");
+  const bool has_bias = b.defined();
+  if (has_bias && !(b.shape() == Shape{g.cout}))
+    throw ShapeError("conv2d: bias " + b.shape().to_string() + " does not fit " + std::to_string(g.cout) +
+                     " output channels");
+  Tensor<T> y = kernels::conv2d_forward(g, x.value(), w.value(), has_bias ? b.value() : Tensor<T>());
+  auto backward = [g, x, w, has_bias](const Var<T>&, const Var<T>& gy, GradSink<T>& sink) {
+    if (sink.needs(0)) sink.add(0, conv2d_adjoint_input(g, gy, w));
+    if (sink.needs(1)) sink.add(1, conv2d_adjoint_weight(g, x, gy));
+    if (has_bias && sink.needs(2)) sink.add(2, detail::channel_sum(gy));
+  };
+  return has_bias ? record_op("conv2d", std::move(y), backward, x, w, b) : record_op("conv2d", std::move(y), backward, x, w);
+}
+
+/// Z = Cx*(G, W): the convolution's adjoint in its input (a transposed convolution).
+template <class T>
+Var<T> conv2d_adjoint_input(const kernels::Conv2dGeometry& g, const Var<T>& grad_out, const Var<T>& w) {
+  kernels::check_conv_shapes(g, g.input_shape(), w.shape(), "conv2d_adjoint_input");
+  if (!(grad_out.shape() == g.output_shape()))
+    throw ShapeError("conv2d_adjoint_input: input " + grad_out.shape().to_string() + " does not match the expected " +
+                     g.output_shape().to_string());
+  return record_op(
+      "conv2d_adjoint_input", kernels::conv2d_input_grad(g, grad_out.value(), w.value()),
+      [g, grad_out, w](const Var<T>&, const Var<T>& h, GradSink<T>& sink) {
+        if (sink.needs(0)) sink.add(0, conv2d_geometry(g, h, w, Var<T>()));
+        if (sink.needs(1)) sink.add(1, conv2d_adjoint_weight(g, h, grad_out));
+      },
+      grad_out, w);
+}
+
+/// Z = Cw*(x, G): the convolution's adjoint in its weight.
+template <class T>
+Var<T> conv2d_adjoint_weight(const kernels::Conv2dGeometry& g, const Var<T>& x, const Var<T>& grad_out) {
+  if (!(x.shape() == g.input_shape()) || !(grad_out.shape() == g.output_shape()))
+    throw ShapeError("conv2d_adjoint_weight: shapes " + x.shape().to_string() + " and " + grad_out.shape().to_string() +
+                     " do not match the expected " + g.input_shape().to_string() + " and " + g.output_shape().to_string());
+  return record_op(
+      "conv2d_adjoint_weight", kernels::conv2d_weight_grad(g, x.value(), grad_out.value()),
+      [g, x, grad_out](const Var<T>&, const Var<T>& h, GradSink<T>& sink) {
+        if (sink.needs(0)) sink.add(0, conv2d_adjoint_input(g, grad_out, h));
+        if (sink.needs(1)) sink.add(1, conv2d_geometry(g, x, h, Var<T>()));
+      },
+      x, grad_out);
+}
+
+/// y[n, c, i, j] = x[n, c, i, j] + b[c].  d/dx = 1, d/db = sum over N, H, W.
+template <class T>
+Var<T> add_channel_bias(const Var<T>& x, const Var<T>& b) {
+  if (x.rank() != 4 || !(b.shape() == Shape{x.dim(1)}))
+    throw ShapeError("add_channel_bias: bias " + b.shape().to_string() + " does not fit input " + x.shape().to_string());
+  Tensor<T> y = x.value().clone();
+  const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t o = 0; o < c; ++o) {
+      T* p = y.data() + (i * c + o) * hw;
+      const T v = b.value()[o];
+      for (std::int64_t j = 0; j < hw; ++j) p[j] += v;
+    }
+  return record_op(
+      "add_channel_bias", std::move(y),
+      [](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
+        if (sink.needs(0)) sink.add(0, g);
+        if (sink.needs(1)) sink.add(1, detail::channel_sum(g));
+      },
+      x, b);
+}
+
+/// The geometry of a convolution of x [N, Cin, H, W] with w [Cout, Cin, KH, KW]; throws
+/// ShapeError naming `op` when they do not fit or the kernel is larger than the padded input.
+inline kernels::Conv2dGeometry conv2d_geometry_for(const Shape& x, const Shape& w, const Conv2dOptions& o,
+                                                   const char* op = "conv2d") {
+  if (x.rank() != 4 || w.rank() != 4)
+    throw ShapeError(std::string(op) + ": expected input [N, C, H, W] and weight [Cout, Cin, KH, KW], got " +
+                     x.to_string() + " and " + w.to_string());
+  if (x[1] != w[1])
+    throw ShapeError(std::string(op) + ": input " + x.to_string() + " has " + std::to_string(x[1]) +
+                     " channels but weight " + w.to_string() + " expects " + std::to_string(w[1]));
+  if (o.stride < 1 || o.padding < 0 || o.dilation < 1)
+    throw ValueError(std::string(op) + ": expected stride >= 1, padding >= 0, dilation >= 1, got " +
+                     std::to_string(o.stride) + ", " + std::to_string(o.padding) + ", " + std::to_string(o.dilation));
+  kernels::Conv2dGeometry g;
+  g.n = x[0], g.cin = x[1], g.h = x[2], g.w = x[3];
+  g.cout = w[0], g.kh = w[2], g.kw = w[3];
+  g.stride_h = g.stride_w = o.stride;
+  g.pad_h = g.pad_w = o.padding;
+  g.dil_h = g.dil_w = o.dilation;
+  g.ho = kernels::conv_out_extent(g.h, g.kh, o.stride, o.padding, o.dilation);
+  g.wo = kernels::conv_out_extent(g.w, g.kw, o.stride, o.padding, o.dilation);
+  if (g.ho <= 0 || g.wo <= 0)
+    throw ShapeError(std::string(op) + ": kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
+                     " (dilation " + std::to_string(o.dilation) + ") is larger than the input " + x.to_string() +
+                     " padded by " + std::to_string(o.padding));
+  return g;
+}
+
+/// 2-D convolution: x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or undefined.
+template <class T>
+Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, const Conv2dOptions& o = {}) {
+  return conv2d_geometry(conv2d_geometry_for(x.shape(), w.shape(), o), x, w, b);
+}
+
+/// The geometry of the convolution whose input adjoint is the transposed convolution of x
+/// [N, Cin, H, W] with w [Cin, Cout, KH, KW] (PyTorch's layout for ConvTranspose2d weights).
+inline kernels::Conv2dGeometry conv_transpose2d_geometry_for(const Shape& x, const Shape& w,
+                                                             const ConvTranspose2dOptions& o,
+                                                             const char* op = "conv_transpose2d") {
+  if (x.rank() != 4 || w.rank() != 4)
+    throw ShapeError(std::string(op) + ": expected input [N, C, H, W] and weight [Cin, Cout, KH, KW], got " +
+                     x.to_string() + " and " + w.to_string());
+  if (x[1] != w[0])
+    throw ShapeError(std::string(op) + ": input " + x.to_string() + " has " + std::to_string(x[1]) +
+                     " channels but weight " + w.to_string() + " expects " + std::to_string(w[0]));
+  if (o.stride < 1 || o.padding < 0 || o.dilation < 1 || o.output_padding < 0 ||
+      (o.output_padding >= o.stride && o.output_padding >= o.dilation))
+    throw ValueError(std::string(op) + ": expected stride >= 1, padding >= 0, dilation >= 1 and 0 <= output_padding "
+                     "< max(stride, dilation), got " + std::to_string(o.stride) + ", " + std::to_string(o.padding) + ", " +
+                     std::to_string(o.dilation) + ", " + std::to_string(o.output_padding));
+  kernels::Conv2dGeometry g;
+  g.n = x[0];
+  g.cout = x[1];  // the underlying convolution maps the result back to x
+  g.cin = w[1];
+  g.kh = w[2], g.kw = w[3];
+  g.stride_h = g.stride_w = o.stride;
+  g.pad_h = g.pad_w = o.padding;
+  g.dil_h = g.dil_w = o.dilation;
+  g.ho = x[2], g.wo = x[3];
+  g.h = (x[2] - 1) * o.stride - 2 * o.padding + o.dilation * (g.kh - 1) + o.output_padding + 1;
+  g.w = (x[3] - 1) * o.stride - 2 * o.padding + o.dilation * (g.kw - 1) + o.output_padding + 1;
+  if (g.h <= 0 || g.w <= 0 || kernels::conv_out_extent(g.h, g.kh, o.stride, o.padding, o.dilation) != g.ho ||
+      kernels::conv_out_extent(g.w, g.kw, o.stride, o.padding, o.dilation) != g.wo)
+    throw ShapeError(std::string(op) + ": input " + x.to_string() + " with kernel " + w.to_string() + ", stride " +
+                     std::to_string(o.stride) + " and padding " + std::to_string(o.padding) +
+                     " gives no valid output size");
+  return g;
+}
+
+/// Transposed convolution: x [N, Cin, H, W], w [Cin, Cout, KH, KW], b [Cout] or undefined ->
+/// [N, Cout, (H-1)s - 2p + d(KH-1) + output_padding + 1, ...].
+template <class T>
+Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, const ConvTranspose2dOptions& o = {}) {
+  const kernels::Conv2dGeometry g = conv_transpose2d_geometry_for(x.shape(), w.shape(), o);
+  Var<T> y = conv2d_adjoint_input(g, x, w);
+  return b.defined() ? add_channel_bias(y, b) : y;
+}
+
+}  // namespace genmod

@@ -1,0 +1,180 @@
+#pragma once
+/// \file conv.hpp
+/// Conv2d, ConvTranspose2d and MaskedConv2d (PixelCNN masks A and B, masked taps skipped by the
+/// kernel). Weights use PyTorch's layouts and default initialization.
+
+#include <array>
+#include <string>
+
+#include "genmod/autodiff/ops/conv.hpp"
+#include "genmod/core/random.hpp"
+#include "genmod/nn/init.hpp"
+#include "genmod/nn/module.hpp"
+
+namespace genmod::nn {
+
+/// Options of Conv2d and MaskedConv2d.
+struct Conv2dLayerOptions {
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+  std::int64_t dilation = 1;
+  bool bias = true;
+  Generator* generator = nullptr;  ///< for the initialization; default_generator() when null
+};
+
+/// Options of ConvTranspose2d.
+struct ConvTranspose2dLayerOptions {
+  std::int64_t stride = 1;
+  std::int64_t padding = 0;
+  std::int64_t output_padding = 0;
+  std::int64_t dilation = 1;
+  bool bias = true;
+  Generator* generator = nullptr;
+};
+
+namespace detail {
+
+inline void check_channels(const char* layer, std::int64_t in, std::int64_t out, std::int64_t k) {
+  if (in <= 0 || out <= 0 || k <= 0)
+    throw ValueError(std::string(layer) + ": expected positive channel counts and kernel size, got in = " +
+                     std::to_string(in) + ", out = " + std::to_string(out) + ", kernel = " + std::to_string(k));
+}
+
+/// A weight of `shape` and a bias of `out` values, initialized as PyTorch does (fan_in from the
+/// weight's dimension 1 and kernel).
+template <class T>
+void init_conv(Parameter<T>& weight, Parameter<T>& bias, const Shape& shape, std::int64_t out, bool with_bias,
+               Generator* gen) {
+  Generator& g = gen ? *gen : default_generator();
+  Tensor<T> w(shape);
+  init::default_weight(w, g);
+  weight = Parameter<T>(w);
+  if (with_bias) {
+    Tensor<T> b(Shape{out});
+    init::default_bias(b, g, init::fans(shape).in);
+    bias = Parameter<T>(b);
+  }
+}
+
+template <class T>
+std::string describe(const char* layer, const Parameter<T>& w) {
+  return std::string(layer) + "(" + w.shape().to_string() + ")";
+}
+
+}  // namespace detail
+
+/// 2-D convolution over [N, Cin, H, W] inputs; weight [Cout, Cin, k, k].
+template <class T = float>
+class Conv2d : public Module<T> {
+ public:
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, Conv2dLayerOptions o = {})
+      : opt_{o.stride, o.padding, o.dilation} {
+    detail::check_channels("Conv2d", in_channels, out_channels, kernel_size);
+    if (o.stride < 1 || o.padding < 0 || o.dilation < 1)
+      throw ValueError("Conv2d: expected stride >= 1, padding >= 0, dilation >= 1");
+    detail::init_conv(weight, bias, Shape{out_channels, in_channels, kernel_size, kernel_size}, out_channels, o.bias,
+                      o.generator);
+  }
+
+  Var<T> forward(const Var<T>& x) override {
+    const std::string name = detail::describe("Conv2d", weight);
+    return conv2d_geometry(conv2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str()), x, weight.var(),
+                           bias.value().defined() ? bias.var() : Var<T>());
+  }
+  void visit(ModuleVisitor<T>& v) override {
+    v.param("weight", weight);
+    if (bias.value().defined()) v.param("bias", bias);
+  }
+
+  Parameter<T> weight;  ///< [Cout, Cin, k, k]
+  Parameter<T> bias;    ///< [Cout], undefined without bias
+
+ private:
+  Conv2dOptions opt_;
+};
+
+/// Transposed 2-D convolution; weight [Cin, Cout, k, k] as PyTorch's ConvTranspose2d.
+template <class T = float>
+class ConvTranspose2d : public Module<T> {
+ public:
+  ConvTranspose2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
+                  ConvTranspose2dLayerOptions o = {})
+      : opt_{o.stride, o.padding, o.output_padding, o.dilation} {
+    detail::check_channels("ConvTranspose2d", in_channels, out_channels, kernel_size);
+    detail::init_conv(weight, bias, Shape{in_channels, out_channels, kernel_size, kernel_size}, out_channels, o.bias,
+                      o.generator);
+  }
+
+  Var<T> forward(const Var<T>& x) override {
+    const std::string name = detail::describe("ConvTranspose2d", weight);
+    const auto g = conv_transpose2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str());
+    Var<T> y = conv2d_adjoint_input(g, x, weight.var());
+    return bias.value().defined() ? add_channel_bias(y, bias.var()) : y;
+  }
+  void visit(ModuleVisitor<T>& v) override {
+    v.param("weight", weight);
+    if (bias.value().defined()) v.param("bias", bias);
+  }
+
+  Parameter<T> weight;  ///< [Cin, Cout, k, k]
+  Parameter<T> bias;    ///< [Cout]
+
+ private:
+  ConvTranspose2dOptions opt_;
+};
+
+/// PixelCNN mask types: A excludes the centre pixel (first layer), B includes it.
+enum class MaskType { A, B };
+
+/// Convolution whose kernel sees only pixels above, and left of (A) or up to (B) the centre.
+/// The masked taps are skipped by the kernel, not multiplied by zero: a 7x7 type-A kernel costs
+/// 24/49 of a dense one. The weight keeps the full [Cout, Cin, k, k] layout (masked entries are
+/// unused and get zero gradient), so checkpoints line up with PyTorch's masked-multiply version.
+template <class T = float>
+class MaskedConv2d : public Module<T> {
+ public:
+  MaskedConv2d(MaskType type, std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
+               Conv2dLayerOptions o = {})
+      : type_(type), opt_{o.stride, o.padding, o.dilation} {
+    detail::check_channels("MaskedConv2d", in_channels, out_channels, kernel_size);
+    if (kernel_size % 2 == 0) throw ValueError("MaskedConv2d: the kernel size must be odd, got " + std::to_string(kernel_size));
+    if (kernel_size * kernel_size > kernels::Conv2dGeometry::kMaxMaskedTaps)
+      throw ValueError("MaskedConv2d: kernels up to 7x7 are supported, got " + std::to_string(kernel_size));
+    detail::init_conv(weight, bias, Shape{out_channels, in_channels, kernel_size, kernel_size}, out_channels, o.bias,
+                      o.generator);
+  }
+
+  /// keep[ky * k + kx]: true for the taps the mask keeps.
+  static std::array<bool, kernels::Conv2dGeometry::kMaxMaskedTaps> mask(MaskType type, std::int64_t k) {
+    std::array<bool, kernels::Conv2dGeometry::kMaxMaskedTaps> keep{};
+    const std::int64_t c = k / 2;
+    for (std::int64_t y = 0; y < k; ++y)
+      for (std::int64_t x = 0; x < k; ++x)
+        keep[static_cast<std::size_t>(y * k + x)] = y < c || (y == c && (type == MaskType::A ? x < c : x <= c));
+    return keep;
+  }
+
+  Var<T> forward(const Var<T>& x) override {
+    const std::string name = detail::describe("MaskedConv2d", weight);
+    auto g = conv2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str());
+    const std::int64_t k = weight.shape()[2];
+    const auto keep = mask(type_, k);
+    g.set_mask(std::span<const bool>(keep.data(), static_cast<std::size_t>(k * k)));
+    return conv2d_geometry(g, x, weight.var(), bias.value().defined() ? bias.var() : Var<T>());
+  }
+  void visit(ModuleVisitor<T>& v) override {
+    v.param("weight", weight);
+    if (bias.value().defined()) v.param("bias", bias);
+  }
+
+  MaskType mask_type() const noexcept { return type_; }
+
+  Parameter<T> weight;  ///< [Cout, Cin, k, k]; masked taps unused
+  Parameter<T> bias;    ///< [Cout]
+
+ private:
+  MaskType type_;
+  Conv2dOptions opt_;
+};
+
+}  // namespace genmod::nn

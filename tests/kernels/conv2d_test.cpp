@@ -1,0 +1,121 @@
+#include <catch2/catch.hpp>
+
+#include "genmod/autodiff/ops/conv.hpp"
+
+using namespace genmod;
+
+namespace {
+
+// Direct definition: y[n,o,i,j] = b[o] + sum_{c,ky,kx} w[o,c,ky,kx] x[n,c,i*s-p+ky*d, j*s-p+kx*d].
+Tensor<double> naive_conv(const Tensor<double>& x, const Tensor<double>& w, const Tensor<double>& b, std::int64_t s,
+                          std::int64_t p, std::int64_t d, const bool* keep = nullptr) {
+  const std::int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const std::int64_t O = w.dim(0), K = w.dim(2);
+  const std::int64_t Ho = (H + 2 * p - d * (K - 1) - 1) / s + 1, Wo = (W + 2 * p - d * (K - 1) - 1) / s + 1;
+  Tensor<double> y = zeros<double>({N, O, Ho, Wo});
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t o = 0; o < O; ++o)
+      for (std::int64_t i = 0; i < Ho; ++i)
+        for (std::int64_t j = 0; j < Wo; ++j) {
+          double acc = b.defined() ? b[o] : 0.0;
+          for (std::int64_t c = 0; c < C; ++c)
+            for (std::int64_t ky = 0; ky < K; ++ky)
+              for (std::int64_t kx = 0; kx < K; ++kx) {
+                if (keep && !keep[ky * K + kx]) continue;
+                const std::int64_t iy = i * s - p + ky * d, ix = j * s - p + kx * d;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                acc += w(o, c, ky, kx) * x(n, c, iy, ix);
+              }
+          y(n, o, i, j) = acc;
+        }
+  return y;
+}
+
+Tensor<double> rnd(const Shape& s, std::uint64_t seed) {
+  Generator g(seed);
+  return randn<double>(s, g);
+}
+
+}  // namespace
+
+TEST_CASE("conv2d matches the direct definition over strides, paddings and dilations", "[kernels][conv]") {
+  struct Case {
+    std::int64_t n, c, h, w, o, k, s, p, d;
+  };
+  for (const Case& t : {Case{2, 3, 7, 6, 4, 3, 1, 1, 1}, Case{2, 1, 28, 28, 8, 4, 2, 1, 1},
+                        Case{1, 4, 9, 9, 2, 3, 2, 0, 2}, Case{3, 5, 5, 5, 6, 1, 1, 0, 1},
+                        Case{1, 2, 6, 8, 3, 5, 3, 2, 1}, Case{4, 32, 14, 14, 64, 4, 2, 1, 1}}) {
+    INFO("n c h w o k s p d = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
+                                << t.s << " " << t.p << " " << t.d);
+    auto x = rnd({t.n, t.c, t.h, t.w}, 1), w = rnd({t.o, t.c, t.k, t.k}, 2), b = rnd({t.o}, 3);
+    auto y = conv2d(Var<double>(x), Var<double>(w), Var<double>(b), {.stride = t.s, .padding = t.p, .dilation = t.d});
+    auto ref = naive_conv(x, w, b, t.s, t.p, t.d);
+    REQUIRE(y.shape() == ref.shape());
+    CHECK(allclose(y.value(), ref, 1e-10, 1e-10));
+  }
+}
+
+TEST_CASE("Masked convolution equals a dense one with masked weights zeroed", "[kernels][conv][masked]") {
+  kernels::Conv2dGeometry g;
+  g.n = 2, g.cin = 3, g.h = 6, g.w = 6, g.cout = 4, g.kh = 3, g.kw = 3, g.pad_h = g.pad_w = 1, g.ho = 6, g.wo = 6;
+  const bool keep[9] = {true, true, true, true, false, false, false, false, false};  // type A, 3x3
+  g.set_mask(std::span<const bool>(keep, 9));
+  CHECK(g.num_taps() == 4);
+  auto x = rnd({2, 3, 6, 6}, 4), w = rnd({4, 3, 3, 3}, 5);
+  auto y = kernels::conv2d_forward(g, x, w, Tensor<double>());
+  CHECK(allclose(y, naive_conv(x, w, Tensor<double>(), 1, 1, 1, keep), 1e-10, 1e-10));
+  // Weight gradient: zero at masked taps.
+  auto gw = kernels::conv2d_weight_grad(g, x, ones<double>(g.output_shape()));
+  for (std::int64_t o = 0; o < 4; ++o)
+    for (std::int64_t c = 0; c < 3; ++c)
+      for (int t = 0; t < 9; ++t)
+        if (!keep[t]) CHECK(gw[(o * 3 + c) * 9 + t] == 0.0);
+}
+
+TEST_CASE("Transposed convolution is the adjoint of convolution", "[kernels][conv][transpose]") {
+  // <C(x, W), y> == <x, Cx*(y, W)> for random x, y.
+  auto w = rnd({4, 3, 4, 4}, 6);  // ConvT(4 -> 3) weight [Cin_T, Cout_T, k, k]
+  auto yin = rnd({2, 4, 7, 7}, 7);
+  auto out = conv_transpose2d(Var<double>(yin), Var<double>(w), Var<double>(), {.stride = 2, .padding = 1});
+  CHECK(out.shape() == (Shape{2, 3, 14, 14}));
+  auto x = rnd({2, 3, 14, 14}, 8);
+  auto cx = conv2d(Var<double>(x), Var<double>(w), Var<double>(), {.stride = 2, .padding = 1});
+  double lhs = 0, rhs = 0;
+  for (std::int64_t i = 0; i < cx.numel(); ++i) lhs += cx.value()[i] * yin[i];
+  for (std::int64_t i = 0; i < x.numel(); ++i) rhs += x[i] * out.value()[i];
+  CHECK(lhs == Approx(rhs).epsilon(1e-12));
+  // Output padding adds a row and column.
+  auto op = conv_transpose2d(Var<double>(yin), Var<double>(w), Var<double>(), {.stride = 2, .padding = 1, .output_padding = 1});
+  CHECK(op.shape() == (Shape{2, 3, 15, 15}));
+}
+
+TEST_CASE("Hand-computed convolution and transposed convolution values", "[kernels][conv]") {
+  // 1x1x3x3 input 1..9, 2x2 kernel of ones, stride 1: window sums.
+  auto x = from_data<double>({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+  auto w = ones<double>({1, 1, 2, 2});
+  auto y = conv2d(Var<double>(x), Var<double>(w)).value();
+  CHECK(y.shape() == (Shape{1, 1, 2, 2}));
+  CHECK(y[0] == 12);
+  CHECK(y[1] == 16);
+  CHECK(y[2] == 24);
+  CHECK(y[3] == 28);
+  // Transposed, stride 2: each input pixel paints a 2x2 block scaled by its value.
+  auto t = conv_transpose2d(Var<double>(from_data<double>({1, 1, 1, 2}, {1, 2})), Var<double>(w), Var<double>(),
+                            {.stride = 2})
+               .value();
+  CHECK(t.shape() == (Shape{1, 1, 2, 4}));
+  const double expect[] = {1, 1, 2, 2, 1, 1, 2, 2};
+  for (int i = 0; i < 8; ++i) CHECK(t[i] == expect[i]);
+}
+
+TEST_CASE("Convolution shape errors name the op and the shapes", "[kernels][conv][errors]") {
+  Var<double> x(zeros<double>({1, 3, 4, 4}));
+  CHECK_THROWS_WITH(conv2d(x, Var<double>(zeros<double>({2, 4, 3, 3}))),
+                    Catch::Contains("3 channels") && Catch::Contains("[2, 4, 3, 3]"));
+  CHECK_THROWS_WITH(conv2d(x, Var<double>(zeros<double>({2, 3, 7, 7}))),
+                    Catch::Contains("larger than the input") && Catch::Contains("[1, 3, 4, 4]"));
+  CHECK_THROWS_AS(conv2d(x, Var<double>(zeros<double>({2, 3, 3, 3})), Var<double>(), {.stride = 0}), ValueError);
+  CHECK_THROWS_AS(conv2d(Var<double>(zeros<double>({3, 4, 4})), Var<double>(zeros<double>({2, 3, 3, 3}))), ShapeError);
+  CHECK_THROWS_AS(conv_transpose2d(x, Var<double>(zeros<double>({3, 2, 3, 3})), Var<double>(), {.stride = 2, .output_padding = 2}),
+                  ValueError);
+}
