@@ -13,6 +13,8 @@
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/kernels/index.hpp"
+#include "genmod/kernels/pool.hpp"
 #include "genmod/kernels/reduce.hpp"
 #include "genmod/kernels/simd.hpp"
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/nn/nn.hpp"

@@ -12,6 +12,8 @@
 #include "genmod/autodiff/ops/conv.hpp"
 #include "genmod/autodiff/ops/linear.hpp"
 #include "genmod/autodiff/ops/matmul.hpp"
+#include "genmod/autodiff/ops/norm.hpp"
+#include "genmod/autodiff/ops/pool.hpp"
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/autodiff/ops/select.hpp"
 #include "genmod/autodiff/ops/shape.hpp"

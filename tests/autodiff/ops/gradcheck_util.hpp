@@ -47,6 +47,46 @@ void expect_gradients(F f, Ts... inputs) {
   CHECK(r2.ok);
 }
 
+/// Checks every parameter gradient of a module: f() computes an output from the module; the tape's
+/// backward of L = sum(w * f()) (w fixed random weights) is compared, for each parameter element,
+/// with a central difference of L taken by perturbing the module's own parameter in place.
+template <class M, class F>
+void expect_module_gradients(M& module, F f, double tolerance = 1e-6) {
+  auto params = module.named_parameters();
+  Tensor<double> w;
+  auto loss = [&]() {
+    Var<double> y = f();
+    if (!w.defined()) w = rnd(y.shape(), 99);
+    return sum(mul(y, Var<double>(w)));
+  };
+  module.zero_grad();
+  {
+    Tape<double> tape;
+    tape.backward(loss());
+  }
+  double worst = 0;
+  std::string where = "none";
+  for (auto& np : params) {
+    Tensor<double>& v = np.parameter.value();
+    for (std::int64_t k = 0; k < v.numel(); ++k) {
+      const double x0 = v[k], h = 1e-6;
+      v[k] = x0 + h;
+      const double up = loss().item();
+      v[k] = x0 - h;
+      const double down = loss().item();
+      v[k] = x0;
+      const double num = (up - down) / (2 * h), ana = np.parameter.grad()[k];
+      const double err = std::abs(ana - num) / std::max({1.0, std::abs(ana), std::abs(num)});
+      if (err > worst) {
+        worst = err;
+        where = np.name + "[" + std::to_string(k) + "] analytic " + std::to_string(ana) + " numeric " + std::to_string(num);
+      }
+    }
+  }
+  INFO("worst parameter gradient error " << worst << " at " << where);
+  CHECK(worst <= tolerance);
+}
+
 }  // namespace genmod::test
 
 /// expect_gradients with the caller's line in the failure report (the arguments may contain

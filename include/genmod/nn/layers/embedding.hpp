@@ -1,0 +1,58 @@
+#pragma once
+/// \file embedding.hpp
+/// Embedding: rows of a [num, dim] table looked up by integer index (weight initialized N(0, 1),
+/// as PyTorch).
+
+#include <cmath>
+#include <string>
+
+#include "genmod/autodiff/ops/select.hpp"
+#include "genmod/core/random.hpp"
+#include "genmod/nn/module.hpp"
+
+namespace genmod::nn {
+
+template <class T = float>
+class Embedding : public Module<T> {
+ public:
+  Embedding(std::int64_t num_embeddings, std::int64_t dim, Generator* generator = nullptr) {
+    if (num_embeddings <= 0 || dim <= 0)
+      throw ValueError("Embedding: expected positive sizes, got " + std::to_string(num_embeddings) + " x " +
+                       std::to_string(dim));
+    Tensor<T> w(Shape{num_embeddings, dim});
+    fill_normal(w, generator ? *generator : default_generator());
+    weight = Parameter<T>(w);
+  }
+
+  /// indices [N] -> [N, dim].
+  Var<T> lookup(const Tensor<std::int64_t>& indices) {
+    if (indices.rank() != 1)
+      throw ShapeError("Embedding: expected indices of rank 1, got " + indices.shape().to_string());
+    const std::int64_t n = indices.numel(), d = weight.shape()[1];
+    Tensor<std::int64_t> idx(Shape{n, d});
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (indices[i] < 0 || indices[i] >= weight.shape()[0])
+        throw ValueError("Embedding: index " + std::to_string(indices[i]) + " at position " + std::to_string(i) +
+                         " is outside [0, " + std::to_string(weight.shape()[0]) + ")");
+      std::fill(idx.data() + i * d, idx.data() + (i + 1) * d, indices[i]);
+    }
+    return gather(weight.var(), 0, idx);
+  }
+
+  /// As lookup, with the indices given as a [N] tensor of integral values (for use in stacks).
+  Var<T> forward(const Var<T>& x) override {
+    Tensor<std::int64_t> idx(x.shape());
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const T v = x.value()[i];
+      if (v != std::floor(v)) throw ValueError("Embedding: index " + std::to_string(v) + " is not an integer");
+      idx[i] = static_cast<std::int64_t>(v);
+    }
+    return lookup(idx);
+  }
+
+  void visit(ModuleVisitor<T>& v) override { v.param("weight", weight); }
+
+  Parameter<T> weight;  ///< [num_embeddings, dim]
+};
+
+}  // namespace genmod::nn

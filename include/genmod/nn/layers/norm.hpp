@@ -1,0 +1,106 @@
+#pragma once
+/// \file norm.hpp
+/// BatchNorm1d, BatchNorm2d (running statistics as buffers, momentum, evaluation mode) and
+/// LayerNorm.
+
+#include <string>
+
+#include "genmod/autodiff/ops/norm.hpp"
+#include "genmod/nn/module.hpp"
+
+namespace genmod::nn {
+
+struct BatchNormLayerOptions {
+  double momentum = 0.1;
+  double eps = 1e-5;
+  bool affine = true;  ///< learn gamma (weight, init 1) and beta (bias, init 0)
+};
+
+/// Batch normalization over channel dimension 1, for inputs of rank `Rank` (2 or 4).
+template <class T, int Rank>
+class BatchNormNd : public Module<T> {
+ public:
+  explicit BatchNormNd(std::int64_t channels, BatchNormLayerOptions o = {}) : opt_(o) {
+    if (channels <= 0) throw ValueError("BatchNorm: expected a positive channel count, got " + std::to_string(channels));
+    if (!(o.momentum >= 0 && o.momentum <= 1) || !(o.eps > 0))
+      throw ValueError("BatchNorm: expected momentum in [0, 1] and eps > 0");
+    if (o.affine) {
+      weight = Parameter<T>(ones<T>(Shape{channels}));
+      bias = Parameter<T>(zeros<T>(Shape{channels}));
+    }
+    running_mean = zeros<T>(Shape{channels});
+    running_var = ones<T>(Shape{channels});
+  }
+
+  Var<T> forward(const Var<T>& x) override {
+    if (x.rank() != Rank || x.dim(1) != running_mean.numel())
+      throw ShapeError(std::string(Rank == 2 ? "BatchNorm1d(" : "BatchNorm2d(") + std::to_string(running_mean.numel()) +
+                       "): expected input " + (Rank == 2 ? "[N, C]" : "[N, C, H, W]") + " with C = " +
+                       std::to_string(running_mean.numel()) + ", got " + x.shape().to_string());
+    const bool affine = weight.value().defined();
+    return batch_norm(x, affine ? weight.var() : Var<T>(), affine ? bias.var() : Var<T>(), running_mean, running_var,
+                      {.training = this->is_training(), .momentum = opt_.momentum, .eps = opt_.eps});
+  }
+
+  void visit(ModuleVisitor<T>& v) override {
+    if (weight.value().defined()) {
+      v.param("weight", weight);
+      v.param("bias", bias);
+    }
+    v.buffer("running_mean", running_mean);
+    v.buffer("running_var", running_var);
+  }
+
+  Parameter<T> weight;  ///< gamma [C]
+  Parameter<T> bias;    ///< beta [C]
+  Tensor<T> running_mean;
+  Tensor<T> running_var;
+
+ private:
+  BatchNormLayerOptions opt_;
+};
+
+template <class T = float>
+using BatchNorm1d = BatchNormNd<T, 2>;
+template <class T = float>
+using BatchNorm2d = BatchNormNd<T, 4>;
+
+/// Normalizes each sample over its trailing dimensions `normalized_shape` (e.g. {C, H, W}).
+template <class T = float>
+class LayerNorm : public Module<T> {
+ public:
+  LayerNorm(std::initializer_list<std::int64_t> normalized_shape, double eps = 1e-5, bool affine = true)
+      : shape_(normalized_shape), eps_(eps) {
+    if (shape_.rank() == 0 || shape_.numel() <= 0) throw ValueError("LayerNorm: expected a non-empty normalized shape");
+    if (affine) {
+      weight = Parameter<T>(ones<T>(shape_));
+      bias = Parameter<T>(zeros<T>(shape_));
+    }
+  }
+
+  Var<T> forward(const Var<T>& x) override {
+    const int r = shape_.rank();
+    bool ok = x.rank() >= r;
+    for (int i = 0; ok && i < r; ++i) ok = x.dim(x.rank() - r + i) == shape_[i];
+    if (!ok)
+      throw ShapeError("LayerNorm(" + shape_.to_string() + "): input " + x.shape().to_string() +
+                       " does not end with the normalized shape");
+    const bool affine = weight.value().defined();
+    return layer_norm(x, r, affine ? weight.var() : Var<T>(), affine ? bias.var() : Var<T>(), eps_);
+  }
+  void visit(ModuleVisitor<T>& v) override {
+    if (weight.value().defined()) {
+      v.param("weight", weight);
+      v.param("bias", bias);
+    }
+  }
+
+  Parameter<T> weight;
+  Parameter<T> bias;
+
+ private:
+  Shape shape_;
+  double eps_;
+};
+
+}  // namespace genmod::nn

@@ -1,0 +1,45 @@
+#pragma once
+/// \file pool.hpp
+/// MaxPool2d, AvgPool2d and Upsample (nearest) as modules.
+
+#include "genmod/autodiff/ops/pool.hpp"
+#include "genmod/nn/layers/activation.hpp"
+
+namespace genmod::nn {
+
+template <class T = float>
+class MaxPool2d : public Stateless<T> {
+ public:
+  explicit MaxPool2d(std::int64_t kernel, std::int64_t stride = 0, std::int64_t padding = 0)
+      : k_(kernel), s_(stride ? stride : kernel), p_(padding) {}
+  Var<T> forward(const Var<T>& x) override { return max_pool2d(x, k_, s_, p_); }
+
+ private:
+  std::int64_t k_, s_, p_;
+};
+
+template <class T = float>
+class AvgPool2d : public Stateless<T> {
+ public:
+  explicit AvgPool2d(std::int64_t kernel, std::int64_t stride = 0, std::int64_t padding = 0)
+      : k_(kernel), s_(stride ? stride : kernel), p_(padding) {}
+  Var<T> forward(const Var<T>& x) override { return avg_pool2d(x, k_, s_, p_); }
+
+ private:
+  std::int64_t k_, s_, p_;
+};
+
+/// Nearest-neighbour upsampling by an integer scale factor.
+template <class T = float>
+class Upsample : public Stateless<T> {
+ public:
+  explicit Upsample(std::int64_t scale_factor) : f_(scale_factor) {
+    if (f_ < 1) throw ValueError("Upsample: expected a scale factor >= 1, got " + std::to_string(f_));
+  }
+  Var<T> forward(const Var<T>& x) override { return upsample_nearest(x, f_); }
+
+ private:
+  std::int64_t f_;
+};
+
+}  // namespace genmod::nn
