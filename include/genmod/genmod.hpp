@@ -18,3 +18,4 @@
 #include "genmod/kernels/simd.hpp"
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/nn/nn.hpp"
+#include "genmod/optim/optim.hpp"

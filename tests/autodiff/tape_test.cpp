@@ -102,7 +102,7 @@ TEST_CASE("grad of an input the root does not use is zero", "[autodiff][tape]") 
   CHECK(g[1].value()[0] == 0.0);
 }
 
-TEST_CASE("Tapes nest; the inner one sees the outer's Vars as constants", "[autodiff][tape]") {
+TEST_CASE("Tapes nest, and the inner one sees the outer's Vars as constants", "[autodiff][tape]") {
   Tape<double> outer;
   auto x = outer.leaf(from_data<double>({1}, {3.0}));
   {

@@ -2,8 +2,13 @@
 /// \file parameter.hpp
 /// Parameter<T>: a trainable tensor with a persistent gradient buffer. Each backward() adds into
 /// the buffer; it keeps accumulating across backward calls until zero_grad().
+///
+/// A Parameter is a handle: copies share the value, the gradient and the requires_grad flag, so
+/// the copies an optimizer or a checkpoint holds see exactly what the module sees (freezing a
+/// network after its optimizer was built freezes it for the optimizer too).
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 
 #include "genmod/autodiff/grad_mode.hpp"
@@ -17,39 +22,63 @@ class Parameter {
  public:
   Parameter() = default;
   /// A parameter holding `value` (shared, not copied), with a zeroed gradient buffer.
-  explicit Parameter(Tensor<T> value, bool requires_grad = true)
-      : value_(std::move(value)), grad_(zeros<T>(value_.shape())), requires_grad_(requires_grad) {}
+  explicit Parameter(Tensor<T> value, bool requires_grad = true) : state_(std::make_shared<State>()) {
+    state_->grad = zeros<T>(value.shape());
+    state_->value = std::move(value);
+    state_->requires_grad = requires_grad;
+  }
 
-  Tensor<T>& value() noexcept { return value_; }
-  const Tensor<T>& value() const noexcept { return value_; }
-  Tensor<T>& grad() noexcept { return grad_; }
-  const Tensor<T>& grad() const noexcept { return grad_; }
-  const Shape& shape() const noexcept { return value_.shape(); }
-  std::int64_t numel() const noexcept { return value_.numel(); }
+  Tensor<T>& value() noexcept { return state().value; }
+  const Tensor<T>& value() const noexcept { return state().value; }
+  Tensor<T>& grad() noexcept { return state().grad; }
+  const Tensor<T>& grad() const noexcept { return state().grad; }
+  const Shape& shape() const noexcept { return state().value.shape(); }
+  std::int64_t numel() const noexcept { return state().value.numel(); }
+  /// False for a default-constructed Parameter (e.g. a layer built without bias).
+  bool defined() const noexcept { return state_ && state_->value.defined(); }
 
-  bool requires_grad() const noexcept { return requires_grad_; }
-  /// A frozen parameter is used as a constant by ops (no node, no gradient).
-  void set_requires_grad(bool on) noexcept { requires_grad_ = on; }
+  bool requires_grad() const noexcept { return state_ && state_->requires_grad; }
+  /// A frozen parameter is used as a constant by ops (no node, no gradient), in every copy.
+  void set_requires_grad(bool on) noexcept {
+    if (state_) state_->requires_grad = on;
+  }
 
   void zero_grad() noexcept {
-    if (grad_.defined()) grad_.fill(T(0));
+    if (state_ && state_->grad.defined()) state_->grad.fill(T(0));
   }
+
+  /// True when both handles refer to the same parameter.
+  bool same_as(const Parameter& o) const noexcept { return state_ == o.state_; }
 
   /// The parameter as a Var: a leaf on the current tape (one per tape, reused by later uses), or
   /// a constant when no tape records, recording is off, or the parameter is frozen.
   Var<T> var() const {
     Tape<T>* tape = Tape<T>::current();
-    if (!tape || !grad_enabled() || !requires_grad_) return Var<T>(value_);
+    if (!state_ || !tape || !grad_enabled() || !state_->requires_grad) return Var<T>(value());
     if (cached_.requires_grad()) return cached_;
-    cached_ = tape->parameter_leaf(value_, grad_);
+    cached_ = tape->parameter_leaf(state_->value, state_->grad);
     return cached_;
   }
   operator Var<T>() const { return var(); }  // NOLINT: lets parameters be used where Vars are
 
  private:
-  Tensor<T> value_;
-  Tensor<T> grad_;
-  bool requires_grad_ = true;
+  struct State {
+    Tensor<T> value;
+    Tensor<T> grad;
+    bool requires_grad = true;
+  };
+  const State& state() const noexcept {
+    static const State empty{};
+    return state_ ? *state_ : empty;
+  }
+  State& state() noexcept {
+    // A default-constructed Parameter gets its (empty) state on first mutable access, so that
+    // value() can be assigned through.
+    if (!state_) state_ = std::make_shared<State>();
+    return *state_;
+  }
+
+  std::shared_ptr<State> state_;
   mutable Var<T> cached_;
 };
 

@@ -84,71 +84,82 @@ inline std::int64_t conv_out_extent(std::int64_t in, std::int64_t k, std::int64_
 
 namespace detail {
 
-/// cols[(c * T + t), oy * wo + ox] = x[c, oy*s - p + ky*d, ox*s - p + kx*d] (0 outside).
+/// Extents of the zero-padded input image.
+inline std::int64_t padded_h(const Conv2dGeometry& g) { return g.h + 2 * g.pad_h; }
+inline std::int64_t padded_w(const Conv2dGeometry& g) { return g.w + 2 * g.pad_w; }
+
+/// For each kept tap t and output pixel j = oy * wo + ox, the offset of its input pixel in the
+/// zero-padded image: (oy*s + ky*d) * Wp + (ox*s + kx*d). Every such offset is inside the padded
+/// image (the output extent was computed from it), so im2col needs no bounds checks. One table per
+/// convolution call, shared by all channels, images and threads.
+inline Tensor<std::int32_t> tap_offsets(const Conv2dGeometry& g) {
+  const std::int64_t nt = g.num_taps(), hw = g.hw_out(), wp = padded_w(g);
+  Tensor<std::int32_t> off(Shape{nt, hw});
+  for (std::int64_t t = 0; t < nt; ++t) {
+    const std::int64_t tap = g.tap(t), ky = tap / g.kw, kx = tap % g.kw;
+    std::int32_t* o = off.data() + t * hw;
+    for (std::int64_t oy = 0; oy < g.ho; ++oy)
+      for (std::int64_t ox = 0; ox < g.wo; ++ox)
+        o[oy * g.wo + ox] =
+            static_cast<std::int32_t>((oy * g.stride_h + ky * g.dil_h) * wp + ox * g.stride_w + kx * g.dil_w);
+  }
+  return off;
+}
+
+/// The image x [Cin, H, W] zero-padded into pad [Cin, Hp, Wp] (returns x itself when unpadded).
 template <class T>
-void im2col(const Conv2dGeometry& g, const T* x, T* cols) {
-  const std::int64_t nt = g.num_taps(), hw = g.hw_out();
+const T* pad_image(const Conv2dGeometry& g, const T* x, T* pad) {
+  if (g.pad_h == 0 && g.pad_w == 0) return x;
+  const std::int64_t hp = padded_h(g), wp = padded_w(g);
+  std::fill(pad, pad + g.cin * hp * wp, T(0));
+  for (std::int64_t c = 0; c < g.cin; ++c)
+    for (std::int64_t y = 0; y < g.h; ++y)
+      std::copy(x + (c * g.h + y) * g.w, x + (c * g.h + y + 1) * g.w, pad + (c * hp + y + g.pad_h) * wp + g.pad_w);
+  return pad;
+}
+
+/// cols[(c * T + t), j] = padded x[c] at offset[t][j].
+template <class T>
+void im2col(const Conv2dGeometry& g, const Tensor<std::int32_t>& offsets, const T* xpad, T* cols) {
+  const std::int64_t nt = g.num_taps(), hw = g.hw_out(), plane = padded_h(g) * padded_w(g);
+  const bool rows_contiguous = g.stride_w == 1;
   for (std::int64_t c = 0; c < g.cin; ++c) {
-    const T* xc = x + c * g.h * g.w;
+    const T* base = xpad + c * plane;
     for (std::int64_t t = 0; t < nt; ++t) {
-      const std::int64_t tap = g.tap(t), ky = tap / g.kw, kx = tap % g.kw;
+      const std::int32_t* off = offsets.data() + t * hw;
       T* row = cols + (c * nt + t) * hw;
-      for (std::int64_t oy = 0; oy < g.ho; ++oy) {
-        const std::int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dil_h;
-        T* out = row + oy * g.wo;
-        if (iy < 0 || iy >= g.h) {
-          std::fill(out, out + g.wo, T(0));
-          continue;
+      if (rows_contiguous) {
+        for (std::int64_t oy = 0; oy < g.ho; ++oy) {
+          const T* src = base + off[oy * g.wo];
+          std::copy(src, src + g.wo, row + oy * g.wo);
         }
-        const T* in = xc + iy * g.w;
-        const std::int64_t x0 = kx * g.dil_w - g.pad_w;
-        if (g.stride_w == 1) {
-          // Contiguous: zeros, a copied run, zeros.
-          const std::int64_t lo = std::clamp<std::int64_t>(-x0, 0, g.wo);
-          const std::int64_t hi = std::clamp<std::int64_t>(g.w - x0, lo, g.wo);
-          std::fill(out, out + lo, T(0));
-          std::copy(in + x0 + lo, in + x0 + hi, out + lo);
-          std::fill(out + hi, out + g.wo, T(0));
-        } else {
-          for (std::int64_t ox = 0; ox < g.wo; ++ox) {
-            const std::int64_t ix = x0 + ox * g.stride_w;
-            out[ox] = (ix >= 0 && ix < g.w) ? in[ix] : T(0);
-          }
-        }
+      } else {
+        for (std::int64_t j = 0; j < hw; ++j) row[j] = base[off[j]];
       }
     }
   }
 }
 
-/// The adjoint of im2col: x[c, iy, ix] += cols[...] (x zeroed first).
+/// The adjoint of im2col: dx [Cin, H, W] = crop of the scatter-add of cols into a padded image.
 template <class T>
-void col2im(const Conv2dGeometry& g, const T* cols, T* x) {
-  std::fill(x, x + g.cin * g.h * g.w, T(0));
-  const std::int64_t nt = g.num_taps(), hw = g.hw_out();
+void col2im(const Conv2dGeometry& g, const Tensor<std::int32_t>& offsets, const T* cols, T* pad, T* dx) {
+  const std::int64_t nt = g.num_taps(), hw = g.hw_out(), hp = padded_h(g), wp = padded_w(g), plane = hp * wp;
+  const bool padded = g.pad_h != 0 || g.pad_w != 0;
+  T* acc = padded ? pad : dx;
+  std::fill(acc, acc + g.cin * plane, T(0));
   for (std::int64_t c = 0; c < g.cin; ++c) {
-    T* xc = x + c * g.h * g.w;
+    T* base = acc + c * plane;
     for (std::int64_t t = 0; t < nt; ++t) {
-      const std::int64_t tap = g.tap(t), ky = tap / g.kw, kx = tap % g.kw;
+      const std::int32_t* off = offsets.data() + t * hw;
       const T* row = cols + (c * nt + t) * hw;
-      for (std::int64_t oy = 0; oy < g.ho; ++oy) {
-        const std::int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dil_h;
-        if (iy < 0 || iy >= g.h) continue;
-        T* in = xc + iy * g.w;
-        const T* src = row + oy * g.wo;
-        const std::int64_t x0 = kx * g.dil_w - g.pad_w;
-        if (g.stride_w == 1) {
-          const std::int64_t lo = std::clamp<std::int64_t>(-x0, 0, g.wo);
-          const std::int64_t hi = std::clamp<std::int64_t>(g.w - x0, lo, g.wo);
-          for (std::int64_t ox = lo; ox < hi; ++ox) in[x0 + ox] += src[ox];
-        } else {
-          for (std::int64_t ox = 0; ox < g.wo; ++ox) {
-            const std::int64_t ix = x0 + ox * g.stride_w;
-            if (ix >= 0 && ix < g.w) in[ix] += src[ox];
-          }
-        }
-      }
+      for (std::int64_t j = 0; j < hw; ++j) base[off[j]] += row[j];
     }
   }
+  if (padded)
+    for (std::int64_t c = 0; c < g.cin; ++c)
+      for (std::int64_t y = 0; y < g.h; ++y)
+        std::copy(pad + (c * hp + y + g.pad_h) * wp + g.pad_w, pad + (c * hp + y + g.pad_h) * wp + g.pad_w + g.w,
+                  dx + (c * g.h + y) * g.w);
 }
 
 /// The weight as a [Cout, Cin * kept taps] matrix (a copy only when taps are masked).
@@ -163,12 +174,20 @@ Tensor<T> packed_weight(const Conv2dGeometry& g, const Tensor<T>& w) {
   return p;
 }
 
-/// Per-thread column scratch of at least `n` elements.
+/// Per-thread scratch: the column matrix of one image, then its padded copy.
 template <class T>
-T* column_scratch(std::int64_t n) {
+struct ConvScratch {
+  T* cols;
+  T* pad;
+};
+template <class T>
+ConvScratch<T> conv_scratch(const Conv2dGeometry& g) {
   thread_local Tensor<T> scratch;
-  if (!scratch.defined() || scratch.numel() < n) scratch = Tensor<T>(Shape{n});
-  return scratch.data();
+  const std::int64_t cols = g.k() * g.hw_out(), pad = g.cin * padded_h(g) * padded_w(g);
+  // 16 elements of margin keep the second block 64-byte aligned.
+  const std::int64_t need = (cols + 15) / 16 * 16 + pad;
+  if (!scratch.defined() || scratch.numel() < need) scratch = Tensor<T>(Shape{need});
+  return {scratch.data(), scratch.data() + (cols + 15) / 16 * 16};
 }
 
 /// Number of chunks the batch is split into (one per thread, at most one image each).
@@ -197,14 +216,16 @@ Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tens
   const Tensor<T> wp = detail::packed_weight(g, w);
   const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
   const std::int64_t chunks = detail::batch_chunks(g);
+  const Tensor<std::int32_t> offsets = g.pointwise() ? Tensor<std::int32_t>() : detail::tap_offsets(g);
   const T* X = x.data();
   T* Y = y.data();
   parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
-      T* cols = g.pointwise() ? nullptr : detail::column_scratch<T>(K * HW);
+      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g);
       for (std::int64_t i = g.n * c / chunks; i < g.n * (c + 1) / chunks; ++i) {
-        const T* colsrc = g.pointwise() ? X + i * in_size : cols;
-        if (!g.pointwise()) detail::im2col(g, X + i * in_size, cols);
+        const T* colsrc = g.pointwise() ? X + i * in_size : scratch.cols;
+        if (!g.pointwise())
+          detail::im2col(g, offsets, detail::pad_image(g, X + i * in_size, scratch.pad), scratch.cols);
         T* yi = Y + i * out_size;
         if (bias.defined())
           for (std::int64_t o = 0; o < g.cout; ++o) std::fill(yi + o * HW, yi + (o + 1) * HW, bias[o]);
@@ -222,15 +243,16 @@ Tensor<T> conv2d_input_grad(const Conv2dGeometry& g, const Tensor<T>& grad_out, 
   const Tensor<T> wp = detail::packed_weight(g, w);
   const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
   const std::int64_t chunks = detail::batch_chunks(g);
+  const Tensor<std::int32_t> offsets = g.pointwise() ? Tensor<std::int32_t>() : detail::tap_offsets(g);
   const T* G = grad_out.data();
   T* DX = dx.data();
   parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
-      T* cols = g.pointwise() ? nullptr : detail::column_scratch<T>(K * HW);
+      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g);
       for (std::int64_t i = g.n * c / chunks; i < g.n * (c + 1) / chunks; ++i) {
-        T* dst = g.pointwise() ? DX + i * in_size : cols;
+        T* dst = g.pointwise() ? DX + i * in_size : scratch.cols;
         gemm<T>(true, false, K, HW, g.cout, T(1), wp.data(), K, G + i * out_size, HW, T(0), dst, HW);
-        if (!g.pointwise()) detail::col2im(g, cols, DX + i * in_size);
+        if (!g.pointwise()) detail::col2im(g, offsets, scratch.cols, scratch.pad, DX + i * in_size);
       }
     }
   });
@@ -243,16 +265,18 @@ Tensor<T> conv2d_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x, const 
   const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
   const std::int64_t chunks = detail::batch_chunks(g);
   Tensor<T> partial(Shape{chunks, g.cout, K});
+  const Tensor<std::int32_t> offsets = g.pointwise() ? Tensor<std::int32_t>() : detail::tap_offsets(g);
   const T* X = x.data();
   const T* G = grad_out.data();
   parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
       T* dw = partial.data() + c * g.cout * K;
       std::fill(dw, dw + g.cout * K, T(0));
-      T* cols = g.pointwise() ? nullptr : detail::column_scratch<T>(K * HW);
+      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g);
       for (std::int64_t i = g.n * c / chunks; i < g.n * (c + 1) / chunks; ++i) {
-        const T* colsrc = g.pointwise() ? X + i * in_size : cols;
-        if (!g.pointwise()) detail::im2col(g, X + i * in_size, cols);
+        const T* colsrc = g.pointwise() ? X + i * in_size : scratch.cols;
+        if (!g.pointwise())
+          detail::im2col(g, offsets, detail::pad_image(g, X + i * in_size, scratch.pad), scratch.cols);
         gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, colsrc, HW, T(1), dw, K);
       }
     }

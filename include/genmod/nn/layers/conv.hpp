@@ -79,11 +79,11 @@ class Conv2d : public Module<T> {
   Var<T> forward(const Var<T>& x) override {
     const std::string name = detail::describe("Conv2d", weight);
     return conv2d_geometry(conv2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str()), x, weight.var(),
-                           bias.value().defined() ? bias.var() : Var<T>());
+                           bias.defined() ? bias.var() : Var<T>());
   }
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
-    if (bias.value().defined()) v.param("bias", bias);
+    if (bias.defined()) v.param("bias", bias);
   }
 
   Parameter<T> weight;  ///< [Cout, Cin, k, k]
@@ -109,11 +109,11 @@ class ConvTranspose2d : public Module<T> {
     const std::string name = detail::describe("ConvTranspose2d", weight);
     const auto g = conv_transpose2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str());
     Var<T> y = conv2d_adjoint_input(g, x, weight.var());
-    return bias.value().defined() ? add_channel_bias(y, bias.var()) : y;
+    return bias.defined() ? add_channel_bias(y, bias.var()) : y;
   }
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
-    if (bias.value().defined()) v.param("bias", bias);
+    if (bias.defined()) v.param("bias", bias);
   }
 
   Parameter<T> weight;  ///< [Cin, Cout, k, k]
@@ -160,11 +160,11 @@ class MaskedConv2d : public Module<T> {
     const std::int64_t k = weight.shape()[2];
     const auto keep = mask(type_, k);
     g.set_mask(std::span<const bool>(keep.data(), static_cast<std::size_t>(k * k)));
-    return conv2d_geometry(g, x, weight.var(), bias.value().defined() ? bias.var() : Var<T>());
+    return conv2d_geometry(g, x, weight.var(), bias.defined() ? bias.var() : Var<T>());
   }
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
-    if (bias.value().defined()) v.param("bias", bias);
+    if (bias.defined()) v.param("bias", bias);
   }
 
   MaskType mask_type() const noexcept { return type_; }

@@ -39,12 +39,12 @@ class Linear : public Module<T> {
     if (x.rank() != 2 || x.dim(1) != weight.shape()[1])
       throw ShapeError("Linear(" + std::to_string(weight.shape()[1]) + " -> " + std::to_string(weight.shape()[0]) +
                        "): expected input [N, " + std::to_string(weight.shape()[1]) + "], got " + x.shape().to_string());
-    return linear(x, weight.var(), bias.value().defined() ? bias.var() : Var<T>());
+    return linear(x, weight.var(), bias.defined() ? bias.var() : Var<T>());
   }
 
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
-    if (bias.value().defined()) v.param("bias", bias);
+    if (bias.defined()) v.param("bias", bias);
   }
 
   std::int64_t in_features() const { return weight.shape()[1]; }

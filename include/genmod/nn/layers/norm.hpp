@@ -37,13 +37,13 @@ class BatchNormNd : public Module<T> {
       throw ShapeError(std::string(Rank == 2 ? "BatchNorm1d(" : "BatchNorm2d(") + std::to_string(running_mean.numel()) +
                        "): expected input " + (Rank == 2 ? "[N, C]" : "[N, C, H, W]") + " with C = " +
                        std::to_string(running_mean.numel()) + ", got " + x.shape().to_string());
-    const bool affine = weight.value().defined();
+    const bool affine = weight.defined();
     return batch_norm(x, affine ? weight.var() : Var<T>(), affine ? bias.var() : Var<T>(), running_mean, running_var,
                       {.training = this->is_training(), .momentum = opt_.momentum, .eps = opt_.eps});
   }
 
   void visit(ModuleVisitor<T>& v) override {
-    if (weight.value().defined()) {
+    if (weight.defined()) {
       v.param("weight", weight);
       v.param("bias", bias);
     }
@@ -85,11 +85,11 @@ class LayerNorm : public Module<T> {
     if (!ok)
       throw ShapeError("LayerNorm(" + shape_.to_string() + "): input " + x.shape().to_string() +
                        " does not end with the normalized shape");
-    const bool affine = weight.value().defined();
+    const bool affine = weight.defined();
     return layer_norm(x, r, affine ? weight.var() : Var<T>(), affine ? bias.var() : Var<T>(), eps_);
   }
   void visit(ModuleVisitor<T>& v) override {
-    if (weight.value().defined()) {
+    if (weight.defined()) {
       v.param("weight", weight);
       v.param("bias", bias);
     }
