@@ -9,6 +9,7 @@ packages=(
   zlib1g-dev                      # gzip'd IDX files, NPZ
   catch2                          # Catch2 2.13 tests
   libbenchmark-dev                # Google Benchmark
+  clang libclang-rt-14-dev        # libFuzzer for the parser fuzzers (scripts/fuzz.sh)
   dataset-fashion-mnist           # the real data: /usr/share/datasets/fashion-mnist
 )
 missing=()

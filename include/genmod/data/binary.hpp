@@ -62,6 +62,18 @@ inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) no
   return !__builtin_mul_overflow(a, b, &out);
 }
 
+/// Largest product of extents a parsed header may claim (2^62). Applied to the product of the
+/// non-zero extents, so that no partial product (Shape::numel, Shape::stride) can overflow int64
+/// even when another extent is zero.
+inline constexpr std::uint64_t kMaxElements = std::uint64_t{1} << 62;
+
+/// Folds one extent into `nonzero_product` (the product of the non-zero extents so far); false
+/// when it would exceed kMaxElements.
+inline bool fold_extent(std::uint64_t extent, std::uint64_t& nonzero_product) noexcept {
+  if (extent == 0) return true;
+  return checked_mul(nonzero_product, extent, nonzero_product) && nonzero_product <= kMaxElements;
+}
+
 /// Little-endian / big-endian decoding from raw bytes (no alignment assumptions).
 inline std::uint16_t load_le16(const unsigned char* p) noexcept {
   return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
@@ -76,19 +88,29 @@ inline std::uint32_t load_be32(const unsigned char* p) noexcept {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
 }
 
+/// Appends the `width` low bytes of v, least significant first (little-endian) or last.
+///
+/// Written as resize-then-store rather than push_back: GCC 12 at -O3 reports false
+/// -Wstringop-overflow warnings for push_back/insert sequences on a vector built from an
+/// initializer list, and genmod's headers must stay -Werror clean for their users.
+inline void put_bytes(std::vector<unsigned char>& out, std::uint64_t v, int width, bool little) {
+  const std::size_t at = out.size();
+  out.resize(at + static_cast<std::size_t>(width));
+  unsigned char* p = out.data() + at;
+  for (int i = 0; i < width; ++i) p[little ? i : width - 1 - i] = static_cast<unsigned char>(v >> (8 * i));
+}
 /// Appends little-endian integers to a byte buffer (zip and npy headers).
-inline void put_le16(std::vector<unsigned char>& out, std::uint32_t v) {
-  out.push_back(static_cast<unsigned char>(v));
-  out.push_back(static_cast<unsigned char>(v >> 8));
-}
-inline void put_le32(std::vector<unsigned char>& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
-}
-inline void put_le64(std::vector<unsigned char>& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
-}
-inline void put_be32(std::vector<unsigned char>& out, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
+inline void put_le16(std::vector<unsigned char>& out, std::uint32_t v) { put_bytes(out, v, 2, true); }
+inline void put_le32(std::vector<unsigned char>& out, std::uint32_t v) { put_bytes(out, v, 4, true); }
+inline void put_le64(std::vector<unsigned char>& out, std::uint64_t v) { put_bytes(out, v, 8, true); }
+/// Appends a big-endian 32-bit integer (IDX and PNG).
+inline void put_be32(std::vector<unsigned char>& out, std::uint32_t v) { put_bytes(out, v, 4, false); }
+/// Appends raw bytes.
+inline void put_raw(std::vector<unsigned char>& out, const void* data, std::size_t n) {
+  if (n == 0) return;
+  const std::size_t at = out.size();
+  out.resize(at + n);
+  std::memcpy(out.data() + at, data, n);
 }
 
 /// CRC-32 (zip/PNG/gzip polynomial) of a buffer of any length, continuing from `crc`.
@@ -116,15 +138,6 @@ class RandomAccess {
   virtual void read_at(std::uint64_t offset, void* dst, std::size_t n) = 0;
   /// The file name (or a label for memory) that every error message starts with.
   const std::string& name() const noexcept { return name_; }
-
-  /// Reads [offset, offset + n), throwing IOError (expected vs found) when it runs past the end.
-  void read_checked(std::uint64_t offset, void* dst, std::size_t n, std::string_view what) {
-    if (offset > size() || n > size() - offset)
-      throw io_error(name_, "truncated: expected " + std::to_string(n) + " bytes of " + std::string(what) +
-                                " at offset " + std::to_string(offset) + ", but the file has " + std::to_string(size()) +
-                                " bytes");
-    read_at(offset, dst, n);
-  }
 
  protected:
   explicit RandomAccess(std::string name) : name_(std::move(name)) {}
@@ -525,13 +538,13 @@ class AtomicFile {
   void write(const void* data, std::size_t n) {
     const auto* p = static_cast<const unsigned char*>(data);
     if (buf_.size() + n <= kBufferSize) {
-      buf_.insert(buf_.end(), p, p + n);
+      put_raw(buf_, p, n);
     } else {
       flush_buffer();
       if (n >= kBufferSize)
         write_all(p, n);
       else
-        buf_.insert(buf_.end(), p, p + n);
+        put_raw(buf_, p, n);
     }
     written_ += n;
   }

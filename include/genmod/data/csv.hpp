@@ -33,8 +33,8 @@ struct CsvOptions {
 /// A CSV file's values and, when it had a header, its column names.
 template <class T>
 struct CsvTable {
-  std::vector<std::string> columns;  ///< header names (empty without a header)
-  Tensor<T> values;                  ///< [rows, columns]
+  std::vector<std::string> columns = {};  ///< header names (empty without a header)
+  Tensor<T> values = {};                  ///< [rows, columns]
 };
 
 namespace detail {

@@ -59,13 +59,16 @@ inline Tensor<std::uint8_t> parse_idx_stream(genmod::detail::Source& src, std::i
   unsigned char raw[4 * kMaxRank];
   src.read(raw, static_cast<std::size_t>(4 * rank), "IDX dimensions");
   std::int64_t dims[kMaxRank] = {};
-  std::uint64_t numel = 1;
+  std::uint64_t nonzero = 1;
   for (int i = 0; i < rank; ++i) {
     dims[i] = genmod::detail::load_be32(raw + 4 * i);
-    // Extents are < 2^32 each, but their product can overflow 64 bits with rank 3 or 4.
-    if (!genmod::detail::checked_mul(numel, static_cast<std::uint64_t>(dims[i]), numel))
-      throw io_error(src.name(), "corrupt IDX header: the dimensions overflow 64 bits");
+    // Extents are < 2^32 each, but their product can overflow with rank 3 or 4.
+    if (!genmod::detail::fold_extent(static_cast<std::uint64_t>(dims[i]), nonzero))
+      throw io_error(src.name(), "corrupt IDX header: the product of the dimensions overflows (more than 2^62 elements)");
   }
+  std::uint64_t numel = nonzero;
+  for (int i = 0; i < rank; ++i)
+    if (dims[i] == 0) numel = 0;
   const Shape shape(std::span<const std::int64_t>(dims, static_cast<std::size_t>(rank)));
   const std::string what = "uint8 data for shape " + shape.to_string();
   if (isize_mod32 >= 0) {
@@ -124,14 +127,17 @@ struct IdxWriteOptions {
 inline std::vector<unsigned char> encode_idx(const Tensor<std::uint8_t>& t, IdxWriteOptions options = {}) {
   if (!t.defined() || t.rank() < 1)
     throw ShapeError("encode_idx: expected a tensor of rank 1 to 4, got shape " + t.shape().to_string());
-  std::vector<unsigned char> out = {0, 0, 0x08, static_cast<unsigned char>(t.rank())};
+  std::vector<unsigned char> out;
+  out.reserve(static_cast<std::size_t>(4 + 4 * t.rank() + t.numel()));
+  const unsigned char magic[4] = {0, 0, 0x08, static_cast<unsigned char>(t.rank())};
+  genmod::detail::put_raw(out, magic, 4);
   for (int i = 0; i < t.rank(); ++i) {
     if (static_cast<std::uint64_t>(t.dim(i)) > 0xffffffffu)
       throw ShapeError("encode_idx: extent " + std::to_string(t.dim(i)) + " of shape " + t.shape().to_string() +
                        " does not fit the 32-bit IDX header");
     genmod::detail::put_be32(out, static_cast<std::uint32_t>(t.dim(i)));
   }
-  out.insert(out.end(), t.data(), t.data() + t.numel());
+  genmod::detail::put_raw(out, t.data(), static_cast<std::size_t>(t.numel()));
   if (!options.gzip) return out;
   return genmod::detail::deflate_bytes(out, genmod::detail::Deflater::Format::gzip, options.level);
 }

@@ -269,7 +269,7 @@ class NpyHeaderParser {
     expect('(');
     std::int64_t dims[kMaxRank] = {};
     int rank = 0;
-    std::uint64_t numel = 1;
+    std::uint64_t nonzero = 1;
     while (true) {
       skip_ws();
       if (peek() == ')') {
@@ -287,8 +287,7 @@ class NpyHeaderParser {
       if (rank == kMaxRank)
         fail("the array has more than " + std::to_string(kMaxRank) + " dimensions; genmod tensors have at most " +
              std::to_string(kMaxRank));
-      if (!genmod::detail::checked_mul(numel, v, numel) || numel > (std::uint64_t{1} << 60))
-        fail("the shape's element count overflows");
+      if (!genmod::detail::fold_extent(v, nonzero)) fail("the shape's element count overflows (more than 2^62 elements)");
       dims[rank++] = static_cast<std::int64_t>(v);
       skip_ws();
       if (peek() == ',') {
@@ -399,9 +398,12 @@ inline std::vector<unsigned char> encode_npy_header(DType dtype, const Shape& sh
   const std::size_t padded = (unpadded + 63) / 64 * 64;
   dict.append(padded - unpadded, ' ');
   dict += '\n';
-  std::vector<unsigned char> out = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  static constexpr unsigned char kPreamble[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+  std::vector<unsigned char> out;
+  out.reserve(10 + dict.size());
+  genmod::detail::put_raw(out, kPreamble, 8);
   genmod::detail::put_le16(out, static_cast<std::uint32_t>(dict.size()));
-  out.insert(out.end(), dict.begin(), dict.end());
+  genmod::detail::put_raw(out, dict.data(), dict.size());
   return out;
 }
 
@@ -427,7 +429,7 @@ inline std::vector<unsigned char> encode_npy(const NpyArray& array) {
   if (!array.defined()) throw ValueError("encode_npy: the array is empty (undefined)");
   auto out = detail::encode_npy_header(array.dtype(), array.shape());
   const auto data = array.bytes();
-  out.insert(out.end(), data.begin(), data.end());
+  genmod::detail::put_raw(out, data.data(), data.size());
   return out;
 }
 

@@ -25,8 +25,8 @@ namespace genmod::data {
 
 /// One named array of an .npz archive (the name has no ".npy" suffix).
 struct NpzEntry {
-  std::string name;  ///< key, as numpy.load(...)[name] sees it
-  NpyArray array;    ///< the array
+  std::string name = {};  ///< key, as numpy.load(...)[name] sees it
+  NpyArray array = {};    ///< the array
 };
 
 /// The arrays of an .npz archive, in archive order.
@@ -339,7 +339,7 @@ class ZipWriter {
     genmod::detail::put_le32(lh, z64 ? 0xFFFFFFFF : static_cast<std::uint32_t>(c.size));
     genmod::detail::put_le16(lh, static_cast<std::uint32_t>(name.size()));
     genmod::detail::put_le16(lh, z64 ? 20 : 0);
-    lh.insert(lh.end(), name.begin(), name.end());
+    genmod::detail::put_raw(lh, name.data(), name.size());
     if (z64) {
       genmod::detail::put_le16(lh, 0x0001);
       genmod::detail::put_le16(lh, 16);
@@ -386,11 +386,11 @@ class ZipWriter {
       genmod::detail::put_le16(cd, 0);  // internal attributes
       genmod::detail::put_le32(cd, 0644u << 16);  // external: regular file, rw-r--r--
       genmod::detail::put_le32(cd, big_off ? 0xFFFFFFFF : static_cast<std::uint32_t>(c.offset));
-      cd.insert(cd.end(), c.name.begin(), c.name.end());
+      genmod::detail::put_raw(cd, c.name.data(), c.name.size());
       if (!extra.empty()) {
         genmod::detail::put_le16(cd, 0x0001);
         genmod::detail::put_le16(cd, static_cast<std::uint32_t>(extra.size()));
-        cd.insert(cd.end(), extra.begin(), extra.end());
+        genmod::detail::put_raw(cd, extra.data(), extra.size());
       }
     }
     sink_.write(cd.data(), cd.size());
@@ -451,8 +451,7 @@ struct MemorySink {
   std::vector<unsigned char> bytes;  ///< everything written
   /// Appends n bytes.
   void write(const void* p, std::size_t n) {
-    const auto* b = static_cast<const unsigned char*>(p);
-    bytes.insert(bytes.end(), b, b + n);
+    genmod::detail::put_raw(bytes, p, n);
   }
   /// Bytes written so far.
   std::uint64_t offset() const noexcept { return bytes.size(); }

@@ -1,0 +1,167 @@
+#pragma once
+/// \file loader.hpp
+/// Loader: mini-batches over a Dataset, optionally shuffled, for a range-for loop.
+///
+/// ```cpp
+/// for (auto& batch : data::Loader{train, {.batch_size = 128, .shuffle = true, .seed = 0}})
+///   step(batch.x, batch.y);
+/// ```
+///
+/// Each `begin()` starts a new epoch. The order of epoch e depends only on (seed, e): it is the
+/// identity permuted by a Fisher-Yates shuffle drawing from Philox stream e, so a run resumed at
+/// epoch e (`set_epoch(e)`) sees the same batches as an uninterrupted one.
+///
+/// Steady state makes no heap allocation: the index order is one vector reused every epoch, and
+/// each batch is gathered into the same tensors. If the caller still holds a copy of the previous
+/// batch's tensor when the next one is produced, a fresh buffer is taken from the tensor pool
+/// instead of overwriting data the caller kept.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <iterator>
+#include <numeric>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "genmod/config.hpp"
+#include "genmod/core/parallel.hpp"
+#include "genmod/core/random.hpp"
+#include "genmod/core/tensor.hpp"
+#include "genmod/data/dataset.hpp"
+
+namespace genmod::data {
+
+/// Options for Loader.
+struct LoaderOptions {
+  std::int64_t batch_size = 64;  ///< samples per batch (the last one may be smaller)
+  bool shuffle = false;          ///< a new random order every epoch
+  std::uint64_t seed = 0;        ///< seed of the shuffling generator
+  bool drop_last = false;        ///< skip a final batch smaller than batch_size
+};
+
+/// One mini-batch: samples x [B, ...] and labels y [B] (undefined when the dataset has none).
+struct Batch {
+  Tensor<float> x = {};         ///< samples
+  Tensor<std::int64_t> y = {};  ///< labels, or undefined
+  std::int64_t index = 0;   ///< position of this batch within its epoch
+
+  /// Number of samples in the batch.
+  std::int64_t size() const { return x.dim(0); }
+};
+
+/// Iterates a Dataset in mini-batches. One iteration at a time: `begin()` restarts.
+class Loader {
+ public:
+  /// Input iterator over the batches of one epoch; compare with `end()` (a sentinel).
+  class Iterator {
+   public:
+    using value_type = Batch;
+    using difference_type = std::ptrdiff_t;
+
+    Iterator() = default;
+    /// The current batch (owned by the Loader; valid until the next increment).
+    Batch& operator*() const noexcept { return loader_->batch_; }
+    Batch* operator->() const noexcept { return &loader_->batch_; }
+    /// Produces the next batch.
+    Iterator& operator++() {
+      ++index_;
+      if (index_ < loader_->num_batches()) loader_->gather(index_);
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    /// True once every batch of the epoch has been produced.
+    friend bool operator==(const Iterator& it, std::default_sentinel_t) noexcept {
+      return !it.loader_ || it.index_ >= it.loader_->num_batches();
+    }
+
+   private:
+    friend class Loader;
+    Iterator(Loader* loader, std::int64_t index) : loader_(loader), index_(index) {}
+    Loader* loader_ = nullptr;
+    std::int64_t index_ = 0;
+  };
+
+  /// A loader over `dataset` (shared, not copied).
+  explicit Loader(Dataset dataset, LoaderOptions options = {}) : ds_(std::move(dataset)), opt_(options) {
+    if (opt_.batch_size <= 0)
+      throw ValueError("Loader: batch_size must be positive, got " + std::to_string(opt_.batch_size));
+    order_.resize(static_cast<std::size_t>(ds_.size()));
+    std::iota(order_.begin(), order_.end(), std::int64_t{0});
+    row_ = ds_.size() > 0 ? ds_.x().numel() / ds_.size() : 0;
+  }
+
+  /// Starts the next epoch (reshuffling when asked) and returns an iterator at its first batch.
+  Iterator begin() {
+    if (opt_.shuffle) shuffle(epoch_);
+    ++epoch_;
+    if (num_batches() > 0) gather(0);
+    return Iterator(this, 0);
+  }
+  /// The end-of-epoch sentinel.
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  /// Batches per epoch.
+  std::int64_t num_batches() const noexcept {
+    const std::int64_t n = ds_.size(), b = opt_.batch_size;
+    return opt_.drop_last ? n / b : (n + b - 1) / b;
+  }
+  /// Batches per epoch (same as num_batches()).
+  std::int64_t size() const noexcept { return num_batches(); }
+  /// Number of epochs started so far; the next begin() uses this epoch's order.
+  std::int64_t epoch() const noexcept { return epoch_; }
+  /// Makes the next begin() produce epoch e's order (to resume a run).
+  void set_epoch(std::int64_t e) {
+    if (e < 0) throw ValueError("Loader::set_epoch: epoch must be non-negative, got " + std::to_string(e));
+    epoch_ = e;
+  }
+  /// The dataset being iterated.
+  const Dataset& dataset() const noexcept { return ds_; }
+  /// The options given at construction.
+  const LoaderOptions& options() const noexcept { return opt_; }
+  /// Sample indices of the current epoch, in batch order.
+  const std::vector<std::int64_t>& order() const noexcept { return order_; }
+
+ private:
+  // Fisher-Yates from the identity, so the order depends on (seed, epoch) only.
+  void shuffle(std::int64_t epoch) {
+    std::iota(order_.begin(), order_.end(), std::int64_t{0});
+    Generator g(opt_.seed, static_cast<std::uint64_t>(epoch));
+    for (std::size_t i = order_.size(); i > 1; --i) {
+      const auto j = static_cast<std::size_t>(g.uniform_int(i));
+      std::swap(order_[i - 1], order_[j]);
+    }
+  }
+
+  // Copies the samples of batch b into the batch tensors, reusing them when nobody else holds them.
+  void gather(std::int64_t b) {
+    const std::int64_t start = b * opt_.batch_size;
+    const std::int64_t n = std::min(opt_.batch_size, ds_.size() - start);
+    const Shape xs = ds_.x().shape().with_dim(0, n);
+    if (!batch_.x.defined() || !(batch_.x.shape() == xs) || !batch_.x.is_unique()) batch_.x = Tensor<float>(xs);
+    const std::int64_t* idx = order_.data() + start;
+    const float* src = ds_.x().data();
+    float* dst = batch_.x.data();
+    const std::int64_t row = row_;
+    parallel_for(n, row, [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t i = lo; i < hi; ++i)
+        std::memcpy(dst + i * row, src + idx[i] * row, static_cast<std::size_t>(row) * sizeof(float));
+    });
+    if (ds_.has_labels()) {
+      const Shape ys{n};
+      if (!batch_.y.defined() || !(batch_.y.shape() == ys) || !batch_.y.is_unique()) batch_.y = Tensor<std::int64_t>(ys);
+      for (std::int64_t i = 0; i < n; ++i) batch_.y[i] = ds_.y()[idx[i]];
+    }
+    batch_.index = b;
+  }
+
+  Dataset ds_;
+  LoaderOptions opt_;
+  std::vector<std::int64_t> order_;
+  std::int64_t row_ = 0;
+  std::int64_t epoch_ = 0;
+  Batch batch_;
+};
+
+}  // namespace genmod::data
