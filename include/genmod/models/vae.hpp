@@ -1,0 +1,190 @@
+#pragma once
+/// \file vae.hpp
+/// VAE<Encoder, Decoder, Likelihood>: the variational autoencoder (Kingma & Welling).
+///
+/// The encoder maps x to [N, 2Z]: the posterior's mean (first Z columns) and log-variance (last Z).
+/// The decoder maps z [N, Z] to the likelihood's parameters (Bernoulli logits, Gaussian mean, ...).
+///
+///   loss(x) = reconstruction + beta * kl, each a mean over the batch, in nats per sample:
+///     reconstruction = -log p(x | z),  z = mu + sigma * eps  (one sample)       >= 0 for Bernoulli
+///     kl             = KL(q(z | x) || N(0, I)) = -1/2 sum(1 + logvar - mu^2 - e^logvar)   >= 0
+///   With beta = 1 this is the negative ELBO, an upper bound on -log p(x).
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "genmod/autodiff/autodiff.hpp"
+#include "genmod/dist/likelihood.hpp"
+#include "genmod/dist/normal.hpp"
+#include "genmod/losses/kl.hpp"
+#include "genmod/losses/reconstruction.hpp"
+#include "genmod/nn/module.hpp"
+
+namespace genmod::models {
+
+/// The loss of a batch and its two terms (see the file comment for signs and reductions).
+template <class T = float>
+struct VAELoss {
+  Var<T> loss;            ///< reconstruction + beta * kl, mean over the batch
+  Var<T> reconstruction;  ///< -log p(x | z), mean over the batch
+  Var<T> kl;              ///< KL(q(z|x) || p(z)), mean over the batch
+  operator Var<T>() const { return loss; }  // NOLINT: `Var loss = vae.loss(x)` reads as it should
+};
+
+struct VAEOptions {
+  double beta = 1.0;             ///< weight of the KL term (beta-VAE when != 1)
+  std::int64_t latent_dim = 0;   ///< 0: taken from the encoder's output (or the decoder's first Linear)
+  std::uint64_t seed = 0;        ///< of the model's own generator (reparameterization noise, samples)
+};
+
+/// How interpolate moves between two codes.
+enum class Interpolation { linear, spherical };
+
+namespace detail {
+
+/// z_t for t in [0, 1] between codes a and b (rows of length d).
+template <class T>
+void interpolate_codes(const T* a, const T* b, T* out, std::int64_t d, double t, Interpolation mode) {
+  if (mode == Interpolation::spherical) {
+    double dot = 0, na = 0, nb = 0;
+    for (std::int64_t i = 0; i < d; ++i) {
+      dot += static_cast<double>(a[i]) * b[i];
+      na += static_cast<double>(a[i]) * a[i];
+      nb += static_cast<double>(b[i]) * b[i];
+    }
+    const double c = dot / std::max(std::sqrt(na * nb), 1e-30);
+    const double theta = std::acos(std::clamp(c, -1.0, 1.0));
+    if (theta > 1e-6) {
+      const double s = std::sin(theta), wa = std::sin((1 - t) * theta) / s, wb = std::sin(t * theta) / s;
+      for (std::int64_t i = 0; i < d; ++i) out[i] = static_cast<T>(wa * a[i] + wb * b[i]);
+      return;
+    }
+  }
+  for (std::int64_t i = 0; i < d; ++i) out[i] = static_cast<T>((1 - t) * a[i] + t * b[i]);
+}
+
+template <class D>
+std::int64_t decoder_input_features(D& decoder) {
+  if constexpr (requires { decoder.template get<0>().in_features(); })
+    return decoder.template get<0>().in_features();
+  else
+    return 0;
+}
+
+}  // namespace detail
+
+template <class Encoder, class Decoder, class Likelihood = dist::Bernoulli>
+class VAE : public nn::Module<typename Encoder::value_type> {
+ public:
+  using T = typename Encoder::value_type;
+  static_assert(std::is_same_v<T, typename Decoder::value_type>, "VAE: encoder and decoder must share a value type");
+
+  VAE(Encoder enc, Decoder dec, Likelihood lik = {}, VAEOptions options = {})
+      : encoder(std::move(enc)), decoder(std::move(dec)), likelihood(lik), rng(options.seed, 0x766165ULL),
+        options_(options) {
+    if (!(options.beta >= 0)) throw ValueError("VAE: beta must be >= 0, got " + std::to_string(options.beta));
+    latent_ = options.latent_dim > 0 ? options.latent_dim : detail::decoder_input_features(decoder);
+  }
+
+  /// The posterior q(z | x) = N(mu, e^logvar).
+  dist::Normal<T> posterior(const Var<T>& x) {
+    Var<T> h = encoder(x);
+    if (h.rank() != 2 || h.dim(1) % 2 != 0)
+      throw ShapeError("VAE: the encoder must output [N, 2 * latent_dim], got " + h.shape().to_string());
+    const std::int64_t z = h.dim(1) / 2;
+    if (latent_ == 0) latent_ = z;
+    if (z != latent_)
+      throw ShapeError("VAE: the encoder outputs " + std::to_string(z) + " latent dimensions, expected " +
+                       std::to_string(latent_));
+    return dist::Normal<T>(slice(h, 1, 0, z), slice(h, 1, z, z));
+  }
+
+  /// (mu, logvar) of q(z | x).
+  std::pair<Var<T>, Var<T>> encode(const Var<T>& x) {
+    auto q = posterior(x);
+    return {q.mean(), q.logvar()};
+  }
+
+  /// The likelihood's parameters for codes z [N, Z].
+  Var<T> decode(const Var<T>& z) { return decoder(z); }
+
+  /// Negative ELBO of the batch and its terms, with noise from `g`.
+  VAELoss<T> loss(const Var<T>& x, Generator& g) {
+    auto q = posterior(x);
+    Var<T> z = q.rsample(g);
+    Var<T> rec = neg(likelihood.log_prob(decode(z), x));          // [N]
+    Var<T> kl = losses::sum_per_sample(q.kl_standard());           // [N]
+    Var<T> rec_mean = mean(rec), kl_mean = mean(kl);
+    Var<T> total = options_.beta == 1.0 ? add(rec_mean, kl_mean) : add(rec_mean, scale(kl_mean, static_cast<T>(options_.beta)));
+    return {total, rec_mean, kl_mean};
+  }
+  /// As loss(x, g), with the model's own generator.
+  VAELoss<T> loss(const Var<T>& x) { return loss(x, rng); }
+
+  /// Per-sample negative ELBO (reconstruction + KL, one z sample), [N], in nats.
+  Var<T> negative_elbo(const Var<T>& x, Generator& g) {
+    auto q = posterior(x);
+    Var<T> rec = neg(likelihood.log_prob(decode(q.rsample(g)), x));
+    return add(rec, losses::sum_per_sample(q.kl_standard()));
+  }
+
+  /// The expected x given the posterior mean code.
+  Var<T> reconstruct(const Var<T>& x) { return likelihood.mean(decode(posterior(x).mean())); }
+
+  /// n new samples: z ~ N(0, temperature^2 I), decoded to the likelihood's mean.
+  Tensor<T> sample(std::int64_t n, double temperature = 1.0) { return sample(n, temperature, rng); }
+  Tensor<T> sample(std::int64_t n, double temperature, Generator& g) {
+    if (latent_ == 0)
+      throw ValueError("VAE::sample: the latent size is unknown: set VAEOptions::latent_dim or encode data first");
+    NoGradGuard no_grad;
+    Tensor<T> z = randn<T>(Shape{n, latent_}, g);
+    for (auto& v : z) v *= static_cast<T>(temperature);
+    return likelihood.mean(decode(Var<T>(z))).value();
+  }
+
+  /// `steps` decoded points from x_a's code to x_b's (posterior means), x_a and x_b single samples
+  /// ([1, ...]): rows of the result go from x_a (t = 0) to x_b (t = 1).
+  Tensor<T> interpolate(const Tensor<T>& x_a, const Tensor<T>& x_b, std::int64_t steps,
+                        Interpolation mode = Interpolation::linear) {
+    if (steps < 2) throw ValueError("VAE::interpolate: expected at least 2 steps, got " + std::to_string(steps));
+    NoGradGuard no_grad;
+    const Tensor<T> za = encode(Var<T>(x_a)).first.value(), zb = encode(Var<T>(x_b)).first.value();
+    if (za.dim(0) != 1 || zb.dim(0) != 1) throw ShapeError("VAE::interpolate: expected one sample each");
+    Tensor<T> z(Shape{steps, latent_});
+    for (std::int64_t s = 0; s < steps; ++s)
+      detail::interpolate_codes(za.data(), zb.data(), z.data() + s * latent_, latent_,
+                                static_cast<double>(s) / static_cast<double>(steps - 1), mode);
+    return likelihood.mean(decode(Var<T>(z))).value();
+  }
+
+  /// forward(x) is the reconstruction.
+  Var<T> forward(const Var<T>& x) override { return reconstruct(x); }
+
+  void visit(nn::ModuleVisitor<T>& v) override {
+    v.child("encoder", encoder);
+    v.child("decoder", decoder);
+  }
+
+  std::int64_t latent_dim() const noexcept { return latent_; }
+  double beta() const noexcept { return options_.beta; }
+
+  Encoder encoder;
+  Decoder decoder;
+  Likelihood likelihood;
+  Generator rng;  ///< noise of loss() and sample(); save its state to resume exactly
+
+ private:
+  VAEOptions options_;
+  std::int64_t latent_ = 0;
+};
+
+template <class E, class D, class L>
+VAE(E, D, L) -> VAE<E, D, L>;
+template <class E, class D, class L>
+VAE(E, D, L, VAEOptions) -> VAE<E, D, L>;
+template <class E, class D>
+VAE(E, D) -> VAE<E, D, dist::Bernoulli>;
+
+}  // namespace genmod::models
