@@ -26,6 +26,7 @@
 
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/gemm.hpp"
 
 namespace genmod::kernels {
