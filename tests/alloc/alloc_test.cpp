@@ -7,6 +7,7 @@
 #include <new>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/nn/nn.hpp"
 
 namespace {
 std::atomic<bool> counting{false};
@@ -34,6 +35,25 @@ void* operator new(std::size_t n, std::align_val_t a) {
   throw std::bad_alloc();
 }
 void* operator new[](std::size_t n, std::align_val_t a) { return operator new(n, a); }
+// The nothrow forms too (Catch2 uses them): every allocation form must pair with the deletes below.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  note();
+  return std::malloc(n ? n : 1);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  note();
+  return std::malloc(n ? n : 1);
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  note();
+  const std::size_t al = static_cast<std::size_t>(a);
+  return std::aligned_alloc(al, (n + al - 1) / al * al);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept { return operator new(n, a, t); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
@@ -149,4 +169,36 @@ TEST_CASE("A steady-state MLP training step makes zero heap allocations", "[allo
   CHECK(heap_calls.load() == 0);
   CHECK(memory_stats().system_allocations == pool_before);
   CHECK(last < first);  // and it trains
+}
+
+TEST_CASE("A steady-state conv/transposed-conv/BatchNorm training step makes zero heap allocations", "[alloc]") {
+  manual_seed(0);
+  nn::Sequential enc{nn::Conv2d(1, 8, 4, {.stride = 2, .padding = 1}), nn::BatchNorm2d(8), nn::ReLU(),
+                     nn::ConvTranspose2d(8, 1, 4, {.stride = 2, .padding = 1})};
+  std::vector<Parameter<float>> params = enc.parameters();
+  Generator g(1);
+  auto x = rand<float>({32, 1, 28, 28}, g);
+  auto step = [&] {
+    Tape<float> tape;
+    Var<float> y = enc(Var<float>(x));
+    Var<float> loss = mean(square(y - Var<float>(x)));
+    tape.backward(loss);
+    for (auto& p : params) {
+      kernels::axpy(-0.01f, p.grad().data(), p.value().data(), p.numel());
+      p.zero_grad();
+    }
+    return loss.item();
+  };
+  const float first = step();
+  for (int i = 0; i < 2; ++i) step();
+  const auto pool_before = memory_stats().system_allocations;
+  heap_calls = 0;
+  counting = true;
+  float last = 0;
+  for (int i = 0; i < 5; ++i) last = step();
+  counting = false;
+  INFO("heap allocation calls during 5 steps: " << heap_calls.load());
+  CHECK(heap_calls.load() == 0);
+  CHECK(memory_stats().system_allocations == pool_before);
+  CHECK(last < first);
 }

@@ -82,7 +82,7 @@ TEST_CASE("VAE trains on a Fashion-MNIST slice: the negative ELBO falls", "[mode
   for (std::int64_t i = 0; i < 784; ++i) CHECK(interp[i] == Approx(rec_first[i]).margin(1e-5));
 }
 
-TEST_CASE("IWAE with k = 1 equals the ELBO in expectation; more samples tighten it", "[eval][iwae]") {
+TEST_CASE("IWAE with k = 1 equals the ELBO in expectation, and more samples tighten it", "[eval][iwae]") {
   manual_seed(3);
   auto vae = make_vae(4);
   Generator g(4);

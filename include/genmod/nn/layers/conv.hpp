@@ -56,9 +56,17 @@ void init_conv(Parameter<T>& weight, Parameter<T>& bias, const Shape& shape, std
   }
 }
 
-template <class T>
-std::string describe(const char* layer, const Parameter<T>& w) {
-  return std::string(layer) + "(" + w.shape().to_string() + ")";
+/// Runs f (which computes a geometry) and, only if it throws, prefixes the error with the layer's
+/// name and weight shape: the steady-state path builds no string (no heap allocation per step).
+template <class T, class F>
+auto with_layer_name(const char* layer, const Parameter<T>& w, F&& f) {
+  try {
+    return f();
+  } catch (const ShapeError& e) {
+    throw ShapeError(std::string(layer) + "(" + w.shape().to_string() + "): " + e.what());
+  } catch (const ValueError& e) {
+    throw ValueError(std::string(layer) + "(" + w.shape().to_string() + "): " + e.what());
+  }
 }
 
 }  // namespace detail
@@ -77,9 +85,8 @@ class Conv2d : public Module<T> {
   }
 
   Var<T> forward(const Var<T>& x) override {
-    const std::string name = detail::describe("Conv2d", weight);
-    return conv2d_geometry(conv2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str()), x, weight.var(),
-                           bias.defined() ? bias.var() : Var<T>());
+    const auto g = detail::with_layer_name("Conv2d", weight, [&] { return conv2d_geometry_for(x.shape(), weight.shape(), opt_); });
+    return conv2d_geometry(g, x, weight.var(), bias.defined() ? bias.var() : Var<T>());
   }
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
@@ -106,8 +113,8 @@ class ConvTranspose2d : public Module<T> {
   }
 
   Var<T> forward(const Var<T>& x) override {
-    const std::string name = detail::describe("ConvTranspose2d", weight);
-    const auto g = conv_transpose2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str());
+    const auto g = detail::with_layer_name("ConvTranspose2d", weight,
+                                           [&] { return conv_transpose2d_geometry_for(x.shape(), weight.shape(), opt_); });
     Var<T> y = conv2d_adjoint_input(g, x, weight.var());
     return bias.defined() ? add_channel_bias(y, bias.var()) : y;
   }
@@ -155,8 +162,7 @@ class MaskedConv2d : public Module<T> {
   }
 
   Var<T> forward(const Var<T>& x) override {
-    const std::string name = detail::describe("MaskedConv2d", weight);
-    auto g = conv2d_geometry_for(x.shape(), weight.shape(), opt_, name.c_str());
+    auto g = detail::with_layer_name("MaskedConv2d", weight, [&] { return conv2d_geometry_for(x.shape(), weight.shape(), opt_); });
     const std::int64_t k = weight.shape()[2];
     const auto keep = mask(type_, k);
     g.set_mask(std::span<const bool>(keep.data(), static_cast<std::size_t>(k * k)));

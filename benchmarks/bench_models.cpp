@@ -1,0 +1,559 @@
+// Whole training steps of the reference workloads (../shared/ref/README.md, models defined in
+// ../shared/ref/common.py), timed the way ../shared/ref/bench_step.py times PyTorch: each step gets a
+// fresh real Fashion-MNIST batch (sequential minibatches of a fixed random permutation, gathered
+// before the timer), and the timer covers the uint8 -> float conversion, forward, backward and the
+// optimizer step(s). Prints one JSON line per (workload, threads):
+//
+//   {"workload": "mlp_vae", "threads": 2, "median_s": ..., "gflops": ..., "allocs_per_step": ...,
+//    "heap_calls_per_step": ..., ...}
+//
+//   bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR]
+//
+// Without --threads, each workload runs at 1 and then 2 threads. gflops = the analytic FLOPs of
+// common.py's flops_per_step (matmul / conv MACs only, x2) divided by the median step time.
+// allocs_per_step: growth of memory_stats().system_allocations (tensor blocks the caching pool had
+// to get from the system) per timed step. heap_calls_per_step: calls to malloc / calloc / realloc /
+// aligned_alloc / posix_memalign / memalign (operator new included, it calls malloc) per timed step,
+// from every thread, counted by interposing glibc's allocator in this executable.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <numbers>
+#include <string>
+#include <vector>
+
+// kernels/conv2d.hpp calls kernels::axpy without including elementwise.hpp, and the umbrella
+// includes conv2d.hpp first: include it before the umbrella until the kernel header is fixed.
+#include "genmod/kernels/elementwise.hpp"
+#include "genmod/genmod.hpp"
+
+// ------------------------------------------------------------------------------------- heap counter
+// glibc exports its allocator under __libc_* names; an executable that defines malloc & co. wins
+// the symbol lookup for every shared library too (libstdc++'s operator new, libgomp, Eigen's
+// aligned_malloc), so these count every heap call in the process.
+#if defined(__GLIBC__) && !defined(GENMOD_ASAN) && !defined(__SANITIZE_ADDRESS__)
+#define GENMOD_BENCH_COUNT_HEAP 1
+namespace {
+std::atomic<std::uint64_t> g_heap_calls{0};
+}
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+void __libc_free(void*);
+
+void* malloc(std::size_t n) {
+  g_heap_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t n, std::size_t s) {
+  g_heap_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_calloc(n, s);
+}
+void* realloc(void* p, std::size_t n) {
+  g_heap_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_realloc(p, n);
+}
+void free(void* p) { __libc_free(p); }
+void* memalign(std::size_t a, std::size_t n) {
+  g_heap_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(a, n);
+}
+void* aligned_alloc(std::size_t a, std::size_t n) {
+  g_heap_calls.fetch_add(1, std::memory_order_relaxed);
+  return __libc_memalign(a, n);
+}
+int posix_memalign(void** out, std::size_t a, std::size_t n) {
+  g_heap_calls.fetch_add(1, std::memory_order_relaxed);
+  void* p = __libc_memalign(a, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+}
+#else
+#define GENMOD_BENCH_COUNT_HEAP 0
+#endif
+
+using namespace genmod;
+
+namespace {
+
+std::uint64_t heap_calls() {
+#if GENMOD_BENCH_COUNT_HEAP
+  return g_heap_calls.load(std::memory_order_relaxed);
+#else
+  return 0;
+#endif
+}
+
+using F = float;
+using V = Var<F>;
+
+// ----------------------------------------------------------------------------------- FLOP counts
+// Exactly common.py's flops_per_step (1 multiply-add = 2 FLOPs; training = 3 x forward).
+double lin(double b, double i, double o) { return 2 * b * i * o; }
+double conv(double b, double ci, double co, double k, double ho, double wo) { return 2 * b * ci * co * k * k * ho * wo; }
+double convT(double b, double ci, double co, double k, double hi, double wi) { return 2 * b * ci * co * k * k * hi * wi; }
+
+double flops_per_step(const std::string& name, double b) {
+  if (name == "mlp_vae") {
+    double f = 0;
+    for (auto [i, o] : {std::pair{784, 512}, {512, 256}, {256, 32}, {256, 32}, {32, 256}, {256, 512}, {512, 784}})
+      f += lin(b, i, o);
+    return 3 * f;
+  }
+  if (name == "conv_vae")
+    return 3 * (conv(b, 1, 32, 4, 14, 14) + conv(b, 32, 64, 4, 7, 7) + 2 * lin(b, 3136, 32) + lin(b, 32, 3136) +
+                convT(b, 64, 32, 4, 7, 7) + convT(b, 32, 1, 4, 14, 14));
+  if (name == "dcgan") {
+    const double g = lin(b, 64, 6272) + convT(b, 128, 64, 4, 7, 7) + convT(b, 64, 1, 4, 14, 14);
+    const double d = conv(b, 1, 64, 4, 14, 14) + conv(b, 64, 128, 4, 7, 7) + lin(b, 6272, 1);
+    return 3 * g + 9 * d;
+  }
+  if (name == "realnvp_mlp") return 3 * 8 * (lin(b, 784, 1024) + lin(b, 1024, 1024) + lin(b, 1024, 1568));
+  if (name == "pixelcnn")
+    return 3 * (conv(b, 1, 64, 7, 28, 28) + 5 * conv(b, 64, 64, 3, 28, 28) + conv(b, 64, 64, 1, 28, 28) +
+                conv(b, 64, 256, 1, 28, 28));
+  return 0;
+}
+
+// ----------------------------------------------------------------------------------- losses
+// Sum over everything of BCE-with-logits against targets x: softplus(l) - x l
+// (= max(l, 0) - x l + log(1 + e^-|l|), the stable form PyTorch uses).
+V bce_logits_sum(const V& logits, const V& x) { return sum(softplus(logits) - x * logits); }
+
+// Sum over the batch of the Gaussian KL to N(0, I): -0.5 sum(1 + lv - mu^2 - e^lv).
+V gaussian_kl_sum(const V& mu, const V& lv) { return sum(1.0f + lv - square(mu) - exp(lv)) * -0.5f; }
+
+// z = mu + eps * exp(0.5 lv), eps ~ N(0, I) from a genmod Generator.
+V reparameterize(const V& mu, const V& lv, Generator& g) {
+  Tensor<F> eps(mu.shape());
+  fill_normal(eps, g);
+  return mu + V(eps) * exp(lv * 0.5f);
+}
+
+// ----------------------------------------------------------------------------------- workloads
+// A workload: its batch size and one training step on a uint8 batch [B, 28, 28].
+struct Workload {
+  std::int64_t batch = 128;
+  std::function<float(const Tensor<std::uint8_t>&)> step;
+  std::shared_ptr<void> state;  // keeps the model and optimizers alive
+};
+
+Workload make_mlp_vae() {
+  struct S {
+    nn::Linear<F> e1{784, 512}, e2{512, 256}, mu{256, 32}, lv{256, 32}, d1{32, 256}, d2{256, 512}, d3{512, 784};
+    std::vector<nn::NamedParameter<F>> params() {
+      std::vector<nn::NamedParameter<F>> out;
+      const char* names[] = {"e1", "e2", "mu", "lv", "d1", "d2", "d3"};
+      nn::Linear<F>* ls[] = {&e1, &e2, &mu, &lv, &d1, &d2, &d3};
+      for (int i = 0; i < 7; ++i)
+        for (auto& np : ls[i]->named_parameters()) out.push_back({std::string(names[i]) + "." + np.name, np.parameter});
+      return out;
+    }
+    optim::Adam<F> opt{params(), {.lr = 1e-3}};
+    Generator noise{1234};
+  };
+  auto s = std::make_shared<S>();
+  Workload w;
+  w.batch = 128;
+  w.state = s;
+  w.step = [s](const Tensor<std::uint8_t>& u8) {
+    const std::int64_t b = u8.dim(0);
+    Tape<F> tape;
+    V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 784}));
+    V h = relu(s->e2(relu(s->e1(x))));
+    V mu = s->mu(h), lv = s->lv(h);
+    V z = reparameterize(mu, lv, s->noise);
+    V logits = s->d3(relu(s->d2(relu(s->d1(z)))));
+    V loss = (bce_logits_sum(logits, x) + gaussian_kl_sum(mu, lv)) * (1.0f / static_cast<float>(b));
+    s->opt.zero_grad();
+    tape.backward(loss);
+    s->opt.step();
+    return loss.item();
+  };
+  return w;
+}
+
+Workload make_conv_vae() {
+  struct S {
+    nn::Conv2d<F> c1{1, 32, 4, {.stride = 2, .padding = 1}}, c2{32, 64, 4, {.stride = 2, .padding = 1}};
+    nn::Linear<F> mu{3136, 32}, lv{3136, 32}, d0{32, 3136};
+    nn::ConvTranspose2d<F> t1{64, 32, 4, {.stride = 2, .padding = 1}}, t2{32, 1, 4, {.stride = 2, .padding = 1}};
+    std::vector<nn::NamedParameter<F>> params() {
+      std::vector<nn::NamedParameter<F>> out;
+      auto add = [&](const char* n, nn::Module<F>& m) {
+        for (auto& np : m.named_parameters()) out.push_back({std::string(n) + "." + np.name, np.parameter});
+      };
+      add("c1", c1), add("c2", c2), add("mu", mu), add("lv", lv), add("d0", d0), add("t1", t1), add("t2", t2);
+      return out;
+    }
+    optim::Adam<F> opt{params(), {.lr = 1e-3}};
+    Generator noise{1234};
+  };
+  auto s = std::make_shared<S>();
+  Workload w;
+  w.batch = 128;
+  w.state = s;
+  w.step = [s](const Tensor<std::uint8_t>& u8) {
+    const std::int64_t b = u8.dim(0);
+    Tape<F> tape;
+    V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 1, 28, 28}));
+    V h = flatten(relu(s->c2(relu(s->c1(x)))), 1);
+    V mu = s->mu(h), lv = s->lv(h);
+    V z = reparameterize(mu, lv, s->noise);
+    V g = reshape(relu(s->d0(z)), Shape{b, 64, 7, 7});
+    V logits = s->t2(relu(s->t1(g)));
+    V loss = (bce_logits_sum(logits, x) + gaussian_kl_sum(mu, lv)) * (1.0f / static_cast<float>(b));
+    s->opt.zero_grad();
+    tape.backward(loss);
+    s->opt.step();
+    return loss.item();
+  };
+  return w;
+}
+
+Workload make_dcgan() {
+  struct G {
+    nn::Linear<F> fc{64, 128 * 7 * 7};
+    nn::BatchNorm1d<F> bn0{128 * 7 * 7};
+    nn::ConvTranspose2d<F> t1{128, 64, 4, {.stride = 2, .padding = 1}};
+    nn::BatchNorm2d<F> bn1{64};
+    nn::ConvTranspose2d<F> t2{64, 1, 4, {.stride = 2, .padding = 1}};
+    V operator()(const V& z) {
+      V h = reshape(relu(bn0(fc(z))), Shape{z.dim(0), 128, 7, 7});
+      h = relu(bn1(t1(h)));
+      return tanh(t2(h));
+    }
+    std::vector<nn::NamedParameter<F>> params() {
+      std::vector<nn::NamedParameter<F>> out;
+      auto add = [&](const char* n, nn::Module<F>& m) {
+        for (auto& np : m.named_parameters()) out.push_back({std::string(n) + "." + np.name, np.parameter});
+      };
+      add("fc", fc), add("bn0", bn0), add("t1", t1), add("bn1", bn1), add("t2", t2);
+      return out;
+    }
+  };
+  struct D {
+    nn::Conv2d<F> c1{1, 64, 4, {.stride = 2, .padding = 1}}, c2{64, 128, 4, {.stride = 2, .padding = 1}};
+    nn::BatchNorm2d<F> bn2{128};
+    nn::Linear<F> fc{6272, 1};
+    V operator()(const V& x) {
+      V h = leaky_relu(c1(x), 0.2f);
+      h = leaky_relu(bn2(c2(h)), 0.2f);
+      return reshape(fc(flatten(h, 1)), Shape{x.dim(0)});
+    }
+    std::vector<nn::NamedParameter<F>> params() {
+      std::vector<nn::NamedParameter<F>> out;
+      auto add = [&](const char* n, nn::Module<F>& m) {
+        for (auto& np : m.named_parameters()) out.push_back({std::string(n) + "." + np.name, np.parameter});
+      };
+      add("c1", c1), add("c2", c2), add("bn2", bn2), add("fc", fc);
+      return out;
+    }
+  };
+  struct S {
+    G g;
+    D d;
+    optim::Adam<F> og{g.params(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
+    optim::Adam<F> od{d.params(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
+    Generator noise{1234};
+  };
+  auto s = std::make_shared<S>();
+  Workload w;
+  w.batch = 128;
+  w.state = s;
+  // BCE with logits, mean over the batch: target 1 -> softplus(-l), target 0 -> softplus(l).
+  w.step = [s](const Tensor<std::uint8_t>& u8) {
+    const std::int64_t b = u8.dim(0);
+    Tape<F> tape;
+    V real(data::scale_pixels(u8, data::PixelRange::symmetric).reshape({b, 1, 28, 28}));
+    Tensor<F> zt(Shape{b, 64});
+    fill_normal(zt, s->noise);
+    V fake = s->g(V(zt));
+    // D update: real and detached fake, separate forwards (BatchNorm sees each half separately).
+    s->od.zero_grad();
+    V ld = mean(softplus(-s->d(real))) + mean(softplus(s->d(fake.detach())));
+    tape.backward(ld);
+    s->od.step();
+    // G update, non-saturating: -log D(G(z)), reusing `fake`; D's weight gradients are computed
+    // too (as in PyTorch, where D's parameters require grad), and zeroed before the next D step.
+    s->og.zero_grad();
+    V lg = mean(softplus(-s->d(fake)));
+    tape.backward(lg);
+    s->og.step();
+    return ld.item() + lg.item();
+  };
+  return w;
+}
+
+Workload make_realnvp_mlp() {
+  constexpr float kAlpha = 0.05f;
+  struct Coupling {
+    Tensor<F> mask, inv_mask;  // [784]: 1 where x passes through unchanged, and 1 - mask
+    nn::Sequential<nn::Linear<F>, nn::ReLU<F>, nn::Linear<F>, nn::ReLU<F>, nn::Linear<F>> net{
+        nn::Linear<F>(784, 1024), nn::ReLU<F>(), nn::Linear<F>(1024, 1024), nn::ReLU<F>(), nn::Linear<F>(1024, 2 * 784)};
+    Parameter<F> scale{ones<F>(Shape{784})};
+    explicit Coupling(Tensor<F> m) : mask(std::move(m)), inv_mask(Shape{784}) {
+      for (std::int64_t i = 0; i < 784; ++i) inv_mask[i] = 1.0f - mask[i];
+      net.get<4>().weight.value().fill(0.0f);  // start as the identity map
+      net.get<4>().bias.value().fill(0.0f);
+    }
+    // x -> y, and log|det dy/dx| per sample added into ld.
+    V forward(const V& x, V& ld) {
+      const V m(mask), im(inv_mask);
+      V st = net(x * m);
+      V s = tanh(slice(st, 1, 0, 784)) * scale.var() * im;
+      V t = slice(st, 1, 784, 784) * im;
+      ld = ld + sum(s, 1);
+      return x * m + im * (x * exp(s) + t);
+    }
+  };
+  struct S {
+    std::vector<std::unique_ptr<Coupling>> layers;
+    std::unique_ptr<optim::Adam<F>> opt;
+    Generator noise{1234};
+  };
+  auto s = std::make_shared<S>();
+  Tensor<F> cb(Shape{784});
+  for (std::int64_t i = 0; i < 28; ++i)
+    for (std::int64_t j = 0; j < 28; ++j) cb[i * 28 + j] = static_cast<F>((i + j) % 2);
+  std::vector<nn::NamedParameter<F>> params;
+  for (int k = 0; k < 8; ++k) {
+    Tensor<F> m(Shape{784});
+    for (std::int64_t i = 0; i < 784; ++i) m[i] = k % 2 == 0 ? cb[i] : 1.0f - cb[i];
+    s->layers.push_back(std::make_unique<Coupling>(m));
+    const std::string prefix = "layers." + std::to_string(k) + ".";
+    for (auto& np : s->layers.back()->net.named_parameters()) params.push_back({prefix + "net." + np.name, np.parameter});
+    params.push_back({prefix + "scale", s->layers.back()->scale});
+  }
+  s->opt = std::make_unique<optim::Adam<F>>(params, optim::AdamOptions{.lr = 1e-4});
+  Workload w;
+  w.batch = 128;
+  w.state = s;
+  w.step = [s](const Tensor<std::uint8_t>& u8) {
+    const std::int64_t b = u8.dim(0), d = 784;
+    Tape<F> tape;
+    // Preprocessing (a constant for the gradient): uniform dequantization x = (u8 + U) / 256,
+    // y = a + (1 - 2a) x, h = logit(y), and its log-det log(1 - 2a) - log y - log(1 - y) - log 256
+    // per dimension, summed per sample. One fused pass instead of PyTorch's chain of ops.
+    Tensor<F> h(Shape{b, d}), ld0(Shape{b});
+    fill_uniform(h, s->noise);
+    const std::uint8_t* px = u8.data();
+    const float c = std::log(1.0f - 2 * kAlpha) - std::log(256.0f);
+    for (std::int64_t n = 0; n < b; ++n) {
+      float acc = 0;
+      for (std::int64_t i = n * d; i < (n + 1) * d; ++i) {
+        const float x = (static_cast<float>(px[i]) + h[i]) * (1.0f / 256.0f);
+        const float y = kAlpha + (1 - 2 * kAlpha) * x;
+        const float ly = std::log(y), l1y = std::log1p(-y);
+        h[i] = ly - l1y;
+        acc += c - ly - l1y;
+      }
+      ld0[n] = acc;
+    }
+    V z(h), ld(ld0);
+    for (auto& layer : s->layers) z = layer->forward(z, ld);
+    const float log2pi = std::log(2 * std::numbers::pi_v<float>);
+    V logpz = (sum(square(z), 1) + static_cast<float>(d) * log2pi) * -0.5f;
+    V loss = mean(logpz + ld) * (-1.0f / (static_cast<float>(d) * std::numbers::ln2_v<float>));
+    s->opt->zero_grad();
+    tape.backward(loss);
+    s->opt->step();
+    return loss.item();
+  };
+  return w;
+}
+
+Workload make_pixelcnn() {
+  struct S {
+    nn::MaskedConv2d<F> inp{nn::MaskType::A, 1, 64, 7, {.padding = 3}};
+    std::vector<nn::MaskedConv2d<F>> res;
+    nn::Conv2d<F> o1{64, 64, 1}, o2{64, 256, 1};
+    std::unique_ptr<optim::Adam<F>> opt;
+    S() {
+      for (int i = 0; i < 5; ++i) res.emplace_back(nn::MaskType::B, 64, 64, 3, nn::Conv2dLayerOptions{.padding = 1});
+      std::vector<nn::NamedParameter<F>> params;
+      auto add = [&](const std::string& n, nn::Module<F>& m) {
+        for (auto& np : m.named_parameters()) params.push_back({n + "." + np.name, np.parameter});
+      };
+      add("inp", inp);
+      for (int i = 0; i < 5; ++i) add("res." + std::to_string(i), res[static_cast<std::size_t>(i)]);
+      add("o1", o1), add("o2", o2);
+      opt = std::make_unique<optim::Adam<F>>(params, optim::AdamOptions{.lr = 1e-3});
+    }
+  };
+  auto s = std::make_shared<S>();
+  Workload w;
+  w.batch = 32;
+  w.state = s;
+  w.step = [s](const Tensor<std::uint8_t>& u8) {
+    const std::int64_t b = u8.dim(0);
+    Tape<F> tape;
+    V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 1, 28, 28}));
+    Tensor<std::int64_t> target(Shape{b, 1, 28, 28});
+    for (std::int64_t i = 0; i < target.numel(); ++i) target[i] = u8[i];
+    V h = s->inp(x);
+    for (auto& r : s->res) h = h + r(relu(h));
+    V logits = s->o2(relu(s->o1(relu(h))));
+    // 256-way cross-entropy per pixel, mean over pixels and batch.
+    V loss = -mean(gather(log_softmax(logits, 1), 1, target));
+    s->opt->zero_grad();
+    tape.backward(loss);
+    s->opt->step();
+    return loss.item();
+  };
+  return w;
+}
+
+const char* const kWorkloads[] = {"mlp_vae", "conv_vae", "dcgan", "realnvp_mlp", "pixelcnn"};
+
+Workload make(const std::string& name) {
+  if (name == "mlp_vae") return make_mlp_vae();
+  if (name == "conv_vae") return make_conv_vae();
+  if (name == "dcgan") return make_dcgan();
+  if (name == "realnvp_mlp") return make_realnvp_mlp();
+  if (name == "pixelcnn") return make_pixelcnn();
+  throw ValueError("unknown workload " + name);
+}
+
+// ----------------------------------------------------------------------------------- driver
+struct Options {
+  std::string workload;  // empty: all
+  int threads = 0;       // 0: 1 and 2
+  int steps = 30;
+  int warmup = 5;
+  std::string data_dir;
+};
+
+void usage() {
+  std::printf(
+      "usage: bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR]\n"
+      "Median seconds per full training step of the reference workloads (../shared/ref), as JSON lines.\n"
+      "  --workload NAME  mlp_vae, conv_vae, dcgan, realnvp_mlp or pixelcnn (default: all)\n"
+      "  --threads N      threads (default: 1, then 2)\n"
+      "  --steps N        timed steps (default 30)\n"
+      "  --warmup N       untimed steps first (default 5)\n"
+      "  --data DIR       Fashion-MNIST IDX directory (default: $GENMOD_DATA_DIR or the Debian path)\n");
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw ValueError("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      usage();
+      std::exit(0);
+    } else if (a == "--workload") {
+      o.workload = value();
+    } else if (a == "--threads") {
+      o.threads = std::stoi(value());
+    } else if (a == "--steps") {
+      o.steps = std::stoi(value());
+    } else if (a == "--warmup") {
+      o.warmup = std::stoi(value());
+    } else if (a == "--data") {
+      o.data_dir = value();
+    } else {
+      throw ValueError("unknown option " + a + " (see --help)");
+    }
+  }
+  if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw ValueError("expected --steps >= 1, --warmup >= 0, --threads >= 1");
+  if (!o.workload.empty() && std::find(std::begin(kWorkloads), std::end(kWorkloads), o.workload) == std::end(kWorkloads))
+    throw ValueError("unknown workload " + o.workload + " (mlp_vae, conv_vae, dcgan, realnvp_mlp, pixelcnn)");
+  return o;
+}
+
+void run(const std::string& name, int threads, const Options& o, const data::FashionMNIST& train,
+         const std::vector<std::int64_t>& perm) {
+  set_num_threads(threads);
+  manual_seed(0);
+  Workload w;
+  try {
+    w = make(name);
+  } catch (const std::exception& e) {
+    std::printf("{\"workload\": \"%s\", \"threads\": %d, \"skipped\": \"%s\"}\n", name.c_str(), threads, e.what());
+    return;
+  }
+  const std::int64_t b = w.batch, n = train.size();
+  Tensor<std::uint8_t> u8(Shape{b, 28, 28});
+  std::vector<double> times;
+  float first_loss = 0, last_loss = 0;
+  std::uint64_t sys0 = 0, heap0 = 0;
+  const int total = o.warmup + o.steps;
+  for (int i = 0; i < total; ++i) {
+    // The batch (as bench_step.py: perm[(i*b) % (N-b):][:b]), gathered before the timer.
+    const std::int64_t start = (static_cast<std::int64_t>(i) * b) % (n - b);
+    for (std::int64_t k = 0; k < b; ++k)
+      std::memcpy(u8.data() + k * 784, train.images.data() + perm[static_cast<std::size_t>(start + k)] * 784, 784);
+    if (i == o.warmup) {
+      sys0 = memory_stats().system_allocations;
+      heap0 = heap_calls();
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const float loss = w.step(u8);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (i >= o.warmup) {
+      times.push_back(std::chrono::duration<double>(t1 - t0).count());
+      if (i == o.warmup) first_loss = loss;
+      last_loss = loss;
+    }
+  }
+  const double allocs = static_cast<double>(memory_stats().system_allocations - sys0) / o.steps;
+  const double heap = static_cast<double>(heap_calls() - heap0) / o.steps;
+  std::vector<double> sorted = times;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t m = sorted.size();
+  const double median = m % 2 ? sorted[m / 2] : 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]);
+  double mean = 0;
+  for (double t : times) mean += t;
+  mean /= static_cast<double>(m);
+  const double flops = flops_per_step(name, static_cast<double>(b));
+  std::printf(
+      "{\"workload\": \"%s\", \"threads\": %d, \"median_s\": %.6g, \"gflops\": %.4g, \"allocs_per_step\": %.4g, "
+      "\"heap_calls_per_step\": %s, \"min_s\": %.6g, \"max_s\": %.6g, \"mean_s\": %.6g, \"batch\": %lld, "
+      "\"warmup\": %d, \"steps\": %d, \"flops_per_step\": %.6g, \"first_loss\": %.6g, \"last_loss\": %.6g}\n",
+      name.c_str(), threads, median, flops / median / 1e9, allocs,
+      GENMOD_BENCH_COUNT_HEAP ? std::to_string(heap).c_str() : "null", sorted.front(), sorted.back(), mean,
+      static_cast<long long>(b), o.warmup, o.steps, flops, static_cast<double>(first_loss),
+      static_cast<double>(last_loss));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  const auto train = data::FashionMNIST::load(data::Split::train, o.data_dir);
+  // A fixed random permutation of the training set (Fisher-Yates with a genmod Generator).
+  Generator g(0);
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(train.size()));
+  for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<std::int64_t>(i);
+  for (std::size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[g.uniform_int(i)]);
+  for (const char* name : kWorkloads) {
+    if (!o.workload.empty() && o.workload != name) continue;
+    if (o.threads > 0) {
+      run(name, o.threads, o, train, perm);
+    } else {
+      run(name, 1, o, train, perm);
+      run(name, 2, o, train, perm);
+    }
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_models: %s\n", e.what());
+  return 1;
+}

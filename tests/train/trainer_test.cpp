@@ -1,0 +1,377 @@
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+#include "genmod/autodiff/autodiff.hpp"
+#include "genmod/core/parallel.hpp"
+#include "genmod/io/model_checkpoint.hpp"
+#include "genmod/nn/nn.hpp"
+#include "genmod/optim/optim.hpp"
+#include "genmod/train/trainer.hpp"
+
+using namespace genmod;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A fresh temporary directory, removed with everything in it at scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& tag) {
+    path = fs::temp_directory_path() / ("genmod_train_" + tag + "_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& f) const { return (path / f).string(); }
+};
+
+/// Runs the body at one thread (bit-exact comparisons), restoring the thread count afterwards.
+struct OneThread {
+  int before = get_num_threads();
+  OneThread() { set_num_threads(1); }
+  ~OneThread() { set_num_threads(before); }
+};
+
+/// 60 samples of 8 features: 4 batches of 16 per epoch, the last one smaller (12).
+data::Dataset synthetic() {
+  Generator g(123);
+  return data::Dataset(randn<float>({60, 8}, g));
+}
+
+/// A denoising autoencoder whose randomness (input noise, dropout) comes from generators the
+/// trainer checkpoints, so resuming must restore them to match.
+using Net = nn::Sequential<nn::Linear<float>, nn::Tanh<float>, nn::Dropout<float>, nn::Linear<float>>;
+
+// Seeds first, in a statement of its own: the order in which a constructor's arguments are
+// evaluated is unspecified, so seeding inside the argument list may come after some layers.
+Net make_net(std::uint64_t seed) {
+  manual_seed(seed);
+  nn::Linear<float> first(8, 16);
+  nn::Linear<float> last(16, 8);
+  return Net(std::move(first), nn::Tanh<float>(), nn::Dropout<float>(0.25, 5), std::move(last));
+}
+
+struct Run {
+  Net net;
+  optim::Adam<float> opt;
+  Generator noise;
+  data::Loader loader;
+
+  explicit Run(std::uint64_t init_seed)
+      : net(make_net(init_seed)),
+        opt(net.named_parameters(), {.lr = 1e-2}),
+        noise(77),
+        loader(synthetic(), {.batch_size = 16, .shuffle = true, .seed = 3}) {}
+
+  Var<float> loss(const data::Batch& b) {
+    Tensor<float> n = randn<float>(b.x.shape(), noise);
+    Var<float> x(b.x);
+    return mean(square(net(x + Var<float>(n) * 0.1f) - x));
+  }
+
+  double step(const data::Batch& b) {
+    Tape<float> tape;
+    Var<float> l = loss(b);
+    opt.zero_grad();
+    tape.backward(l);
+    opt.step();
+    return l.item();
+  }
+
+  train::Trainer trainer(train::TrainerOptions o) {
+    o.progress = train::Progress::off;
+    train::Trainer t(std::move(o));
+    t.add_model("model", net, &opt).add_generator(noise).add_generator(net.get<2>().generator(), "dropout");
+    return t;
+  }
+
+  std::vector<float> weights() {
+    std::vector<float> out;
+    for (auto& p : net.parameters())
+      for (std::int64_t i = 0; i < p.numel(); ++i) out.push_back(p.value()[i]);
+    return out;
+  }
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("Trainer resume is exact: 2 epochs equal 1 epoch, save, load into fresh objects, 1 epoch", "[train]") {
+  OneThread one;
+  TempDir dir_a("resume_a"), dir_b("resume_b");
+
+  Run a(1);
+  auto ta = a.trainer({.epochs = 2, .out_dir = dir_a.path.string()});
+  const auto ra = ta.fit(a.loader, [&](const data::Batch& b) { return a.loss(b); }, a.opt);
+  REQUIRE(ra.epochs_completed == 2);
+  CHECK(ra.step == 8);
+
+  {
+    Run b1(1);
+    auto tb = b1.trainer({.epochs = 1, .out_dir = dir_b.path.string()});
+    tb.fit(b1.loader, [&](const data::Batch& b) { return b1.loss(b); }, b1.opt);
+  }
+  Run b2(999);  // different initial weights, overwritten by the load
+  CHECK(b2.weights() != a.weights());
+  auto tb = b2.trainer({.epochs = 2, .out_dir = dir_b.path.string(), .resume = dir_b / "checkpoint.npz"});
+  const auto rb = tb.fit(b2.loader, [&](const data::Batch& b) { return b2.loss(b); }, b2.opt);
+  CHECK(rb.epochs_completed == 2);
+  CHECK(rb.step == 8);
+  REQUIRE(rb.epochs.size() == 1);
+  CHECK(rb.epochs[0].train_loss == ra.epochs[1].train_loss);
+  CHECK(b2.weights() == a.weights());
+  CHECK(b2.opt.step_count() == a.opt.step_count());
+  CHECK(b2.noise.state().offset == a.noise.state().offset);
+
+  // The resumed run's metrics file lists each epoch once, as the uninterrupted one's does.
+  const auto ma = train::read_metrics(dir_a / "metrics.jsonl");
+  const auto mb = train::read_metrics(dir_b / "metrics.jsonl");
+  REQUIRE(ma.size() == 2);
+  REQUIRE(mb.size() == 2);
+  CHECK(mb[1].at("epoch") == 2);
+  CHECK(mb[1].at("train_loss") == ma[1].at("train_loss"));
+  CHECK(fs::exists(dir_b / "loss.svg"));
+
+  // The checkpoint of a single component named "model" is what io::load_checkpoint reads.
+  Run c(5);
+  const io::TrainingState st = io::load_checkpoint(dir_a / "checkpoint.npz", c.net, &c.opt);
+  CHECK(st.epoch == 2);
+  CHECK(st.step == 8);
+  CHECK(st.has_rng);
+  CHECK(c.weights() == a.weights());
+}
+
+TEST_CASE("The first SIGINT finishes the step, saves a checkpoint and leaves the loop, and resuming is exact", "[train]") {
+  OneThread one;
+  TempDir dir_a("sigint_a"), dir_b("sigint_b");
+  Run a(1);
+  auto ta = a.trainer({.epochs = 2, .out_dir = dir_a.path.string()});
+  ta.fit(a.loader, [&](const data::Batch& b) { return a.step(b); });
+
+  Run b(1);
+  auto tb = b.trainer({.epochs = 2, .out_dir = dir_b.path.string()});
+  int calls = 0;
+  const auto rb = tb.fit(b.loader, [&](const data::Batch& batch) {
+    const double l = b.step(batch);
+    if (++calls == 6) std::raise(SIGINT);  // epoch 2, batch 2 of 4
+    return l;
+  });
+  CHECK(rb.interrupted);
+  CHECK(calls == 6);  // the loop left right after the interrupted step
+  CHECK(rb.step == 6);
+  CHECK(rb.epochs_completed == 1);
+  REQUIRE(fs::exists(dir_b / "checkpoint.npz"));
+  CHECK(train::read_metrics(dir_b / "metrics.jsonl").size() == 1);
+
+  // The handler is gone again: the previous disposition is back.
+  struct sigaction now{};
+  ::sigaction(SIGINT, nullptr, &now);
+  CHECK(now.sa_handler != &train::detail::on_sigint);
+
+  // Resuming mid-epoch continues with the next batch and ends where the uninterrupted run did.
+  Run c(42);
+  auto tc = c.trainer({.epochs = 2, .out_dir = dir_b.path.string(), .resume = dir_b / "checkpoint.npz"});
+  const auto rc = tc.fit(c.loader, [&](const data::Batch& batch) { return c.step(batch); });
+  CHECK_FALSE(rc.interrupted);
+  CHECK(rc.step == 8);
+  CHECK(c.weights() == a.weights());
+  const auto ma = train::read_metrics(dir_a / "metrics.jsonl");
+  const auto mc = train::read_metrics(dir_b / "metrics.jsonl");
+  REQUIRE(mc.size() == 2);
+  CHECK(mc[1].at("train_loss") == ma[1].at("train_loss"));
+}
+
+namespace {
+
+/// out = w * x + b with x = 1: minimizing mean(log(out)) by SGD drives out below zero on step 6
+/// (2 -> 1.75 -> 1.46 -> 1.12 -> 0.68 -> -0.06), where log makes a NaN.
+struct Diverging {
+  nn::Linear<float> lin{1, 1};
+  optim::SGD<float> opt{lin.named_parameters(), {.lr = 0.25}};
+  data::Loader loader{data::Dataset(ones<float>({4, 1})), {.batch_size = 2}};
+  Diverging() {
+    lin.weight.value()[0] = 2.0f;
+    lin.bias.value()[0] = 0.0f;
+  }
+  Var<float> loss(const data::Batch& b) { return mean(log(lin(Var<float>(b.x)))); }
+};
+
+}  // namespace
+
+TEST_CASE("A NaN loss stops training naming the step, the epoch and the op, and keeps the last good checkpoint", "[train]") {
+  TempDir dir("nan");
+  Diverging d;
+  train::Trainer t({.epochs = 5, .out_dir = dir.path.string(), .progress = train::Progress::off});
+  t.add_model("model", d.lin, &d.opt);
+  std::string msg;
+  try {
+    t.fit(d.loader, [&](const data::Batch& b) { return d.loss(b); }, d.opt);
+  } catch (const NumericError& e) {
+    msg = e.what();
+  }
+  INFO(msg);
+  CHECK(msg.find("step 6 (epoch 3, batch 2 of 2)") != std::string::npos);
+  CHECK(msg.find("of op 'log'") != std::string::npos);
+  CHECK(msg.find("(epoch 2), is kept") != std::string::npos);
+  // The checkpoint is epoch 2's, finite.
+  Diverging fresh;
+  train::CheckpointSet set;
+  set.add("model", fresh.lin, &fresh.opt);
+  const auto st = set.load(dir / "checkpoint.npz");
+  CHECK(st.epoch == 2);
+  CHECK(st.step == 4);
+  CHECK(set.first_non_finite().empty());
+  CHECK(train::read_metrics(dir / "metrics.jsonl").size() == 2);
+}
+
+TEST_CASE("A NaN from a step function names the step and says how to find the op", "[train]") {
+  TempDir dir("nan_step");
+  Diverging d;
+  train::Trainer t({.epochs = 5, .out_dir = dir.path.string(), .progress = train::Progress::off});
+  t.add_model("model", d.lin, &d.opt);
+  auto step = [&](const data::Batch& b) {
+    Tape<float> tape;
+    Var<float> l = d.loss(b);
+    d.opt.zero_grad();
+    tape.backward(l);
+    d.opt.step();
+    return static_cast<double>(l.item());
+  };
+  std::string msg;
+  try {
+    t.fit(d.loader, step);
+  } catch (const NumericError& e) {
+    msg = e.what();
+  }
+  INFO(msg);
+  CHECK(msg.find("step 6 (epoch 3") != std::string::npos);
+  CHECK(msg.find("set_check_finite") != std::string::npos);
+  // The checkpoint on disk is still epoch 2's.
+  Diverging fresh;
+  train::CheckpointSet set;
+  set.add("model", fresh.lin, &fresh.opt);
+  CHECK(set.load(dir / "checkpoint.npz").epoch == 2);
+}
+
+TEST_CASE("Early stopping ends the run when the monitored metric stops improving", "[train]") {
+  TempDir dir("early");
+  Run r(1);
+  auto t = r.trainer({.epochs = 10,
+                      .out_dir = dir.path.string(),
+                      .best_checkpoint = dir / "best.npz",
+                      .early_stopping = {.metric = "val_score", .patience = 2, .mode = train::Mode::max}});
+  // Improves for 2 epochs, then gets worse.
+  const double scores[] = {0.5, 0.7, 0.6, 0.65, 0.9, 0.9};
+  int epoch = 0;
+  t.set_evaluate([&] { return train::Metrics{{"val_score", scores[epoch++]}, {"test_loss", 1.0 / epoch}}; });
+  std::vector<std::int64_t> seen;
+  t.on_epoch_end([&](const train::EpochSummary& s) { seen.push_back(s.epoch); });
+  const auto res = t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  CHECK(res.stopped_early);
+  CHECK(res.epochs_completed == 4);
+  CHECK(res.best == 0.7);
+  CHECK(seen == std::vector<std::int64_t>{1, 2, 3, 4});
+  CHECK(res.epochs[1].improved);
+  CHECK_FALSE(res.epochs[2].improved);
+  train::CheckpointSet set;
+  Run fresh(2);
+  set.add("model", fresh.net, &fresh.opt);
+  CHECK(set.load(dir / "best.npz").epoch == 2);
+
+  // Every line of metrics.jsonl parses and holds the required fields.
+  std::ifstream in(dir / "metrics.jsonl");
+  int n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    const train::MetricsRecord rec = train::parse_metrics_line(line);
+    CHECK(rec.at("epoch") == n + 1);
+    CHECK(std::isfinite(rec.at("train_loss")));
+    CHECK(rec.at("seconds") >= 0);
+    CHECK(rec.at("test_loss") == Approx(1.0 / (n + 1)));
+    CHECK(rec.values.front().first == "epoch");
+  }
+  CHECK(n == 4);
+  const std::string svg = read_text(dir / "loss.svg");
+  CHECK(svg.find("<svg") != std::string::npos);
+  CHECK(svg.find("test_loss") != std::string::npos);
+}
+
+TEST_CASE("Early stopping on a metric nobody reports is an error naming it", "[train]") {
+  TempDir dir("early_bad");
+  Run r(1);
+  auto t = r.trainer({.epochs = 2, .out_dir = dir.path.string(), .early_stopping = {.metric = "tset_loss"}});
+  t.set_evaluate([] { return train::Metrics{{"test_loss", 1.0}}; });
+  CHECK_THROWS_WITH(t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt), Catch::Contains("tset_loss"));
+}
+
+TEST_CASE("Trainer progress lines go to the chosen stream every log_every steps", "[train]") {
+  TempDir dir("progress");
+  Run r(1);
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  train::Trainer t({.epochs = 1, .out_dir = dir.path.string(), .save_checkpoints = false,
+                    .progress = train::Progress::lines, .log_every = 2, .progress_stream = f});
+  t.add_model("model", r.net, &r.opt);
+  t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text += static_cast<char>(c);
+  std::fclose(f);
+  CHECK(text.find("epoch 1/1 step 2/4 ( 50%) loss ") != std::string::npos);
+  CHECK(text.find("epoch 1/1 step 4/4 (100%)") != std::string::npos);
+  CHECK(text.find("epoch 1/1: train_loss ") != std::string::npos);
+  CHECK(text.find('\r') == std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "checkpoint.npz"));
+}
+
+TEST_CASE("The progress bar redraws in place with percentage, ETA, rate and loss", "[train]") {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  {
+    train::ProgressBar bar({.mode = train::Progress::bar, .stream = f, .min_interval = 0});
+    bar.start("epoch 1/2", 4);
+    bar.update(1, 16, 0.5);
+    bar.print("a message");
+    bar.update(4, 16, 0.25);
+    bar.finish("epoch 1/2: done");
+  }
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text += static_cast<char>(c);
+  std::fclose(f);
+  CHECK(text.find("\r\x1b[Ka message\n") != std::string::npos);
+  CHECK(text.find("100%") != std::string::npos);
+  CHECK(text.find("ETA") != std::string::npos);
+  CHECK(text.find("samples/s") != std::string::npos);
+  CHECK(text.find("loss 0.25") != std::string::npos);
+  CHECK(text.find("[====") != std::string::npos);
+  CHECK(text.substr(text.size() - 16) == "epoch 1/2: done\n");
+}
+
+TEST_CASE("A resume checkpoint that does not match the run is refused before training", "[train]") {
+  TempDir dir("mismatch");
+  Run r(1);
+  auto t = r.trainer({.epochs = 1, .out_dir = dir.path.string()});
+  t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  Diverging d;
+  train::Trainer t2({.epochs = 2, .out_dir = dir.path.string(), .resume = dir / "checkpoint.npz",
+                     .progress = train::Progress::off});
+  t2.add_model("model", d.lin, &d.opt);
+  CHECK_THROWS_AS(t2.fit(d.loader, [&](const data::Batch& b) { return d.loss(b); }, d.opt), IOError);
+  CHECK(d.lin.weight.value()[0] == 2.0f);
+}
