@@ -1,103 +1,50 @@
-// A classifier on Fashion-MNIST from genmod's core alone: Parameters, differentiable ops and the
-// tape, trained with plain SGD on the whole training set, evaluated on the whole test set.
+// A classifier on Fashion-MNIST from genmod's core: Parameters, differentiable ops and the tape,
+// trained with the optional train::Trainer (progress bar, metrics, checkpoints, resume, Ctrl-C).
 //
-//   mlp [--data DIR] [--epochs N] [--batch-size N] [--hidden N] [--lr X] [--threads N] [--seed S]
+//   mlp [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N] [--seed S]
+//       [--resume PATH] [--hidden H] [--lr X]
 //
-// Prints one line per epoch: training loss, test loss and accuracy, seconds.
-#include <chrono>
+// Writes OUT/metrics.jsonl (train_loss, test_loss, test_accuracy per epoch), OUT/loss.svg and
+// OUT/checkpoint.npz, and prints the test accuracy after every epoch.
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
 
-#include <genmod/autodiff/autodiff.hpp>
-#include <genmod/data/fashion_mnist.hpp>
-#include <genmod/data/loader.hpp>
+#include <genmod/genmod.hpp>
 
 using namespace genmod;
 
 namespace {
 
-struct Options {
-  std::string data_dir;
-  int epochs = 5;
-  std::int64_t batch_size = 128;
-  std::int64_t hidden = 256;
-  float lr = 0.1f;
-  int threads = 0;
-  std::uint64_t seed = 0;
-};
-
-void usage() {
-  std::printf(
-      "usage: mlp [--data DIR] [--epochs N] [--batch-size N] [--hidden N] [--lr X] [--threads N] [--seed S]\n"
-      "Trains a 784-H-10 ReLU classifier on Fashion-MNIST with SGD and prints the test accuracy.\n"
-      "  --data DIR      directory of the IDX files (default: $GENMOD_DATA_DIR or\n"
-      "                  /usr/share/datasets/fashion-mnist, from the Debian package dataset-fashion-mnist)\n"
-      "  --epochs N      passes over the 60000 training images (default 5)\n"
-      "  --batch-size N  images per step (default 128)\n"
-      "  --hidden N      hidden units (default 256)\n"
-      "  --lr X          SGD learning rate (default 0.1)\n"
-      "  --threads N     threads (default: OMP_NUM_THREADS or all cores)\n"
-      "  --seed S        seed of initialization and shuffling (default 0)\n");
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw ValueError("missing value after " + a);
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      usage();
-      std::exit(0);
-    } else if (a == "--data") {
-      o.data_dir = value();
-    } else if (a == "--epochs") {
-      o.epochs = std::stoi(value());
-    } else if (a == "--batch-size") {
-      o.batch_size = std::stoll(value());
-    } else if (a == "--hidden") {
-      o.hidden = std::stoll(value());
-    } else if (a == "--lr") {
-      o.lr = std::stof(value());
-    } else if (a == "--threads") {
-      o.threads = std::stoi(value());
-    } else if (a == "--seed") {
-      o.seed = std::stoull(value());
-    } else {
-      throw ValueError("unknown option " + a + " (see --help)");
-    }
-  }
-  if (o.epochs < 0 || o.batch_size < 1 || o.hidden < 1 || !(o.lr > 0))
-    throw ValueError("expected epochs >= 0, batch size >= 1, hidden >= 1 and lr > 0");
-  return o;
-}
-
-// PyTorch's default Linear initialization: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
-Parameter<float> uniform_param(const Shape& s, std::int64_t fan_in, Generator& g) {
-  Tensor<float> t(s);
-  const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
-  fill_uniform(t, g, -bound, bound);
-  return Parameter<float>(t);
-}
-
-struct Classifier {
-  Parameter<float> w1, b1, w2, b2;
+/// A 784-H-10 ReLU network written with raw Parameters and ops (nn::Linear would do the same).
+class Classifier : public nn::Module<float> {
+ public:
   Classifier(std::int64_t hidden, Generator& g)
-      : w1(uniform_param({784, hidden}, 784, g)), b1(uniform_param({hidden}, 784, g)),
-        w2(uniform_param({hidden, 10}, hidden, g)), b2(uniform_param({10}, hidden, g)) {}
+      : w1(uniform({hidden, 784}, 784, g)), b1(uniform({hidden}, 784, g)), w2(uniform({10, hidden}, hidden, g)),
+        b2(uniform({10}, hidden, g)) {}
 
-  Var<float> logits(const Var<float>& x) const {
-    return matmul(relu(matmul(x, w1.var()) + b1.var()), w2.var()) + b2.var();
+  Var<float> forward(const Var<float>& x) override {
+    return linear(relu(linear(x, w1.var(), b1.var())), w2.var(), b2.var());
   }
-  Parameter<float>* params[4] = {&w1, &b1, &w2, &b2};
+  void visit(nn::ModuleVisitor<float>& v) override {
+    v.param("w1", w1);
+    v.param("b1", b1);
+    v.param("w2", w2);
+    v.param("b2", b2);
+  }
+
+  Parameter<float> w1, b1, w2, b2;
+
+ private:
+  // PyTorch's default Linear initialization: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  static Parameter<float> uniform(const Shape& s, std::int64_t fan_in, Generator& g) {
+    Tensor<float> t(s);
+    const float bound = 1.0f / std::sqrt(static_cast<float>(fan_in));
+    fill_uniform(t, g, -bound, bound);
+    return Parameter<float>(t);
+  }
 };
 
-// Mean cross-entropy of logits [B, 10] against labels [B].
+/// Mean cross-entropy of logits [B, 10] against labels [B].
 Var<float> cross_entropy(const Var<float>& logits, const Tensor<std::int64_t>& labels) {
   return -mean(gather(log_softmax(logits, 1), 1, labels.reshape({labels.numel(), 1})));
 }
@@ -105,52 +52,41 @@ Var<float> cross_entropy(const Var<float>& logits, const Tensor<std::int64_t>& l
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const Options opt = parse(argc, argv);
-  if (opt.threads > 0) set_num_threads(opt.threads);
-  const auto train = data::FashionMNIST::load(data::Split::train, opt.data_dir);
-  const auto test = data::FashionMNIST::load(data::Split::test, opt.data_dir);
-  const data::Dataset train_set = train.to_dataset(data::ImageLayout::flat);
-  const Tensor<float> test_x = test.float_images(data::ImageLayout::flat);
-  std::printf("Fashion-MNIST: %lld training and %lld test images; 784-%lld-10 MLP, %d threads\n",
-              static_cast<long long>(train.size()), static_cast<long long>(test.size()),
-              static_cast<long long>(opt.hidden), get_num_threads());
+  train::ExampleArgs args("mlp", "Trains a 784-H-10 ReLU classifier on Fashion-MNIST with SGD.",
+                          {.out = "mlp-out", .epochs = 5, .batch_size = 128});
+  std::int64_t hidden = 256;
+  double lr = 0.1;
+  args.add_option("--hidden", hidden, "hidden units", 1);
+  args.add_option("--lr", lr, "SGD learning rate");
+  args.parse_or_exit(argc, argv);
+  args.apply_threads();
 
-  Generator gen(opt.seed);
-  Classifier net(opt.hidden, gen);
-  data::Loader loader(train_set, {.batch_size = opt.batch_size, .shuffle = true, .seed = opt.seed});
+  const auto train_data = data::FashionMNIST::load(data::Split::train, args.data);
+  const auto test_data = data::FashionMNIST::load(data::Split::test, args.data);
+  const Tensor<float> test_x = test_data.float_images(data::ImageLayout::flat);
+  Generator init(args.seed);
+  Classifier net(hidden, init);
+  optim::SGD sgd{net.named_parameters(), {.lr = lr}};
+  data::Loader loader(train_data.to_dataset(data::ImageLayout::flat),
+                      {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
 
-  for (int epoch = 1; epoch <= opt.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    double loss_sum = 0;
-    std::int64_t seen = 0;
-    for (const auto& batch : loader) {
-      Tape<float> tape;
-      Var<float> loss = cross_entropy(net.logits(Var<float>(batch.x)), batch.y);
-      if (!std::isfinite(loss.item()))
-        throw NumericError("loss became " + std::to_string(loss.item()) + " at epoch " + std::to_string(epoch));
-      tape.backward(loss);
-      for (auto* p : net.params) {  // SGD: p -= lr * grad
-        kernels::axpy(-opt.lr, p->grad().data(), p->value().data(), p->numel());
-        p->zero_grad();
-      }
-      loss_sum += static_cast<double>(loss.item()) * static_cast<double>(batch.size());
-      seen += batch.size();
-    }
-    // Test loss and accuracy, without recording.
+  train::Trainer trainer(args.trainer_options());
+  trainer.add_model("model", net, &sgd);
+  trainer.set_evaluate([&] {
     NoGradGuard no_grad;
-    const Var<float> logits = net.logits(Var<float>(test_x));
-    const float test_loss = cross_entropy(logits, test.labels).item();
+    const Var<float> logits = net(Var<float>(test_x));
     std::int64_t correct = 0;
-    for (std::int64_t i = 0; i < test.size(); ++i) {
+    for (std::int64_t i = 0; i < test_data.size(); ++i) {
       const float* row = logits.value().data() + i * 10;
-      correct += std::max_element(row, row + 10) - row == test.labels[i];
+      correct += std::max_element(row, row + 10) - row == test_data.labels[i];
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("epoch %d  train_loss %.4f  test_loss %.4f  test_accuracy %.2f%%  %.2f s\n", epoch,
-                loss_sum / static_cast<double>(seen), test_loss,
-                100.0 * static_cast<double>(correct) / static_cast<double>(test.size()), secs);
-  }
-  return 0;
+    const double accuracy = static_cast<double>(correct) / static_cast<double>(test_data.size());
+    std::printf("test accuracy %.2f%%\n", 100.0 * accuracy);
+    return train::Metrics{{"test_loss", cross_entropy(logits, test_data.labels).item()}, {"test_accuracy", accuracy}};
+  });
+  const train::FitResult r =
+      trainer.fit(loader, [&](const data::Batch& b) { return cross_entropy(net(Var<float>(b.x)), b.y); }, sgd);
+  return r.interrupted ? 130 : 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "mlp: %s\n", e.what());
   return 1;
