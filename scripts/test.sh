@@ -45,7 +45,7 @@ rm -rf "$prefix"
 
 if [ -x scripts/fuzz.sh ]; then
   stage "Fuzz the file parsers (bounded time)"
-  ./scripts/fuzz.sh
+  GENMOD_FUZZ_SECONDS=${GENMOD_FUZZ_SECONDS:-20} ./scripts/fuzz.sh
 fi
 
 stage "All stages passed"

@@ -23,57 +23,6 @@ using namespace genmod;
 
 namespace {
 
-struct Options {
-  std::string data_dir, out_dir = "cvae-out", resume;
-  int epochs = 10, threads = 0;
-  std::int64_t batch_size = 128, latent = 16;
-  std::uint64_t seed = 0;
-  double lr = 1e-3;
-};
-
-const char* kUsage =
-    "usage: cvae [options]\n"
-    "Trains a class-conditional VAE on Fashion-MNIST; writes class_samples.png and attribute.png.\n"
-    "  --data DIR        Fashion-MNIST IDX files (default $GENMOD_DATA_DIR or /usr/share/datasets/fashion-mnist)\n"
-    "  --out DIR         output directory (default cvae-out)\n"
-    "  --epochs N        training epochs (default 10)\n"
-    "  --batch-size N    images per step (default 128)\n"
-    "  --threads N       threads (default OMP_NUM_THREADS or all cores)\n"
-    "  --seed S          seed (default 0)\n"
-    "  --resume PATH     continue from a checkpoint written by this program\n"
-    "  --latent Z        latent dimensions (default 16)\n"
-    "  --lr X            Adam learning rate (default 1e-3)\n";
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) throw ValueError("option " + a + " needs a value (see --help)");
-    const std::string v = argv[++i];
-    try {
-      if (a == "--data") o.data_dir = v;
-      else if (a == "--out") o.out_dir = v;
-      else if (a == "--epochs") o.epochs = std::stoi(v);
-      else if (a == "--batch-size") o.batch_size = std::stoll(v);
-      else if (a == "--threads") o.threads = std::stoi(v);
-      else if (a == "--seed") o.seed = std::stoull(v);
-      else if (a == "--resume") o.resume = v;
-      else if (a == "--latent") o.latent = std::stoll(v);
-      else if (a == "--lr") o.lr = std::stod(v);
-      else throw ValueError("unknown option " + a + " (see --help)");
-    } catch (const std::logic_error&) {
-      throw ValueError("option " + a + ": '" + v + "' is not a valid value (see --help)");
-    }
-  }
-  if (o.epochs < 0 || o.batch_size < 1 || o.latent < 1 || !(o.lr > 0))
-    throw ValueError("expected --epochs >= 0, --batch-size >= 1, --latent >= 1, --lr > 0");
-  return o;
-}
-
 constexpr std::int64_t kClasses = 10;
 using Net = nn::Sequential<nn::Linear<float>, nn::ReLU<float>, nn::Linear<float>, nn::ReLU<float>, nn::Linear<float>>;
 using CVAE = models::ConditionalVAE<Net, Net, dist::Bernoulli>;
@@ -87,27 +36,35 @@ Tensor<float> class_rows(std::int64_t n, std::int64_t c) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const Options opt = parse(argc, argv);
-  if (opt.threads > 0) set_num_threads(opt.threads);
-  std::filesystem::create_directories(opt.out_dir);
-  const auto train = data::FashionMNIST::load(data::Split::train, opt.data_dir);
-  const auto test = data::FashionMNIST::load(data::Split::test, opt.data_dir);
+  train::ExampleArgs args("cvae", "Trains a class-conditional VAE on Fashion-MNIST; writes class_samples.png and attribute.png.",
+                          {.out = "cvae-out", .epochs = 10, .batch_size = 128});
+  std::int64_t latent = 16;
+  double lr = 1e-3;
+  args.add_option("--latent", latent, "latent dimensions", 1);
+  args.add_option("--lr", lr, "Adam learning rate");
+  args.parse_or_exit(argc, argv);
+  args.apply_threads();
+  if (!(lr > 0)) throw ValueError("expected --lr > 0");
+  const std::string out_dir = args.out;
+  std::filesystem::create_directories(out_dir);
+  const auto train = data::FashionMNIST::load(data::Split::train, args.data);
+  const auto test = data::FashionMNIST::load(data::Split::test, args.data);
   const Tensor<float> test_x = test.float_images(data::ImageLayout::flat);
   const Tensor<float> test_c = one_hot<float>(test.labels, kClasses);
 
-  manual_seed(opt.seed);
-  const std::int64_t z = opt.latent;
+  manual_seed(args.seed);
+  const std::int64_t z = latent;
   CVAE cvae(Net(nn::Linear(784 + kClasses, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(), nn::Linear(256, 2 * z)),
             Net(nn::Linear(z + kClasses, 256), nn::ReLU(), nn::Linear(256, 512), nn::ReLU(), nn::Linear(512, 784)),
-            dist::Bernoulli{}, {.latent_dim = z, .seed = opt.seed});
-  optim::Adam adam{cvae.named_parameters(), {.lr = opt.lr}};
+            dist::Bernoulli{}, {.latent_dim = z, .seed = args.seed});
+  optim::Adam adam{cvae.named_parameters(), {.lr = lr}};
   data::Loader loader(train.to_dataset(data::ImageLayout::flat),
-                      {.batch_size = opt.batch_size, .shuffle = true, .seed = opt.seed});
-  const std::string metrics_path = opt.out_dir + "/metrics.jsonl", ckpt = opt.out_dir + "/checkpoint.npz";
+                      {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+  const std::string metrics_path = out_dir + "/metrics.jsonl", ckpt = out_dir + "/checkpoint.npz";
   int first = 1;
   std::int64_t step = 0;
-  if (!opt.resume.empty()) {
-    const auto st = io::load_checkpoint(opt.resume, cvae, &adam);
+  if (!args.resume.empty()) {
+    const auto st = io::load_checkpoint(args.resume, cvae, &adam);
     first = static_cast<int>(st.epoch) + 1;
     step = st.step;
     if (st.has_rng) cvae.rng.set_state(st.rng);
@@ -115,8 +72,8 @@ int main(int argc, char** argv) try {
   } else {
     std::ofstream(metrics_path, std::ios::trunc);
   }
-  Generator eval_rng(opt.seed, 0x6576616cULL);
-  for (int epoch = first; epoch <= opt.epochs; ++epoch) {
+  Generator eval_rng(args.seed, 0x6576616cULL);
+  for (int epoch = first; epoch <= args.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     double sum = 0;
     std::int64_t seen = 0;
@@ -153,14 +110,14 @@ int main(int argc, char** argv) try {
 
   // One row per class, the same 10 codes in every row: the class controls the garment, the code
   // its style.
-  Generator g(opt.seed + 1);
+  Generator g(args.seed + 1);
   const Tensor<float> codes = randn<float>(Shape{10, z}, g);
   Tensor<float> grid(Shape{kClasses * 10, 1, 28, 28});
   for (std::int64_t c = 0; c < kClasses; ++c) {
     const Tensor<float> row = cvae.generate(codes, class_rows(10, c));
     std::copy(row.begin(), row.end(), grid.data() + c * 10 * 784);
   }
-  io::save_image_grid(opt.out_dir + "/class_samples.png", grid, {.columns = 10});
+  io::save_image_grid(out_dir + "/class_samples.png", grid, {.columns = 10});
 
   // Attribute arithmetic on the condition: the direction from the mean condition of sandals (5)
   // to that of sneakers (7), added with growing alpha to sandals' conditions while each keeps its
@@ -194,9 +151,9 @@ int main(int argc, char** argv) try {
       for (std::size_t r = 0; r < shown; ++r)
         std::copy(imgs.data() + r * 784, imgs.data() + (r + 1) * 784, pic.data() + (r * (steps + 1) + s + 1) * 784);
     }
-    io::save_image_grid(opt.out_dir + "/attribute.png", pic, {.columns = steps + 1});
+    io::save_image_grid(out_dir + "/attribute.png", pic, {.columns = steps + 1});
   }
-  std::printf("wrote %s/{class_samples.png, attribute.png, metrics.jsonl, checkpoint.npz}\n", opt.out_dir.c_str());
+  std::printf("wrote %s/{class_samples.png, attribute.png, metrics.jsonl, checkpoint.npz}\n", out_dir.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "cvae: %s\n", e.what());

@@ -27,71 +27,15 @@ using namespace genmod;
 
 namespace {
 
+/// The options beyond the shared ones of train::ExampleArgs.
 struct Options {
   std::string arch = "mlp";
-  std::string data_dir;
-  std::string out_dir = "vae-out";
-  int epochs = 10;
-  std::int64_t batch_size = 128;
-  int threads = 0;
-  std::uint64_t seed = 0;
-  std::string resume;
   std::int64_t latent = 32;
   double lr = 1e-3;
   double beta = 1.0;
   std::int64_t iwae_k = 100;
+  std::uint64_t seed = 0;
 };
-
-const char* kUsage =
-    "usage: vae [options]\n"
-    "Trains a VAE on Fashion-MNIST and writes metrics, pictures and a checkpoint.\n"
-    "  --arch mlp|conv   the mlp_vae or conv_vae of the reference workloads (default mlp)\n"
-    "  --data DIR        Fashion-MNIST IDX files (default $GENMOD_DATA_DIR or\n"
-    "                    /usr/share/datasets/fashion-mnist, Debian package dataset-fashion-mnist)\n"
-    "  --out DIR         output directory (default vae-out)\n"
-    "  --epochs N        training epochs (default 10)\n"
-    "  --batch-size N    images per step (default 128)\n"
-    "  --threads N       threads (default OMP_NUM_THREADS or all cores)\n"
-    "  --seed S          seed of initialization, shuffling and noise (default 0)\n"
-    "  --resume PATH     continue from a checkpoint written by this program\n"
-    "  --latent Z        latent dimensions (default 32)\n"
-    "  --lr X            Adam learning rate (default 1e-3)\n"
-    "  --beta B          weight of the KL term, 1 for the ELBO (default 1)\n"
-    "  --iwae-k K        importance samples for the final test bound, 0 to skip (default 100)\n";
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (i + 1 >= argc) throw ValueError("option " + a + " needs a value (see --help)");
-    const std::string v = argv[++i];
-    try {
-      if (a == "--arch") o.arch = v;
-      else if (a == "--data") o.data_dir = v;
-      else if (a == "--out") o.out_dir = v;
-      else if (a == "--epochs") o.epochs = std::stoi(v);
-      else if (a == "--batch-size") o.batch_size = std::stoll(v);
-      else if (a == "--threads") o.threads = std::stoi(v);
-      else if (a == "--seed") o.seed = std::stoull(v);
-      else if (a == "--resume") o.resume = v;
-      else if (a == "--latent") o.latent = std::stoll(v);
-      else if (a == "--lr") o.lr = std::stod(v);
-      else if (a == "--beta") o.beta = std::stod(v);
-      else if (a == "--iwae-k") o.iwae_k = std::stoll(v);
-      else throw ValueError("unknown option " + a + " (see --help)");
-    } catch (const std::logic_error&) {
-      throw ValueError("option " + a + ": '" + v + "' is not a valid value (see --help)");
-    }
-  }
-  if (o.arch != "mlp" && o.arch != "conv") throw ValueError("--arch: expected mlp or conv, got '" + o.arch + "'");
-  if (o.epochs < 0 || o.batch_size < 1 || o.latent < 1 || !(o.lr > 0) || o.beta < 0 || o.iwae_k < 0)
-    throw ValueError("expected --epochs >= 0, --batch-size >= 1, --latent >= 1, --lr > 0, --beta >= 0, --iwae-k >= 0");
-  return o;
-}
 
 using DynVAE = models::VAE<nn::DynamicSequential<float>, nn::DynamicSequential<float>, dist::Bernoulli>;
 
@@ -148,31 +92,43 @@ Tensor<float> as_images(const Tensor<float>& x) { return x.reshape({x.dim(0), 1,
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const Options opt = parse(argc, argv);
-  if (opt.threads > 0) set_num_threads(opt.threads);
-  std::filesystem::create_directories(opt.out_dir);
+  train::ExampleArgs args("vae", "Trains a VAE on Fashion-MNIST and writes metrics, pictures and a checkpoint.",
+                          {.out = "vae-out", .epochs = 10, .batch_size = 128});
+  Options opt;
+  args.add_option("--arch", opt.arch, "mlp (the reference's mlp_vae) or conv (its conv_vae)");
+  args.add_option("--latent", opt.latent, "latent dimensions", 1);
+  args.add_option("--lr", opt.lr, "Adam learning rate");
+  args.add_option("--beta", opt.beta, "weight of the KL term (1: the negative ELBO)");
+  args.add_option("--iwae-k", opt.iwae_k, "importance samples for the final test bound (0: skip)", 0);
+  args.parse_or_exit(argc, argv);
+  args.apply_threads();
+  opt.seed = args.seed;
+  if (opt.arch != "mlp" && opt.arch != "conv") throw ValueError("--arch: expected mlp or conv, got '" + opt.arch + "'");
+  if (!(opt.lr > 0) || !(opt.beta >= 0)) throw ValueError("expected --lr > 0 and --beta >= 0");
+  const std::string out_dir = args.out;
+  std::filesystem::create_directories(out_dir);
   const auto layout = opt.arch == "mlp" ? data::ImageLayout::flat : data::ImageLayout::nchw;
-  const auto train = data::FashionMNIST::load(data::Split::train, opt.data_dir);
-  const auto test = data::FashionMNIST::load(data::Split::test, opt.data_dir);
+  const auto train = data::FashionMNIST::load(data::Split::train, args.data);
+  const auto test = data::FashionMNIST::load(data::Split::test, args.data);
   const data::Dataset train_set = train.to_dataset(layout);
   const Tensor<float> test_x = test.float_images(layout);
 
   manual_seed(opt.seed);
   DynVAE vae = build(opt);
   optim::Adam adam{vae.named_parameters(), {.lr = opt.lr}};
-  data::Loader loader(train_set, {.batch_size = opt.batch_size, .shuffle = true, .seed = opt.seed});
+  data::Loader loader(train_set, {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
   Generator eval_rng(opt.seed, 0x6576616cULL);
   int first_epoch = 1;
   std::int64_t step = 0;
-  const std::string metrics_path = opt.out_dir + "/metrics.jsonl";
-  const std::string ckpt_path = opt.out_dir + "/checkpoint.npz";
-  if (!opt.resume.empty()) {
-    const io::TrainingState st = io::load_checkpoint(opt.resume, vae, &adam);
+  const std::string metrics_path = out_dir + "/metrics.jsonl";
+  const std::string ckpt_path = out_dir + "/checkpoint.npz";
+  if (!args.resume.empty()) {
+    const io::TrainingState st = io::load_checkpoint(args.resume, vae, &adam);
     first_epoch = static_cast<int>(st.epoch) + 1;
     step = st.step;
     if (st.has_rng) vae.rng.set_state(st.rng);
     loader.set_epoch(st.epoch);
-    std::printf("resumed from %s at epoch %lld, step %lld\n", opt.resume.c_str(), static_cast<long long>(st.epoch),
+    std::printf("resumed from %s at epoch %lld, step %lld\n", args.resume.c_str(), static_cast<long long>(st.epoch),
                 static_cast<long long>(st.step));
   } else {
     std::ofstream(metrics_path, std::ios::trunc);
@@ -182,7 +138,7 @@ int main(int argc, char** argv) try {
               static_cast<long long>(train.size()), get_num_threads());
 
   std::vector<double> epochs_axis, train_curve, test_curve;
-  for (int epoch = first_epoch; epoch <= opt.epochs; ++epoch) {
+  for (int epoch = first_epoch; epoch <= args.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     Progress progress(epoch, loader.num_batches());
     double loss_sum = 0;
@@ -222,12 +178,12 @@ int main(int argc, char** argv) try {
     const double iwae = eval::iwae_nll(vae, test_x, opt.iwae_k, eval_rng);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("test_iwae_nll (k = %lld) %.2f nats/image  (%.1f s)\n", static_cast<long long>(opt.iwae_k), iwae, secs);
-    std::ofstream(metrics_path, std::ios::app) << "{\"epoch\": " << opt.epochs << ", \"test_iwae_nll\": " << iwae
+    std::ofstream(metrics_path, std::ios::app) << "{\"epoch\": " << args.epochs << ", \"test_iwae_nll\": " << iwae
                                                << ", \"iwae_k\": " << opt.iwae_k << "}\n";
   }
 
   // Pictures: samples, test images over their reconstructions, interpolations between test pairs.
-  io::save_image_grid(opt.out_dir + "/samples.png", as_images(vae.sample(64)), {.columns = 8});
+  io::save_image_grid(out_dir + "/samples.png", as_images(vae.sample(64)), {.columns = 8});
   {
     NoGradGuard no_grad;
     const Tensor<float> originals = test_x.rows(0, 16);
@@ -235,21 +191,21 @@ int main(int argc, char** argv) try {
     Tensor<float> both(Shape{32, 1, 28, 28});
     std::copy(originals.begin(), originals.end(), both.data());
     std::copy(rec.begin(), rec.end(), both.data() + 16 * 784);
-    io::save_image_grid(opt.out_dir + "/reconstructions.png", both, {.columns = 16});
+    io::save_image_grid(out_dir + "/reconstructions.png", both, {.columns = 16});
     Tensor<float> rows(Shape{6 * 10, 1, 28, 28});
     for (int r = 0; r < 6; ++r) {
       const Tensor<float> line = vae.interpolate(test_x.rows(2 * r, 1), test_x.rows(2 * r + 1, 1), 10,
                                                  models::Interpolation::spherical);
       std::copy(line.begin(), line.end(), rows.data() + r * 10 * 784);
     }
-    io::save_image_grid(opt.out_dir + "/interpolation.png", rows, {.columns = 10});
+    io::save_image_grid(out_dir + "/interpolation.png", rows, {.columns = 10});
   }
   if (!epochs_axis.empty())
-    io::save_line_plot_svg(opt.out_dir + "/loss.svg",
+    io::save_line_plot_svg(out_dir + "/loss.svg",
                            {io::Series{"train loss", train_curve, epochs_axis}, io::Series{"test -ELBO", test_curve, epochs_axis}},
                            {.title = "VAE on Fashion-MNIST", .x_label = "epoch", .y_label = "nats per image"});
   std::printf("wrote %s/{metrics.jsonl, samples.png, reconstructions.png, interpolation.png, loss.svg, checkpoint.npz}\n",
-              opt.out_dir.c_str());
+              out_dir.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "vae: %s\n", e.what());
