@@ -9,8 +9,6 @@
 // end the importance-weighted bound with K samples is added (test_iwae_nll). Writes
 // OUT/samples.png, OUT/reconstructions.png, OUT/interpolation.png, OUT/loss.svg and
 // OUT/checkpoint.npz (after every epoch; --resume continues from one).
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -54,38 +52,6 @@ DynVAE build(const Options& o) {
   }
   return DynVAE(enc, dec, dist::Bernoulli{}, {.beta = o.beta, .latent_dim = z, .seed = o.seed});
 }
-
-// One progress line on stderr: redrawn in place on a terminal, every 100 steps otherwise.
-class Progress {
- public:
-  Progress(int epoch, std::int64_t steps) : epoch_(epoch), steps_(steps), tty_(isatty(2) != 0) {}
-  void update(std::int64_t step, double loss, std::int64_t images) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const bool last = step == steps_;
-    if (tty_) {
-      if (!last && secs - drawn_ < 0.1) return;
-      drawn_ = secs;
-      const int width = 30, filled = static_cast<int>(width * step / steps_);
-      const double eta = step ? secs / static_cast<double>(step) * static_cast<double>(steps_ - step) : 0;
-      std::fprintf(stderr, "\repoch %d [%s%s] %3d%% %5lld/%lld  loss %8.3f  %6.0f img/s  ETA %4.0fs", epoch_,
-                   std::string(static_cast<std::size_t>(filled), '=').c_str(),
-                   std::string(static_cast<std::size_t>(width - filled), ' ').c_str(),
-                   static_cast<int>(100 * step / steps_), static_cast<long long>(step), static_cast<long long>(steps_), loss,
-                   static_cast<double>(images) / std::max(secs, 1e-9), eta);
-      if (last) std::fputc('\n', stderr);
-    } else if (step % 100 == 0 || last) {
-      std::fprintf(stderr, "epoch %d step %lld/%lld loss %.3f %.0f img/s\n", epoch_, static_cast<long long>(step),
-                   static_cast<long long>(steps_), loss, static_cast<double>(images) / std::max(secs, 1e-9));
-    }
-  }
-
- private:
-  int epoch_;
-  std::int64_t steps_;
-  bool tty_;
-  double drawn_ = -1;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-};
 
 Tensor<float> as_images(const Tensor<float>& x) { return x.reshape({x.dim(0), 1, 28, 28}); }
 
@@ -140,7 +106,8 @@ int main(int argc, char** argv) try {
   std::vector<double> epochs_axis, train_curve, test_curve;
   for (int epoch = first_epoch; epoch <= args.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
-    Progress progress(epoch, loader.num_batches());
+    train::ProgressBar progress;
+    progress.start("epoch " + std::to_string(epoch), loader.num_batches());
     double loss_sum = 0;
     std::int64_t seen = 0, i = 0;
     for (const auto& batch : loader) {
@@ -156,8 +123,9 @@ int main(int argc, char** argv) try {
       ++step;
       loss_sum += static_cast<double>(l) * static_cast<double>(batch.size());
       seen += batch.size();
-      progress.update(++i, loss_sum / static_cast<double>(seen), seen);
+      progress.update(++i, batch.size(), loss_sum / static_cast<double>(seen));
     }
+    progress.finish("");
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double train_loss = loss_sum / static_cast<double>(seen);
     const double test_nelbo = eval::negative_elbo(vae, test_x, eval_rng);

@@ -283,7 +283,8 @@ Tensor<T> conv2d_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x, const 
     }
   });
   for (std::int64_t c = 1; c < chunks; ++c) axpy(T(1), partial.data() + c * g.cout * K, partial.data(), g.cout * K);
-  if (!g.masked()) return partial.rows(0, 1).reshape(g.weight_shape()).clone();
+  // The reduced sum sits in the first block of `partial`: return it as a view, no copy.
+  if (!g.masked()) return partial.rows(0, 1).reshape(g.weight_shape());
   Tensor<T> dw = zeros<T>(g.weight_shape());
   const std::int64_t nt = g.num_taps(), kk = g.kh * g.kw;
   for (std::int64_t o = 0; o < g.cout; ++o)
