@@ -1,15 +1,19 @@
 #pragma once
 /// \file init.hpp
 /// Parameter initializers, with PyTorch's formulas so that parity runs start from the same
-/// distributions: Xavier/Glorot and Kaiming/He (uniform and normal), zeros, constant.
+/// distributions: Xavier/Glorot and Kaiming/He (uniform and normal), orthogonal, zeros, constant.
 ///
 /// fan_in and fan_out of a weight [out, in, kh, kw] are in*kh*kw and out*kh*kw.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
 
+#include <Eigen/Dense>
+
 #include "genmod/config.hpp"
+#include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
 
 namespace genmod::nn::init {
@@ -85,6 +89,33 @@ void kaiming_normal(Tensor<T>& t, Generator& g, double a = 0.0, FanMode mode = F
   const Fans f = fans(t.shape());
   const double fan = static_cast<double>(mode == FanMode::fan_in ? f.in : f.out);
   normal(t, g, 0.0, gain(nonlinearity, a) / std::sqrt(fan));
+}
+
+/// A (semi-)orthogonal matrix times gain (Saxe et al. 2014; torch.nn.init.orthogonal_): the
+/// weight viewed as [rows = dim 0, cols = the rest] has orthonormal rows (rows <= cols) or
+/// orthonormal columns (rows > cols). Drawn as the Q of a QR factorization of a Gaussian matrix,
+/// with the signs of R's diagonal folded in so that Q is uniformly (Haar) distributed.
+template <class T>
+void orthogonal(Tensor<T>& t, Generator& g, double gain = 1.0) {
+  if (!t.defined() || t.rank() < 2)
+    throw ShapeError("init::orthogonal: expected a weight of rank >= 2, got " +
+                     (t.defined() ? t.shape().to_string() : std::string("an undefined tensor")));
+  const std::int64_t rows = t.dim(0), cols = t.numel() / rows;
+  const std::int64_t tall = std::max(rows, cols), narrow = std::min(rows, cols);
+  Tensor<double> gauss(Shape{tall, narrow});
+  fill_normal(gauss, g, 0.0, 1.0);
+  Eigen::MatrixXd a = gauss.matrix();
+  Eigen::HouseholderQR<Eigen::MatrixXd> qr(a);
+  Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(tall, narrow);
+  const Eigen::MatrixXd r = qr.matrixQR().topRows(narrow).template triangularView<Eigen::Upper>();
+  for (std::int64_t j = 0; j < narrow; ++j)
+    if (r(j, j) < 0) q.col(j) = -q.col(j);
+  q *= gain;
+  auto m = t.matrix();  // [rows, cols] row-major view
+  if (rows >= cols)
+    m = q.template cast<T>();
+  else
+    m = q.transpose().template cast<T>();
 }
 
 /// PyTorch's default for Linear and Conv weights: kaiming_uniform with a = sqrt(5), which is

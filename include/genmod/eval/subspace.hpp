@@ -1,0 +1,65 @@
+#pragma once
+/// \file subspace.hpp
+/// Principal angles between two subspaces, each given by spanning columns (not necessarily
+/// orthonormal): orthonormalize both (thin QR), then the singular values of Qa^T Qb are the
+/// cosines of the angles (Bjorck & Golub). The angle between a linear autoencoder's decoder and
+/// the PCA subspace tells whether it found the principal subspace, whatever basis it chose in it.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <string>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "genmod/config.hpp"
+#include "genmod/core/tensor.hpp"
+
+namespace genmod::eval {
+
+/// Principal angles in degrees, ascending, between span(A) and span(B) (A, B: [D, k_a], [D, k_b]
+/// with full column rank); min(k_a, k_b) angles. Sines of small angles are taken from the
+/// residual of B after projection on A, so angles below 1e-4 degrees are still accurate.
+inline std::vector<double> principal_angles_degrees(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) {
+  if (A.rows() != B.rows() || A.cols() == 0 || B.cols() == 0)
+    throw ShapeError("principal_angles_degrees: expected two bases with the same number of rows, got [" +
+                     std::to_string(A.rows()) + ", " + std::to_string(A.cols()) + "] and [" + std::to_string(B.rows()) +
+                     ", " + std::to_string(B.cols()) + "]");
+  if (A.cols() > A.rows() || B.cols() > B.rows())
+    throw ShapeError("principal_angles_degrees: a basis has more columns than rows");
+  auto orthonormal = [](const Eigen::MatrixXd& M) -> Eigen::MatrixXd {
+    Eigen::HouseholderQR<Eigen::MatrixXd> qr(M);
+    return qr.householderQ() * Eigen::MatrixXd::Identity(M.rows(), M.cols());
+  };
+  const Eigen::MatrixXd qa = orthonormal(A), qb = orthonormal(B);
+  // Small angles: sines from the part of the smaller basis outside the other's span.
+  const bool a_small = qa.cols() <= qb.cols();
+  const Eigen::MatrixXd& qs = a_small ? qa : qb;
+  const Eigen::MatrixXd& ql = a_small ? qb : qa;
+  const Eigen::MatrixXd residual = qs - ql * (ql.transpose() * qs);
+  Eigen::JacobiSVD<Eigen::MatrixXd> sv_sin(residual);
+  Eigen::JacobiSVD<Eigen::MatrixXd> sv_cos(ql.transpose() * qs);
+  const auto m = static_cast<std::size_t>(qs.cols());
+  std::vector<double> angles(m);
+  const double deg = 180.0 / std::numbers::pi;
+  for (std::size_t i = 0; i < m; ++i) {
+    // cosines sorted descending give angles ascending; sines sorted descending give them descending.
+    const double c = std::clamp(sv_cos.singularValues()(static_cast<Eigen::Index>(i)), 0.0, 1.0);
+    const double s = std::clamp(sv_sin.singularValues()(static_cast<Eigen::Index>(m - 1 - i)), 0.0, 1.0);
+    angles[i] = (c > std::sqrt(0.5) ? std::asin(s) : std::acos(c)) * deg;
+  }
+  return angles;
+}
+
+/// As above for bases stored as tensors [D, k] (a Linear decoder's weight is [out, in] = [D, k]).
+template <class T>
+std::vector<double> principal_angles_degrees(const Tensor<T>& A, const Tensor<T>& B) {
+  if (!A.defined() || !B.defined() || A.rank() != 2 || B.rank() != 2)
+    throw ShapeError("principal_angles_degrees: expected two rank-2 bases [D, k]");
+  return principal_angles_degrees(Eigen::MatrixXd(A.matrix().template cast<double>()),
+                                  Eigen::MatrixXd(B.matrix().template cast<double>()));
+}
+
+}  // namespace genmod::eval
