@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "genmod/data/idx.hpp"
+#include "temp_dir.hpp"
 
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;
@@ -15,20 +16,7 @@ using Bytes = std::vector<unsigned char>;
 namespace {
 
 // A fresh directory under the system temp dir, removed at the end of the test.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("genmod_idx_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-};
+using test::TempDir;
 
 Tensor<std::uint8_t> small_images() {
   Tensor<std::uint8_t> t(Shape{3, 4, 5});

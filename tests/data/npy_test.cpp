@@ -8,23 +8,14 @@
 #include <vector>
 
 #include "genmod/data/npy.hpp"
+#include "temp_dir.hpp"
 
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static int n = 0;
-    path = std::filesystem::temp_directory_path() /
-           ("genmod_npy_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 // numpy 1.24: np.save(f, np.array([1.0, 2.0], dtype='>f8'))
 const unsigned char kBeNpy[] = {

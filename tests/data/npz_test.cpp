@@ -8,23 +8,14 @@
 #include <vector>
 
 #include "genmod/data/npz.hpp"
+#include "temp_dir.hpp"
 
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static int n = 0;
-    path = std::filesystem::temp_directory_path() /
-           ("genmod_npz_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 // numpy 1.24: np.savez_compressed(f, w=np.arange(6, dtype=np.float32).reshape(2, 3),
 //                                 labels=np.array([3, 1, 4], dtype=np.int64))

@@ -12,22 +12,13 @@
 #include <thread>
 
 #include "genmod/io/checkpoint.hpp"
+#include "temp_dir.hpp"
 
 using namespace genmod;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    static int n = 0;
-    path = std::filesystem::temp_directory_path() /
-           ("genmod_ckpt_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 Tensor<float> iota(const Shape& s, float start = 0.f) {
   Tensor<float> t(s);

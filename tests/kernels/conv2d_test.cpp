@@ -42,9 +42,10 @@ TEST_CASE("conv2d matches the direct definition over strides, paddings and dilat
   struct Case {
     std::int64_t n, c, h, w, o, k, s, p, d;
   };
-  for (const Case& t : {Case{2, 3, 7, 6, 4, 3, 1, 1, 1}, Case{2, 1, 28, 28, 8, 4, 2, 1, 1},
-                        Case{1, 4, 9, 9, 2, 3, 2, 0, 2}, Case{3, 5, 5, 5, 6, 1, 1, 0, 1},
-                        Case{1, 2, 6, 8, 3, 5, 3, 2, 1}, Case{4, 32, 14, 14, 64, 4, 2, 1, 1}}) {
+  for (const Case& t :
+       {Case{2, 3, 7, 6, 4, 3, 1, 1, 1}, Case{2, 1, 28, 28, 8, 4, 2, 1, 1}, Case{1, 4, 9, 9, 2, 3, 2, 0, 2},
+        Case{3, 5, 5, 5, 6, 1, 1, 0, 1}, Case{1, 2, 6, 8, 3, 5, 3, 2, 1}, Case{4, 32, 14, 14, 64, 4, 2, 1, 1},
+        Case{13, 2, 14, 14, 3, 3, 1, 1, 1}, Case{21, 3, 8, 8, 5, 3, 2, 1, 1}}) {
     INFO("n c h w o k s p d = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
                                 << t.s << " " << t.p << " " << t.d);
     auto x = rnd({t.n, t.c, t.h, t.w}, 1), w = rnd({t.o, t.c, t.k, t.k}, 2), b = rnd({t.o}, 3);
@@ -52,6 +53,34 @@ TEST_CASE("conv2d matches the direct definition over strides, paddings and dilat
     auto ref = naive_conv(x, w, b, t.s, t.p, t.d);
     REQUIRE(y.shape() == ref.shape());
     CHECK(allclose(y.value(), ref, 1e-10, 1e-10));
+  }
+}
+
+// Small outputs are computed several images per GEMM (kernels::detail::images_per_gemm); the
+// three kernels must give what they give one image at a time, for full and partial groups.
+TEST_CASE("Grouped-image convolution kernels equal the per-image ones", "[kernels][conv]") {
+  for (const std::int64_t n : {1, 5, 6, 7, 19}) {
+    kernels::Conv2dGeometry g;
+    g.n = n, g.cin = 3, g.h = 9, g.w = 9, g.cout = 4, g.kh = 3, g.kw = 3, g.stride_h = g.stride_w = 2;
+    g.pad_h = g.pad_w = 1, g.ho = 5, g.wo = 5;  // 25 output pixels: 11 images per GEMM
+    INFO("batch " << n << ", images per GEMM " << kernels::detail::images_per_gemm(g));
+    CHECK(kernels::detail::images_per_gemm(g) == 11);
+    auto x = rnd({n, 3, 9, 9}, 11), w = rnd({4, 3, 3, 3}, 12), b = rnd({4}, 13), gy = rnd({n, 4, 5, 5}, 14);
+    const auto y = kernels::conv2d_forward(g, x, w, b);
+    const auto dx = kernels::conv2d_input_grad(g, gy, w);
+    const auto dw = kernels::conv2d_weight_grad(g, x, gy);
+    kernels::Conv2dGeometry one = g;
+    one.n = 1;
+    Tensor<double> dw_sum = zeros<double>(w.shape());
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto yi = kernels::conv2d_forward(one, x.rows(i, 1), w, b);
+      const auto dxi = kernels::conv2d_input_grad(one, gy.rows(i, 1), w);
+      const auto dwi = kernels::conv2d_weight_grad(one, x.rows(i, 1), gy.rows(i, 1));
+      CHECK(allclose(y.rows(i, 1), yi, 1e-12, 1e-12));
+      CHECK(allclose(dx.rows(i, 1), dxi, 1e-12, 1e-12));
+      for (std::int64_t k = 0; k < dw_sum.numel(); ++k) dw_sum[k] += dwi[k];
+    }
+    CHECK(allclose(dw, dw_sum, 1e-10, 1e-10));
   }
 }
 
@@ -85,7 +114,8 @@ TEST_CASE("Transposed convolution is the adjoint of convolution", "[kernels][con
   for (std::int64_t i = 0; i < x.numel(); ++i) rhs += x[i] * out.value()[i];
   CHECK(lhs == Approx(rhs).epsilon(1e-12));
   // Output padding adds a row and column.
-  auto op = conv_transpose2d(Var<double>(yin), Var<double>(w), Var<double>(), {.stride = 2, .padding = 1, .output_padding = 1});
+  auto op = conv_transpose2d(Var<double>(yin), Var<double>(w), Var<double>(),
+                             {.stride = 2, .padding = 1, .output_padding = 1});
   CHECK(op.shape() == (Shape{2, 3, 15, 15}));
 }
 
@@ -116,6 +146,7 @@ TEST_CASE("Convolution shape errors name the op and the shapes", "[kernels][conv
                     Catch::Contains("larger than the input") && Catch::Contains("[1, 3, 4, 4]"));
   CHECK_THROWS_AS(conv2d(x, Var<double>(zeros<double>({2, 3, 3, 3})), Var<double>(), {.stride = 0}), ValueError);
   CHECK_THROWS_AS(conv2d(Var<double>(zeros<double>({3, 4, 4})), Var<double>(zeros<double>({2, 3, 3, 3}))), ShapeError);
-  CHECK_THROWS_AS(conv_transpose2d(x, Var<double>(zeros<double>({3, 2, 3, 3})), Var<double>(), {.stride = 2, .output_padding = 2}),
-                  ValueError);
+  CHECK_THROWS_AS(
+      conv_transpose2d(x, Var<double>(zeros<double>({3, 2, 3, 3})), Var<double>(), {.stride = 2, .output_padding = 2}),
+      ValueError);
 }

@@ -9,8 +9,11 @@
 /// C is bilinear, so these three are closed under differentiation (autodiff/ops/conv.hpp builds
 /// double backward from them), and a transposed convolution is input_grad with the roles swapped.
 ///
-/// Why per image: the column matrix of one image (K x HW) stays in cache, where a batched
-/// im2col would stream N times more memory through the GEMM. Images are spread over threads,
+/// Why per image (or per small group): the column matrix of one image (K x HW) stays in cache,
+/// where a batched im2col would stream N times more memory through the GEMM. Small outputs are
+/// the exception: a 7x7 output gives the GEMM only 49 columns, so a few images are laid side by
+/// side (images_per_gemm: about 256 columns) and their results copied to place. Images are spread
+/// over threads,
 /// each running a single-threaded GEMM on its own scratch; the weight gradient is reduced from
 /// per-thread partial sums in a fixed order, so results do not depend on scheduling.
 ///
@@ -19,9 +22,9 @@
 
 #include <algorithm>
 #include <array>
-#include <span>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 
 #include "genmod/core/parallel.hpp"
@@ -86,25 +89,11 @@ inline std::int64_t conv_out_extent(std::int64_t in, std::int64_t k, std::int64_
 namespace detail {
 
 /// Extents of the zero-padded input image.
-inline std::int64_t padded_h(const Conv2dGeometry& g) { return g.h + 2 * g.pad_h; }
-inline std::int64_t padded_w(const Conv2dGeometry& g) { return g.w + 2 * g.pad_w; }
-
-/// For each kept tap t and output pixel j = oy * wo + ox, the offset of its input pixel in the
-/// zero-padded image: (oy*s + ky*d) * Wp + (ox*s + kx*d). Every such offset is inside the padded
-/// image (the output extent was computed from it), so im2col needs no bounds checks. One table per
-/// convolution call, shared by all channels, images and threads.
-inline Tensor<std::int32_t> tap_offsets(const Conv2dGeometry& g) {
-  const std::int64_t nt = g.num_taps(), hw = g.hw_out(), wp = padded_w(g);
-  Tensor<std::int32_t> off(Shape{nt, hw});
-  for (std::int64_t t = 0; t < nt; ++t) {
-    const std::int64_t tap = g.tap(t), ky = tap / g.kw, kx = tap % g.kw;
-    std::int32_t* o = off.data() + t * hw;
-    for (std::int64_t oy = 0; oy < g.ho; ++oy)
-      for (std::int64_t ox = 0; ox < g.wo; ++ox)
-        o[oy * g.wo + ox] =
-            static_cast<std::int32_t>((oy * g.stride_h + ky * g.dil_h) * wp + ox * g.stride_w + kx * g.dil_w);
-  }
-  return off;
+inline std::int64_t padded_h(const Conv2dGeometry& g) {
+  return g.h + 2 * g.pad_h;
+}
+inline std::int64_t padded_w(const Conv2dGeometry& g) {
+  return g.w + 2 * g.pad_w;
 }
 
 /// The image x [Cin, H, W] zero-padded into pad [Cin, Hp, Wp] (returns x itself when unpadded).
@@ -119,41 +108,55 @@ const T* pad_image(const Conv2dGeometry& g, const T* x, T* pad) {
   return pad;
 }
 
-/// cols[(c * T + t), j] = padded x[c] at offset[t][j].
+/// cols[(c * T + t), oy * Wo + ox] = padded x[c][oy * sh + ky * dh][ox * sw + kx * dw] for kept tap
+/// t = (ky, kx); rows of cols are `ld` apart (ld >= HW lets several images sit side by side in one
+/// column matrix). Every read is inside the padded image (the output extent was computed from
+/// it), so there are no bounds checks; unit-stride rows are block copies.
 template <class T>
-void im2col(const Conv2dGeometry& g, const Tensor<std::int32_t>& offsets, const T* xpad, T* cols) {
-  const std::int64_t nt = g.num_taps(), hw = g.hw_out(), plane = padded_h(g) * padded_w(g);
-  const bool rows_contiguous = g.stride_w == 1;
+void im2col(const Conv2dGeometry& g, const T* xpad, T* cols, std::int64_t ld) {
+  const std::int64_t nt = g.num_taps(), wp = padded_w(g), plane = padded_h(g) * wp;
+  const std::int64_t sh = g.stride_h, sw = g.stride_w, wo = g.wo;
   for (std::int64_t c = 0; c < g.cin; ++c) {
     const T* base = xpad + c * plane;
     for (std::int64_t t = 0; t < nt; ++t) {
-      const std::int32_t* off = offsets.data() + t * hw;
-      T* row = cols + (c * nt + t) * hw;
-      if (rows_contiguous) {
-        for (std::int64_t oy = 0; oy < g.ho; ++oy) {
-          const T* src = base + off[oy * g.wo];
-          std::copy(src, src + g.wo, row + oy * g.wo);
-        }
-      } else {
-        for (std::int64_t j = 0; j < hw; ++j) row[j] = base[off[j]];
+      const std::int64_t tap = g.tap(t), ky = tap / g.kw, kx = tap % g.kw;
+      const T* first = base + ky * g.dil_h * wp + kx * g.dil_w;
+      T* row = cols + (c * nt + t) * ld;
+      for (std::int64_t oy = 0; oy < g.ho; ++oy) {
+        const T* src = first + oy * sh * wp;
+        T* dst = row + oy * wo;
+        if (sw == 1)
+          std::copy(src, src + wo, dst);
+        else
+          for (std::int64_t ox = 0; ox < wo; ++ox) dst[ox] = src[ox * sw];
       }
     }
   }
 }
 
-/// The adjoint of im2col: dx [Cin, H, W] = crop of the scatter-add of cols into a padded image.
+/// The adjoint of im2col: dx [Cin, H, W] = crop of the scatter-add of cols (rows `ld` apart) into
+/// a padded image.
 template <class T>
-void col2im(const Conv2dGeometry& g, const Tensor<std::int32_t>& offsets, const T* cols, T* pad, T* dx) {
-  const std::int64_t nt = g.num_taps(), hw = g.hw_out(), hp = padded_h(g), wp = padded_w(g), plane = hp * wp;
+void col2im(const Conv2dGeometry& g, const T* cols, std::int64_t ld, T* pad, T* dx) {
+  const std::int64_t nt = g.num_taps(), hp = padded_h(g), wp = padded_w(g), plane = hp * wp;
+  const std::int64_t sh = g.stride_h, sw = g.stride_w, wo = g.wo;
   const bool padded = g.pad_h != 0 || g.pad_w != 0;
   T* acc = padded ? pad : dx;
   std::fill(acc, acc + g.cin * plane, T(0));
   for (std::int64_t c = 0; c < g.cin; ++c) {
     T* base = acc + c * plane;
     for (std::int64_t t = 0; t < nt; ++t) {
-      const std::int32_t* off = offsets.data() + t * hw;
-      const T* row = cols + (c * nt + t) * hw;
-      for (std::int64_t j = 0; j < hw; ++j) base[off[j]] += row[j];
+      const std::int64_t tap = g.tap(t), ky = tap / g.kw, kx = tap % g.kw;
+      T* first = base + ky * g.dil_h * wp + kx * g.dil_w;
+      const T* row = cols + (c * nt + t) * ld;
+      for (std::int64_t oy = 0; oy < g.ho; ++oy) {
+        T* dst = first + oy * sh * wp;
+        const T* src = row + oy * wo;
+        if (sw == 1)
+          for (std::int64_t ox = 0; ox < wo; ++ox) dst[ox] += src[ox];
+        else
+          for (std::int64_t ox = 0; ox < wo; ++ox) dst[ox * sw] += src[ox];
+      }
     }
   }
   if (padded)
@@ -175,20 +178,41 @@ Tensor<T> packed_weight(const Conv2dGeometry& g, const Tensor<T>& w) {
   return p;
 }
 
-/// Per-thread scratch: the column matrix of one image, then its padded copy.
+/// Images per GEMM: enough that the GEMM's N dimension (images x output pixels) reaches about 256
+/// columns, where a small output (7x7 = 49 pixels) alone would leave the kernel starved of work
+/// and re-pack the weight for every image. Pointwise convolutions read the image in place and stay
+/// at one.
+inline std::int64_t images_per_gemm(const Conv2dGeometry& g) {
+  if (g.pointwise() || g.hw_out() >= 128) return 1;
+  return std::clamp<std::int64_t>((256 + g.hw_out() - 1) / g.hw_out(), 1, 16);
+}
+
+/// Per-thread scratch: the column matrix of a group of images [K, group * HW], a matrix
+/// [Cout, group * HW] (grouped outputs or output gradients), and one padded image.
 template <class T>
 struct ConvScratch {
   T* cols;
+  T* out;
   T* pad;
 };
 template <class T>
-ConvScratch<T> conv_scratch(const Conv2dGeometry& g) {
+ConvScratch<T> conv_scratch(const Conv2dGeometry& g, std::int64_t group) {
   thread_local Tensor<T> scratch;
-  const std::int64_t cols = g.k() * g.hw_out(), pad = g.cin * padded_h(g) * padded_w(g);
-  // 16 elements of margin keep the second block 64-byte aligned.
-  const std::int64_t need = (cols + 15) / 16 * 16 + pad;
+  // Each block rounded up to 16 elements keeps the next one 64-byte aligned.
+  const auto round = [](std::int64_t v) { return (v + 15) / 16 * 16; };
+  const std::int64_t cols = round(g.k() * g.hw_out() * group), out = round(g.cout * g.hw_out() * group);
+  const std::int64_t need = cols + out + g.cin * padded_h(g) * padded_w(g);
   if (!scratch.defined() || scratch.numel() < need) scratch = Tensor<T>(Shape{need});
-  return {scratch.data(), scratch.data() + (cols + 15) / 16 * 16};
+  return {scratch.data(), scratch.data() + cols, scratch.data() + cols + out};
+}
+
+/// dst[o, j * HW + p] = src[j][o, p] for the `group` images starting at src: per-image [Cout, HW]
+/// blocks laid side by side as one [Cout, group * HW] matrix.
+template <class T>
+void interleave_images(const T* src, T* dst, std::int64_t group, std::int64_t cout, std::int64_t hw) {
+  for (std::int64_t j = 0; j < group; ++j)
+    for (std::int64_t o = 0; o < cout; ++o)
+      std::copy(src + (j * cout + o) * hw, src + (j * cout + o + 1) * hw, dst + o * group * hw + j * hw);
 }
 
 /// Number of chunks the batch is split into (one per thread, at most one image each).
@@ -216,21 +240,42 @@ Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tens
   Tensor<T> y(g.output_shape());
   const Tensor<T> wp = detail::packed_weight(g, w);
   const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
-  const std::int64_t chunks = detail::batch_chunks(g);
-  const Tensor<std::int32_t> offsets = g.pointwise() ? Tensor<std::int32_t>() : detail::tap_offsets(g);
+  const std::int64_t chunks = detail::batch_chunks(g), group = detail::images_per_gemm(g);
   const T* X = x.data();
   T* Y = y.data();
   parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
-      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g);
-      for (std::int64_t i = g.n * c / chunks; i < g.n * (c + 1) / chunks; ++i) {
-        const T* colsrc = g.pointwise() ? X + i * in_size : scratch.cols;
-        if (!g.pointwise())
-          detail::im2col(g, offsets, detail::pad_image(g, X + i * in_size, scratch.pad), scratch.cols);
-        T* yi = Y + i * out_size;
-        if (bias.defined())
-          for (std::int64_t o = 0; o < g.cout; ++o) std::fill(yi + o * HW, yi + (o + 1) * HW, bias[o]);
-        gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, colsrc, HW, bias.defined() ? T(1) : T(0), yi, HW);
+      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g, group);
+      const std::int64_t end = g.n * (c + 1) / chunks;
+      for (std::int64_t i = g.n * c / chunks; i < end; i += group) {
+        const std::int64_t gi = std::min(group, end - i), ld = gi * HW;
+        if (g.pointwise()) {
+          T* yi = Y + i * out_size;
+          if (bias.defined())
+            for (std::int64_t o = 0; o < g.cout; ++o) std::fill(yi + o * HW, yi + (o + 1) * HW, bias[o]);
+          gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, X + i * in_size, HW, bias.defined() ? T(1) : T(0),
+                  yi, HW);
+          continue;
+        }
+        for (std::int64_t j = 0; j < gi; ++j)
+          detail::im2col(g, detail::pad_image(g, X + (i + j) * in_size, scratch.pad), scratch.cols + j * HW, ld);
+        if (gi == 1) {  // straight into Y, on top of the bias
+          T* yi = Y + i * out_size;
+          if (bias.defined())
+            for (std::int64_t o = 0; o < g.cout; ++o) std::fill(yi + o * HW, yi + (o + 1) * HW, bias[o]);
+          gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, scratch.cols, HW, bias.defined() ? T(1) : T(0), yi,
+                  HW);
+          continue;
+        }
+        // A group: into scratch, then each image's block to its place with the bias added.
+        gemm<T>(false, false, g.cout, ld, K, T(1), wp.data(), K, scratch.cols, ld, T(0), scratch.out, ld);
+        for (std::int64_t j = 0; j < gi; ++j)
+          for (std::int64_t o = 0; o < g.cout; ++o) {
+            T* yo = Y + (i + j) * out_size + o * HW;
+            const T* so = scratch.out + o * ld + j * HW;
+            const T b = bias.defined() ? bias[o] : T(0);
+            for (std::int64_t p = 0; p < HW; ++p) yo[p] = so[p] + b;
+          }
       }
     }
   });
@@ -243,17 +288,27 @@ Tensor<T> conv2d_input_grad(const Conv2dGeometry& g, const Tensor<T>& grad_out, 
   Tensor<T> dx(g.input_shape());
   const Tensor<T> wp = detail::packed_weight(g, w);
   const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
-  const std::int64_t chunks = detail::batch_chunks(g);
-  const Tensor<std::int32_t> offsets = g.pointwise() ? Tensor<std::int32_t>() : detail::tap_offsets(g);
+  const std::int64_t chunks = detail::batch_chunks(g), group = detail::images_per_gemm(g);
   const T* G = grad_out.data();
   T* DX = dx.data();
   parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
-      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g);
-      for (std::int64_t i = g.n * c / chunks; i < g.n * (c + 1) / chunks; ++i) {
-        T* dst = g.pointwise() ? DX + i * in_size : scratch.cols;
-        gemm<T>(true, false, K, HW, g.cout, T(1), wp.data(), K, G + i * out_size, HW, T(0), dst, HW);
-        if (!g.pointwise()) detail::col2im(g, offsets, scratch.cols, scratch.pad, DX + i * in_size);
+      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g, group);
+      const std::int64_t end = g.n * (c + 1) / chunks;
+      for (std::int64_t i = g.n * c / chunks; i < end; i += group) {
+        const std::int64_t gi = std::min(group, end - i), ld = gi * HW;
+        if (g.pointwise()) {
+          gemm<T>(true, false, K, HW, g.cout, T(1), wp.data(), K, G + i * out_size, HW, T(0), DX + i * in_size, HW);
+          continue;
+        }
+        const T* src = G + i * out_size;
+        if (gi > 1) {
+          detail::interleave_images(src, scratch.out, gi, g.cout, HW);
+          src = scratch.out;
+        }
+        gemm<T>(true, false, K, ld, g.cout, T(1), wp.data(), K, src, ld, T(0), scratch.cols, ld);
+        for (std::int64_t j = 0; j < gi; ++j)
+          detail::col2im(g, scratch.cols + j * HW, ld, scratch.pad, DX + (i + j) * in_size);
       }
     }
   });
@@ -264,21 +319,30 @@ Tensor<T> conv2d_input_grad(const Conv2dGeometry& g, const Tensor<T>& grad_out, 
 template <class T>
 Tensor<T> conv2d_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x, const Tensor<T>& grad_out) {
   const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
-  const std::int64_t chunks = detail::batch_chunks(g);
+  const std::int64_t chunks = detail::batch_chunks(g), group = detail::images_per_gemm(g);
   Tensor<T> partial(Shape{chunks, g.cout, K});
-  const Tensor<std::int32_t> offsets = g.pointwise() ? Tensor<std::int32_t>() : detail::tap_offsets(g);
   const T* X = x.data();
   const T* G = grad_out.data();
   parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t c = c0; c < c1; ++c) {
       T* dw = partial.data() + c * g.cout * K;
       std::fill(dw, dw + g.cout * K, T(0));
-      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g);
-      for (std::int64_t i = g.n * c / chunks; i < g.n * (c + 1) / chunks; ++i) {
-        const T* colsrc = g.pointwise() ? X + i * in_size : scratch.cols;
-        if (!g.pointwise())
-          detail::im2col(g, offsets, detail::pad_image(g, X + i * in_size, scratch.pad), scratch.cols);
-        gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, colsrc, HW, T(1), dw, K);
+      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g, group);
+      const std::int64_t end = g.n * (c + 1) / chunks;
+      for (std::int64_t i = g.n * c / chunks; i < end; i += group) {
+        const std::int64_t gi = std::min(group, end - i), ld = gi * HW;
+        if (g.pointwise()) {
+          gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, X + i * in_size, HW, T(1), dw, K);
+          continue;
+        }
+        for (std::int64_t j = 0; j < gi; ++j)
+          detail::im2col(g, detail::pad_image(g, X + (i + j) * in_size, scratch.pad), scratch.cols + j * HW, ld);
+        const T* src = G + i * out_size;
+        if (gi > 1) {
+          detail::interleave_images(src, scratch.out, gi, g.cout, HW);
+          src = scratch.out;
+        }
+        gemm<T>(false, true, g.cout, K, ld, T(1), src, ld, scratch.cols, ld, T(1), dw, K);
       }
     }
   });
