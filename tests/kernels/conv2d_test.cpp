@@ -81,6 +81,10 @@ TEST_CASE("Grouped-image convolution kernels equal the per-image ones", "[kernel
       for (std::int64_t k = 0; k < dw_sum.numel(); ++k) dw_sum[k] += dwi[k];
     }
     CHECK(allclose(dw, dw_sum, 1e-10, 1e-10));
+    // The fused pair (a transposed convolution's backward) gives both from one im2col.
+    const auto [y2, dw2] = kernels::conv2d_forward_and_weight_grad(g, x, w, gy);
+    CHECK(allclose(y2, kernels::conv2d_forward(g, x, w, Tensor<double>()), 1e-12, 1e-12));
+    CHECK(allclose(dw2, dw, 1e-12, 1e-12));
   }
 }
 

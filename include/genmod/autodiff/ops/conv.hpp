@@ -64,7 +64,8 @@ Var<T> conv2d_geometry(const kernels::Conv2dGeometry& g, const Var<T>& x, const 
     if (sink.needs(1)) sink.add(1, conv2d_adjoint_weight(g, x, gy));
     if (has_bias && sink.needs(2)) sink.add(2, detail::channel_sum(gy));
   };
-  return has_bias ? record_op("conv2d", std::move(y), backward, x, w, b) : record_op("conv2d", std::move(y), backward, x, w);
+  return has_bias ? record_op("conv2d", std::move(y), backward, x, w, b)
+                  : record_op("conv2d", std::move(y), backward, x, w);
 }
 
 /// Z = Cx*(G, W): the convolution's adjoint in its input (a transposed convolution).
@@ -77,6 +78,13 @@ Var<T> conv2d_adjoint_input(const kernels::Conv2dGeometry& g, const Var<T>& grad
   return record_op(
       "conv2d_adjoint_input", kernels::conv2d_input_grad(g, grad_out.value(), w.value()),
       [g, grad_out, w](const Var<T>&, const Var<T>& h, GradSink<T>& sink) {
+        // Both gradients start from the column matrix of h: build it once when nothing records.
+        if (sink.needs(0) && sink.needs(1) && !grad_enabled()) {
+          auto [dx, dw] = kernels::conv2d_forward_and_weight_grad(g, h.value(), w.value(), grad_out.value());
+          sink.add(0, Var<T>(std::move(dx)));
+          sink.add(1, Var<T>(std::move(dw)));
+          return;
+        }
         if (sink.needs(0)) sink.add(0, conv2d_geometry(g, h, w, Var<T>()));
         if (sink.needs(1)) sink.add(1, conv2d_adjoint_weight(g, h, grad_out));
       },
@@ -88,7 +96,8 @@ template <class T>
 Var<T> conv2d_adjoint_weight(const kernels::Conv2dGeometry& g, const Var<T>& x, const Var<T>& grad_out) {
   if (!(x.shape() == g.input_shape()) || !(grad_out.shape() == g.output_shape()))
     throw ShapeError("conv2d_adjoint_weight: shapes " + x.shape().to_string() + " and " + grad_out.shape().to_string() +
-                     " do not match the expected " + g.input_shape().to_string() + " and " + g.output_shape().to_string());
+                     " do not match the expected " + g.input_shape().to_string() + " and " +
+                     g.output_shape().to_string());
   return record_op(
       "conv2d_adjoint_weight", kernels::conv2d_weight_grad(g, x.value(), grad_out.value()),
       [g, x, grad_out](const Var<T>&, const Var<T>& h, GradSink<T>& sink) {
@@ -102,7 +111,8 @@ Var<T> conv2d_adjoint_weight(const kernels::Conv2dGeometry& g, const Var<T>& x, 
 template <class T>
 Var<T> add_channel_bias(const Var<T>& x, const Var<T>& b) {
   if (x.rank() != 4 || !(b.shape() == Shape{x.dim(1)}))
-    throw ShapeError("add_channel_bias: bias " + b.shape().to_string() + " does not fit input " + x.shape().to_string());
+    throw ShapeError("add_channel_bias: bias " + b.shape().to_string() + " does not fit input " +
+                     x.shape().to_string());
   Tensor<T> y = x.value().clone();
   const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
   for (std::int64_t i = 0; i < n; ++i)
@@ -142,9 +152,9 @@ inline kernels::Conv2dGeometry conv2d_geometry_for(const Shape& x, const Shape& 
   g.ho = kernels::conv_out_extent(g.h, g.kh, o.stride, o.padding, o.dilation);
   g.wo = kernels::conv_out_extent(g.w, g.kw, o.stride, o.padding, o.dilation);
   if (g.ho <= 0 || g.wo <= 0)
-    throw ShapeError(std::string(op) + ": kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
-                     " (dilation " + std::to_string(o.dilation) + ") is larger than the input " + x.to_string() +
-                     " padded by " + std::to_string(o.padding));
+    throw ShapeError(std::string(op) + ": kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + " (dilation " +
+                     std::to_string(o.dilation) + ") is larger than the input " + x.to_string() + " padded by " +
+                     std::to_string(o.padding));
   return g;
 }
 
@@ -167,9 +177,11 @@ inline kernels::Conv2dGeometry conv_transpose2d_geometry_for(const Shape& x, con
                      " channels but weight " + w.to_string() + " expects " + std::to_string(w[0]));
   if (o.stride < 1 || o.padding < 0 || o.dilation < 1 || o.output_padding < 0 ||
       (o.output_padding >= o.stride && o.output_padding >= o.dilation))
-    throw ValueError(std::string(op) + ": expected stride >= 1, padding >= 0, dilation >= 1 and 0 <= output_padding "
-                     "< max(stride, dilation), got " + std::to_string(o.stride) + ", " + std::to_string(o.padding) + ", " +
-                     std::to_string(o.dilation) + ", " + std::to_string(o.output_padding));
+    throw ValueError(std::string(op) +
+                     ": expected stride >= 1, padding >= 0, dilation >= 1 and 0 <= output_padding "
+                     "< max(stride, dilation), got " +
+                     std::to_string(o.stride) + ", " + std::to_string(o.padding) + ", " + std::to_string(o.dilation) +
+                     ", " + std::to_string(o.output_padding));
   kernels::Conv2dGeometry g;
   g.n = x[0];
   g.cout = x[1];  // the underlying convolution maps the result back to x
