@@ -55,7 +55,8 @@ struct Context {
   Options opt;
   std::string out;
   data::FashionMNIST train, test;
-  Tensor<float> train_x, test_x;  // [N, 784] in [0, 1]
+  Tensor<float> train_x, test_x;    // [N, 784] in [0, 1]
+  std::unique_ptr<AE> features_ae;  // trained by the first task that needs it (features, compress)
 };
 
 /// One line of metrics.jsonl.
@@ -144,7 +145,7 @@ void save_rows(const std::string& path, const std::vector<Tensor<float>>& rows, 
 
 /// The undercomplete AE of the features and compression tasks (trained once, shared).
 AE& features_autoencoder(Context& c) {
-  static std::unique_ptr<AE> ae;
+  std::unique_ptr<AE>& ae = c.features_ae;
   if (!ae) {
     manual_seed(c.args->seed);
     auto [enc, dec] = mlp_pair(c.opt.code);
@@ -404,7 +405,8 @@ int main(int argc, char** argv) try {
             data::FashionMNIST::load(data::Split::train, args.data),
             data::FashionMNIST::load(data::Split::test, args.data),
             {},
-            {}};
+            {},
+            nullptr};
   c.train_x = c.train.float_images(data::ImageLayout::flat);
   c.test_x = c.test.float_images(data::ImageLayout::flat);
   std::filesystem::create_directories(c.out);

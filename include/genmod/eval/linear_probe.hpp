@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <numbers>
 #include <string>
 #include <vector>
 
@@ -22,6 +21,7 @@
 #include "genmod/losses/classification.hpp"
 #include "genmod/nn/layers/linear.hpp"
 #include "genmod/optim/adam.hpp"
+#include "genmod/optim/schedule.hpp"
 
 namespace genmod::eval {
 
@@ -98,11 +98,11 @@ inline ProbeResult linear_probe(const Tensor<float>& train_x, const Tensor<std::
   optim::Adam<float> opt(probe.named_parameters(), {.lr = o.lr, .weight_decay = o.weight_decay});
   data::Loader loader(data::Dataset(xtr, train_y), {.batch_size = o.batch_size, .shuffle = true, .seed = o.seed});
   const std::int64_t total_steps = o.epochs * ((train_x.dim(0) + o.batch_size - 1) / o.batch_size);
+  const optim::CosineAnnealing schedule(o.lr, total_steps);
   std::int64_t step = 0;
   for (std::int64_t e = 0; e < o.epochs; ++e)
     for (auto& batch : loader) {
-      opt.set_lr(0.5 * o.lr *
-                 (1 + std::cos(std::numbers::pi * static_cast<double>(step++) / static_cast<double>(total_steps))));
+      opt.set_lr(schedule.lr(step++));
       Tape<float> tape;
       Var<float> loss = mean(losses::cross_entropy(probe(Var<float>(batch.x)), batch.y));
       tape.backward(loss);

@@ -207,6 +207,15 @@ ConvScratch<T> conv_scratch(const Conv2dGeometry& g, std::int64_t group) {
   return {scratch.data(), scratch.data() + cols, scratch.data() + cols + out};
 }
 
+/// The column matrices of `group` consecutive images starting at x, side by side in
+/// scratch.cols ([K, group * HW], image j in columns j * HW ..).
+template <class T>
+void im2col_group(const Conv2dGeometry& g, const T* x, std::int64_t group, const ConvScratch<T>& scratch) {
+  const std::int64_t in_size = g.cin * g.h * g.w, hw = g.hw_out();
+  for (std::int64_t j = 0; j < group; ++j)
+    im2col(g, pad_image(g, x + j * in_size, scratch.pad), scratch.cols + j * hw, group * hw);
+}
+
 /// dst[o, j * HW + p] = src[j][o, p] for the `group` images starting at src: per-image [Cout, HW]
 /// blocks laid side by side as one [Cout, group * HW] matrix.
 template <class T>
@@ -274,8 +283,7 @@ Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tens
                   yi, HW);
           continue;
         }
-        for (std::int64_t j = 0; j < gi; ++j)
-          detail::im2col(g, detail::pad_image(g, X + (i + j) * in_size, scratch.pad), scratch.cols + j * HW, ld);
+        detail::im2col_group(g, X + i * in_size, gi, scratch);
         if (gi == 1) {  // straight into Y, on top of the bias
           T* yi = Y + i * out_size;
           if (bias.defined())
@@ -352,8 +360,7 @@ Tensor<T> conv2d_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x, const 
           gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, X + i * in_size, HW, T(1), dw, K);
           continue;
         }
-        for (std::int64_t j = 0; j < gi; ++j)
-          detail::im2col(g, detail::pad_image(g, X + (i + j) * in_size, scratch.pad), scratch.cols + j * HW, ld);
+        detail::im2col_group(g, X + i * in_size, gi, scratch);
         const T* src = G + i * out_size;
         if (gi > 1) {
           detail::interleave_images(src, scratch.out, gi, g.cout, HW);
@@ -394,8 +401,7 @@ std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeome
           gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, X + i * in_size, HW, T(1), dw, K);
           continue;
         }
-        for (std::int64_t j = 0; j < gi; ++j)
-          detail::im2col(g, detail::pad_image(g, X + (i + j) * in_size, scratch.pad), scratch.cols + j * HW, ld);
+        detail::im2col_group(g, X + i * in_size, gi, scratch);
         if (gi == 1) {
           gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, scratch.cols, HW, T(0), Y + i * out_size, HW);
           gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, scratch.cols, HW, T(1), dw, K);

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include <Eigen/Dense>
+#include <Eigen/QR>
 
 #include "genmod/config.hpp"
 #include "genmod/core/random.hpp"
