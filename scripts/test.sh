@@ -11,6 +11,9 @@ stage() { echo; echo "=== $* ($(( $(date +%s) - start )) s)"; }
 stage "Release build"
 cmake -S . -B "$build_root/release" -DCMAKE_BUILD_TYPE=Release -DGENMOD_WERROR=ON -DGENMOD_BUILD_BENCHMARKS=ON
 cmake --build "$build_root/release" -j "$jobs"
+# CTest runs two test processes of two OpenMP threads each on a 2-core machine: threads that wait
+# at a barrier must sleep, not spin, or they steal the other process's core.
+export OMP_WAIT_POLICY=PASSIVE
 stage "Release tests"
 ctest --test-dir "$build_root/release" -j "$jobs" --output-on-failure
 # CTest's Catch discovery silently drops test cases whose names CMake cannot hold in a list
@@ -26,10 +29,12 @@ if [ "$registered" -lt "$known" ]; then
   exit 1
 fi
 
+# -g1 (line tables, enough for the sanitizers' stack traces) instead of -g compiles 30 % faster;
+# the [slow] training-quality cases ran in the Release stage and are left out here.
 stage "Debug + ASan + UBSan build"
-cmake -S . -B "$build_root/sanitize" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
+cmake -S . -B "$build_root/sanitize" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
   -DGENMOD_SANITIZE=ON -DGENMOD_WERROR=ON -DGENMOD_HEADER_CHECK=OFF -DGENMOD_BUILD_EXAMPLES=OFF \
-  -DGENMOD_BUILD_BENCHMARKS=OFF
+  -DGENMOD_BUILD_BENCHMARKS=OFF -DGENMOD_SLOW_TESTS=OFF
 cmake --build "$build_root/sanitize" -j "$jobs"
 stage "Sanitized tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

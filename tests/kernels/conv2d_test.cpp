@@ -45,7 +45,10 @@ TEST_CASE("conv2d matches the direct definition over strides, paddings and dilat
   for (const Case& t :
        {Case{2, 3, 7, 6, 4, 3, 1, 1, 1}, Case{2, 1, 28, 28, 8, 4, 2, 1, 1}, Case{1, 4, 9, 9, 2, 3, 2, 0, 2},
         Case{3, 5, 5, 5, 6, 1, 1, 0, 1}, Case{1, 2, 6, 8, 3, 5, 3, 2, 1}, Case{4, 32, 14, 14, 64, 4, 2, 1, 1},
-        Case{13, 2, 14, 14, 3, 3, 1, 1, 1}, Case{21, 3, 8, 8, 5, 3, 2, 1, 1}}) {
+        Case{13, 2, 14, 14, 3, 3, 1, 1, 1}, Case{21, 3, 8, 8, 5, 3, 2, 1, 1},
+        // Output rows longer than one register (full register + masked tail), an unpadded stride-1
+        // input read in place, and stride 3 with dilation (taps over all nine phases).
+        Case{2, 3, 10, 11, 4, 3, 1, 0, 1}, Case{2, 2, 25, 24, 3, 3, 3, 1, 2}}) {
     INFO("n c h w o k s p d = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
                                 << t.s << " " << t.p << " " << t.d);
     auto x = rnd({t.n, t.c, t.h, t.w}, 1), w = rnd({t.o, t.c, t.k, t.k}, 2), b = rnd({t.o}, 3);
