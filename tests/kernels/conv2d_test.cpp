@@ -157,3 +157,28 @@ TEST_CASE("Convolution shape errors name the op and the shapes", "[kernels][conv
       conv_transpose2d(x, Var<double>(zeros<double>({3, 2, 3, 3})), Var<double>(), {.stride = 2, .output_padding = 2}),
       ValueError);
 }
+
+// The double tests above run the 8-lane AVX-512 forms of the row helpers; float convolutions take
+// the 16-lane ones. Float kernels must agree with double ones, including rows wider than a
+// register (Wo = 20, 18) and strides 1, 2 and 3.
+TEST_CASE("Float convolution kernels agree with double ones over strides and wide rows", "[kernels][conv]") {
+  struct Case {
+    std::int64_t n, c, h, w, o, k, s, p, d;
+  };
+  for (const Case& t :
+       {Case{3, 2, 40, 40, 3, 4, 2, 1, 1}, Case{2, 3, 14, 14, 5, 4, 2, 1, 1}, Case{2, 2, 20, 18, 3, 3, 1, 1, 1},
+        Case{2, 2, 20, 20, 3, 3, 1, 0, 1}, Case{2, 2, 25, 24, 3, 3, 3, 1, 2}, Case{7, 4, 9, 9, 2, 3, 2, 1, 1}}) {
+    INFO("n c h w o k s p d = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
+                                << t.s << " " << t.p << " " << t.d);
+    const auto g = conv2d_geometry_for(Shape{t.n, t.c, t.h, t.w}, Shape{t.o, t.c, t.k, t.k},
+                                       {.stride = t.s, .padding = t.p, .dilation = t.d});
+    const auto x = rnd(g.input_shape(), 21), w = rnd(g.weight_shape(), 22), gy = rnd(g.output_shape(), 23);
+    const auto xf = x.cast<float>(), wf = w.cast<float>(), gyf = gy.cast<float>();
+    CHECK(allclose(kernels::conv2d_forward(g, xf, wf, Tensor<float>()).cast<double>(),
+                   kernels::conv2d_forward(g, x, w, Tensor<double>()), 1e-4, 1e-4));
+    CHECK(allclose(kernels::conv2d_input_grad(g, gyf, wf).cast<double>(), kernels::conv2d_input_grad(g, gy, w), 1e-4,
+                   1e-4));
+    CHECK(allclose(kernels::conv2d_weight_grad(g, xf, gyf).cast<double>(), kernels::conv2d_weight_grad(g, x, gy), 1e-4,
+                   1e-3));
+  }
+}

@@ -147,7 +147,7 @@ inline void move_strided(const T* src, T* dst, std::int64_t n, std::int64_t s) {
     Scatter ? scatter_strided<0>(src, dst, n, s) : gather_strided<0>(src, dst, n, s);
 }
 
-/// Calls f(src_offset, dst_offset, n, px) for every (padded row Y, phase column px) run of one
+/// Calls f(src_offset, dst_offset, n) for every (padded row Y, phase column px) run of one
 /// channel's input row y: input columns x0, x0 + sw, ... of row y are phase px's columns q0, q0 + 1,
 /// ... (n of them) in phase row Y / sh. The divisions happen once per row and phase, not per
 /// channel: f loops over the channels itself.
