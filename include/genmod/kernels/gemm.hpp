@@ -33,9 +33,12 @@ class ScratchBlocking : public Eigen::internal::level3_blocking<T, T> {
     this->m_kc = kc;
     this->m_mc = mc;
     this->m_nc = nc;
-    const std::int64_t size_a = kc * mc, size_b = kc * nc;
-    // Eigen may read one packet past a packed panel; keep a margin of a cache line.
-    const std::int64_t need = size_a + size_b + 2 * 64;
+    // Eigen reads its packed panels with aligned loads, which fault on SSE builds when a panel is
+    // not 16-byte aligned: start block B on a 64-byte boundary after block A (the scratch
+    // itself is 64-byte aligned), and keep a margin of 64 elements, as Eigen may read one packet
+    // past a panel.
+    const std::int64_t size_a = (kc * mc + 15) / 16 * 16, size_b = kc * nc;
+    const std::int64_t need = size_a + 64 + size_b + 64;
     if (!scratch.defined() || scratch.numel() < need) scratch = Tensor<T>(Shape{need});
     this->m_blockA = scratch.data();
     this->m_blockB = scratch.data() + size_a + 64;

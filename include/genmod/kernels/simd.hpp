@@ -136,93 +136,80 @@ inline elem_t<V> hsum(V a) {
   }
 }
 
-/// dst[i] = src[i] (Add: dst[i] += src[i]) for i < n, for the short rows of convolution images
-/// (7 or 14 pixels): whole AVX-512 registers with a masked tail, whose masked-off lanes are
-/// neither read nor written, so a row never touches its neighbours (xsimd 8 has no masked loads).
-/// Elsewhere a plain loop.
-template <bool Add, class T>
-inline void short_row(const T* src, T* dst, std::int64_t n) {
+/// The few AVX-512 operations with per-lane masks that the convolution row helpers need (xsimd 8
+/// has no masked loads or stores): one register of T, lanes [lo, hi) selected by a bit mask.
+/// Masked-off lanes are neither read nor written, so a partial row never touches its neighbours.
+/// `lanes` is 0 where the target or T has none (the helpers then take plain loops).
+template <class T>
+struct MaskedRegister {
+  static constexpr std::int64_t lanes = 0;
+};
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    std::int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      __m512 v = _mm512_loadu_ps(src + i);
-      if constexpr (Add) v = _mm512_add_ps(v, _mm512_loadu_ps(dst + i));
-      _mm512_storeu_ps(dst + i, v);
-    }
-    if (i < n) {
-      const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
-      __m512 v = _mm512_maskz_loadu_ps(m, src + i);
-      if constexpr (Add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst + i));
-      _mm512_mask_storeu_ps(dst + i, m, v);
-    }
-    return;
-  } else if constexpr (std::is_same_v<T, double>) {
-    std::int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      __m512d v = _mm512_loadu_pd(src + i);
-      if constexpr (Add) v = _mm512_add_pd(v, _mm512_loadu_pd(dst + i));
-      _mm512_storeu_pd(dst + i, v);
-    }
-    if (i < n) {
-      const __mmask8 m = static_cast<__mmask8>((1u << (n - i)) - 1u);
-      __m512d v = _mm512_maskz_loadu_pd(m, src + i);
-      if constexpr (Add) v = _mm512_add_pd(v, _mm512_maskz_loadu_pd(m, dst + i));
-      _mm512_mask_storeu_pd(dst + i, m, v);
-    }
-    return;
-  }
+template <>
+struct MaskedRegister<float> {
+  static constexpr std::int64_t lanes = 16;
+  using reg = __m512;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg load(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(__mmask16 m, float* p, reg v) { _mm512_mask_storeu_ps(p, m, v); }
+};
+template <>
+struct MaskedRegister<double> {
+  static constexpr std::int64_t lanes = 8;
+  using reg = __m512d;
+  static reg zero() { return _mm512_setzero_pd(); }
+  static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg load(__mmask8 m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(__mmask8 m, double* p, reg v) { _mm512_mask_storeu_pd(p, m, v); }
+};
 #endif
-  for (std::int64_t i = 0; i < n; ++i) {
-    if constexpr (Add)
-      dst[i] += src[i];
-    else
-      dst[i] = src[i];
-  }
+
+/// Lanes of the masked helpers below for T (0: not available on this target).
+template <class T>
+inline constexpr std::int64_t masked_lanes = MaskedRegister<T>::lanes;
+
+/// The mask of lanes [lo, hi), 0 <= lo <= hi <= 16.
+inline unsigned lane_mask(std::int64_t lo, std::int64_t hi) {
+  return ((1u << hi) - 1u) & ~((1u << lo) - 1u);
 }
 
-/// Lanes of the masked-register helpers below for T (0: not available on this target).
-#if defined(__AVX512F__)
-template <class T>
-inline constexpr std::int64_t masked_lanes = std::is_same_v<T, float>    ? 16
-                                             : std::is_same_v<T, double> ? 8
-                                                                         : 0;
-#else
-template <class T>
-inline constexpr std::int64_t masked_lanes = 0;
-#endif
+/// dst[i] = src[i] (Add: dst[i] += src[i]) for i < n, for the short rows of convolution images
+/// (7 or 14 pixels): whole registers and a masked tail where masked_lanes<T> > 0, else a loop.
+template <bool Add, class T>
+inline void short_row(const T* src, T* dst, std::int64_t n) {
+  using R = MaskedRegister<T>;
+  if constexpr (R::lanes > 0) {
+    for (std::int64_t i = 0; i < n; i += R::lanes) {
+      const auto m = lane_mask(0, std::min(R::lanes, n - i));
+      auto v = R::load(m, src + i);
+      if constexpr (Add) v = R::add(v, R::load(m, dst + i));
+      R::store(m, dst + i, v);
+    }
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) {
+      if constexpr (Add)
+        dst[i] += src[i];
+      else
+        dst[i] = src[i];
+    }
+  }
+}
 
 /// A register-wide running sum of partial rows: add(p, lo, hi) adds p[lo..hi) into lanes lo..hi
 /// (the other lanes of p are not read, so p may point before a row's start), store(dst, n)
 /// writes lanes 0..n. Only where masked_lanes<T> > 0; elsewhere its members do nothing.
-template <class T>
+template <class T, bool = (masked_lanes<T> > 0)>
 struct MaskedSum {
   void add(const T*, std::int64_t, std::int64_t) {}
   void store(T*, std::int64_t) const {}
 };
-#if defined(__AVX512F__)
-template <>
-struct MaskedSum<float> {
-  __m512 v = _mm512_setzero_ps();
-  static __mmask16 mask(std::int64_t lo, std::int64_t hi) {
-    return static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-  }
-  void add(const float* p, std::int64_t lo, std::int64_t hi) {
-    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask(lo, hi), p));
-  }
-  void store(float* dst, std::int64_t n) const { _mm512_mask_storeu_ps(dst, mask(0, n), v); }
+template <class T>
+struct MaskedSum<T, true> {
+  using R = MaskedRegister<T>;
+  typename R::reg v = R::zero();
+  void add(const T* p, std::int64_t lo, std::int64_t hi) { v = R::add(v, R::load(lane_mask(lo, hi), p)); }
+  void store(T* dst, std::int64_t n) const { R::store(lane_mask(0, n), dst, v); }
 };
-template <>
-struct MaskedSum<double> {
-  __m512d v = _mm512_setzero_pd();
-  static __mmask8 mask(std::int64_t lo, std::int64_t hi) {
-    return static_cast<__mmask8>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
-  }
-  void add(const double* p, std::int64_t lo, std::int64_t hi) {
-    v = _mm512_add_pd(v, _mm512_maskz_loadu_pd(mask(lo, hi), p));
-  }
-  void store(double* dst, std::int64_t n) const { _mm512_mask_storeu_pd(dst, mask(0, n), v); }
-};
-#endif
 
 }  // namespace genmod::kernels::simd
