@@ -382,50 +382,81 @@ inline void check_conv_shapes(const Conv2dGeometry& g, const Shape& x, const Sha
                      g.weight_shape().to_string());
 }
 
+namespace detail {
+
+/// Runs body(chunk, first_image, images, scratch) over the batch: the images are split into
+/// `chunks` contiguous ranges, one per thread, and each range is walked in groups of
+/// images_per_gemm(g) with the thread's own scratch (none for pointwise convolutions).
+template <class T, class F>
+void for_each_image_group(const Conv2dGeometry& g, std::int64_t chunks, F&& body) {
+  const std::int64_t group = images_per_gemm(g);
+  parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c) {
+      const auto scratch = g.pointwise() ? ConvScratch<T>{} : conv_scratch<T>(g, group);
+      const std::int64_t end = g.n * (c + 1) / chunks;
+      for (std::int64_t i = g.n * c / chunks; i < end; i += group) body(c, i, std::min(group, end - i), scratch);
+    }
+  });
+}
+
+/// The column matrix of images [i, i + images) of x: the image itself for a pointwise
+/// convolution, else built in scratch.cols.
+template <class T>
+const T* columns_of(const Conv2dGeometry& g, const T* x, std::int64_t i, std::int64_t images,
+                    const ConvScratch<T>& scratch) {
+  const T* xi = x + i * g.cin * g.h * g.w;
+  if (g.pointwise()) return xi;
+  im2col_group(g, xi, images, scratch);
+  return scratch.cols;
+}
+
+/// y (the outputs of `images` consecutive images) = W cols (+ bias): straight into y for one
+/// image, else through scratch.out and copied to place with the bias added.
+template <class T>
+void forward_from_columns(const Conv2dGeometry& g, const T* wp, const T* cols, std::int64_t images,
+                          const Tensor<T>& bias, T* y, T* out) {
+  const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
+  if (images == 1) {
+    if (bias.defined())
+      for (std::int64_t o = 0; o < g.cout; ++o) std::fill(y + o * HW, y + (o + 1) * HW, bias[o]);
+    gemm<T>(false, false, g.cout, HW, K, T(1), wp, K, cols, HW, bias.defined() ? T(1) : T(0), y, HW);
+    return;
+  }
+  gemm<T>(false, false, g.cout, ld, K, T(1), wp, K, cols, ld, T(0), out, ld);
+  for (std::int64_t j = 0; j < images; ++j)
+    for (std::int64_t o = 0; o < g.cout; ++o) {
+      T* yo = y + (j * g.cout + o) * HW;
+      const T* so = out + o * ld + j * HW;
+      const T b = bias.defined() ? bias[o] : T(0);
+      for (std::int64_t p = 0; p < HW; ++p) yo[p] = so[p] + b;
+    }
+}
+
+/// dw [Cout, K] += G cols^T for the output gradients gy of `images` consecutive images
+/// (interleaved into `out` first when there are several).
+template <class T>
+void weight_grad_from_columns(const Conv2dGeometry& g, const T* gy, const T* cols, std::int64_t images, T* out, T* dw) {
+  const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
+  if (images > 1) {
+    interleave_images(gy, out, images, g.cout, HW);
+    gy = out;
+  }
+  gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, cols, ld, T(1), dw, K);
+}
+
+}  // namespace detail
+
 /// Y = C(X, W) (+ bias per output channel when `bias` is defined).
 template <class T>
 Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias) {
   Tensor<T> y(g.output_shape());
   const Tensor<T> wp = detail::packed_weight(g, w);
-  const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
-  const std::int64_t chunks = detail::batch_chunks(g), group = detail::images_per_gemm(g);
-  const T* X = x.data();
-  T* Y = y.data();
-  parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t c = c0; c < c1; ++c) {
-      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g, group);
-      const std::int64_t end = g.n * (c + 1) / chunks;
-      for (std::int64_t i = g.n * c / chunks; i < end; i += group) {
-        const std::int64_t gi = std::min(group, end - i), ld = gi * HW;
-        if (g.pointwise()) {
-          T* yi = Y + i * out_size;
-          if (bias.defined())
-            for (std::int64_t o = 0; o < g.cout; ++o) std::fill(yi + o * HW, yi + (o + 1) * HW, bias[o]);
-          gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, X + i * in_size, HW, bias.defined() ? T(1) : T(0),
-                  yi, HW);
-          continue;
-        }
-        detail::im2col_group(g, X + i * in_size, gi, scratch);
-        if (gi == 1) {  // straight into Y, on top of the bias
-          T* yi = Y + i * out_size;
-          if (bias.defined())
-            for (std::int64_t o = 0; o < g.cout; ++o) std::fill(yi + o * HW, yi + (o + 1) * HW, bias[o]);
-          gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, scratch.cols, HW, bias.defined() ? T(1) : T(0), yi,
-                  HW);
-          continue;
-        }
-        // A group: into scratch, then each image's block to its place with the bias added.
-        gemm<T>(false, false, g.cout, ld, K, T(1), wp.data(), K, scratch.cols, ld, T(0), scratch.out, ld);
-        for (std::int64_t j = 0; j < gi; ++j)
-          for (std::int64_t o = 0; o < g.cout; ++o) {
-            T* yo = Y + (i + j) * out_size + o * HW;
-            const T* so = scratch.out + o * ld + j * HW;
-            const T b = bias.defined() ? bias[o] : T(0);
-            for (std::int64_t p = 0; p < HW; ++p) yo[p] = so[p] + b;
-          }
-      }
-    }
-  });
+  const std::int64_t out_size = g.cout * g.hw_out();
+  detail::for_each_image_group<T>(
+      g, detail::batch_chunks(g), [&](std::int64_t, std::int64_t i, std::int64_t n, const auto& scratch) {
+        const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
+        detail::forward_from_columns(g, wp.data(), cols, n, bias, y.data() + i * out_size, scratch.out);
+      });
   return y;
 }
 
@@ -435,62 +466,36 @@ Tensor<T> conv2d_input_grad(const Conv2dGeometry& g, const Tensor<T>& grad_out, 
   Tensor<T> dx(g.input_shape());
   const Tensor<T> wp = detail::packed_weight(g, w);
   const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
-  const std::int64_t chunks = detail::batch_chunks(g), group = detail::images_per_gemm(g);
   const T* G = grad_out.data();
   T* DX = dx.data();
-  parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t c = c0; c < c1; ++c) {
-      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g, group);
-      const std::int64_t end = g.n * (c + 1) / chunks;
-      for (std::int64_t i = g.n * c / chunks; i < end; i += group) {
-        const std::int64_t gi = std::min(group, end - i), ld = gi * HW;
+  detail::for_each_image_group<T>(
+      g, detail::batch_chunks(g), [&](std::int64_t, std::int64_t i, std::int64_t n, const auto& scratch) {
+        const std::int64_t ld = n * HW;
         if (g.pointwise()) {
           gemm<T>(true, false, K, HW, g.cout, T(1), wp.data(), K, G + i * out_size, HW, T(0), DX + i * in_size, HW);
-          continue;
+          return;
         }
         const T* src = G + i * out_size;
-        if (gi > 1) {
-          detail::interleave_images(src, scratch.out, gi, g.cout, HW);
+        if (n > 1) {
+          detail::interleave_images(src, scratch.out, n, g.cout, HW);
           src = scratch.out;
         }
         gemm<T>(true, false, K, ld, g.cout, T(1), wp.data(), K, src, ld, T(0), scratch.cols, ld);
-        for (std::int64_t j = 0; j < gi; ++j)
+        for (std::int64_t j = 0; j < n; ++j)
           detail::col2im(g, scratch.cols + j * HW, ld, scratch.phases, DX + (i + j) * in_size);
-      }
-    }
-  });
+      });
   return dx;
 }
 
 /// W = Cw*(X, G): the gradient of <G, C(X, W)> with respect to W (zero at masked taps).
 template <class T>
 Tensor<T> conv2d_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x, const Tensor<T>& grad_out) {
-  const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
-  const std::int64_t chunks = detail::batch_chunks(g), group = detail::images_per_gemm(g);
-  Tensor<T> partial(Shape{chunks, g.cout, K});
-  const T* X = x.data();
-  const T* G = grad_out.data();
-  parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t c = c0; c < c1; ++c) {
-      T* dw = partial.data() + c * g.cout * K;
-      std::fill(dw, dw + g.cout * K, T(0));
-      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g, group);
-      const std::int64_t end = g.n * (c + 1) / chunks;
-      for (std::int64_t i = g.n * c / chunks; i < end; i += group) {
-        const std::int64_t gi = std::min(group, end - i), ld = gi * HW;
-        if (g.pointwise()) {
-          gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, X + i * in_size, HW, T(1), dw, K);
-          continue;
-        }
-        detail::im2col_group(g, X + i * in_size, gi, scratch);
-        const T* src = G + i * out_size;
-        if (gi > 1) {
-          detail::interleave_images(src, scratch.out, gi, g.cout, HW);
-          src = scratch.out;
-        }
-        gemm<T>(false, true, g.cout, K, ld, T(1), src, ld, scratch.cols, ld, T(1), dw, K);
-      }
-    }
+  const std::int64_t K = g.k(), out_size = g.cout * g.hw_out(), chunks = detail::batch_chunks(g);
+  Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
+  detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
+    const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
+    detail::weight_grad_from_columns(g, grad_out.data() + i * out_size, cols, n, scratch.out,
+                                     partial.data() + c * g.cout * K);
   });
   return detail::reduce_weight_partials(g, partial);
 }
@@ -504,40 +509,14 @@ std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeome
                                                                const Tensor<T>& w, const Tensor<T>& grad_out) {
   Tensor<T> y(g.output_shape());
   const Tensor<T> wp = detail::packed_weight(g, w);
-  const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
-  const std::int64_t chunks = detail::batch_chunks(g), group = detail::images_per_gemm(g);
-  Tensor<T> partial(Shape{chunks, g.cout, K});
-  const T* X = x.data();
-  const T* G = grad_out.data();
-  T* Y = y.data();
-  parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t c = c0; c < c1; ++c) {
-      T* dw = partial.data() + c * g.cout * K;
-      std::fill(dw, dw + g.cout * K, T(0));
-      const auto scratch = g.pointwise() ? detail::ConvScratch<T>{} : detail::conv_scratch<T>(g, group);
-      const std::int64_t end = g.n * (c + 1) / chunks;
-      for (std::int64_t i = g.n * c / chunks; i < end; i += group) {
-        const std::int64_t gi = std::min(group, end - i), ld = gi * HW;
-        if (g.pointwise()) {
-          gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, X + i * in_size, HW, T(0), Y + i * out_size, HW);
-          gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, X + i * in_size, HW, T(1), dw, K);
-          continue;
-        }
-        detail::im2col_group(g, X + i * in_size, gi, scratch);
-        if (gi == 1) {
-          gemm<T>(false, false, g.cout, HW, K, T(1), wp.data(), K, scratch.cols, HW, T(0), Y + i * out_size, HW);
-          gemm<T>(false, true, g.cout, K, HW, T(1), G + i * out_size, HW, scratch.cols, HW, T(1), dw, K);
-          continue;
-        }
-        gemm<T>(false, false, g.cout, ld, K, T(1), wp.data(), K, scratch.cols, ld, T(0), scratch.out, ld);
-        for (std::int64_t j = 0; j < gi; ++j)
-          for (std::int64_t o = 0; o < g.cout; ++o)
-            std::copy(scratch.out + o * ld + j * HW, scratch.out + o * ld + (j + 1) * HW,
-                      Y + (i + j) * out_size + o * HW);
-        detail::interleave_images(G + i * out_size, scratch.out, gi, g.cout, HW);
-        gemm<T>(false, true, g.cout, K, ld, T(1), scratch.out, ld, scratch.cols, ld, T(1), dw, K);
-      }
-    }
+  const std::int64_t K = g.k(), out_size = g.cout * g.hw_out(), chunks = detail::batch_chunks(g);
+  Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
+  detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
+    const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
+    // The forward's grouped result passes through scratch.out before the gradients use it.
+    detail::forward_from_columns(g, wp.data(), cols, n, Tensor<T>(), y.data() + i * out_size, scratch.out);
+    detail::weight_grad_from_columns(g, grad_out.data() + i * out_size, cols, n, scratch.out,
+                                     partial.data() + c * g.cout * K);
   });
   return {std::move(y), detail::reduce_weight_partials(g, partial)};
 }
