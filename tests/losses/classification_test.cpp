@@ -56,6 +56,44 @@ TEST_CASE("cross_entropy: agrees with -gather(log_softmax) in value and gradient
   for (std::int64_t i = 0; i < 6; ++i) CHECK(g(i, 0) + g(i, 1) + g(i, 2) + g(i, 3) == Approx(0.0).margin(1e-12));
 }
 
+TEST_CASE("cross_entropy per position: gradients, first and second order", "[gradcheck][losses][classification]") {
+  // Logits [N, C, H, W] and labels [N, H, W], as PixelCNN's per-pixel classes. 12 and 20 positions:
+  // full registers and scalar tails of the position-vectorised kernel.
+  Tensor<std::int64_t> l4({2, 3, 4}), l3({2, 20});
+  for (std::int64_t i = 0; i < l4.numel(); ++i) l4[i] = (i * 7) % 5;
+  for (std::int64_t i = 0; i < l3.numel(); ++i) l3[i] = (i * 5) % 3;
+  GENMOD_CHECK_GRADIENTS([l4](Xs v) { return losses::cross_entropy(v[0], l4); }, rnd({2, 5, 3, 4}, 11, 2.0));
+  GENMOD_CHECK_GRADIENTS([l3](Xs v) { return losses::cross_entropy(v[0], l3); }, rnd({2, 3, 20}, 12, 2.0));
+}
+
+TEST_CASE("cross_entropy per position agrees with -gather(log_softmax(x, 1)), in float and double",
+          "[losses][classification]") {
+  auto check = []<class T>(T tol) {
+    Tensor<std::int64_t> labels({3, 5, 4});
+    for (std::int64_t i = 0; i < labels.numel(); ++i) labels[i] = (i * 11 + 3) % 7;
+    Tensor<T> x0({3, 7, 5, 4});
+    Generator gen(13);
+    fill_normal(x0, gen, T(0), T(4));
+    const Tensor<T> w0 = [&] {
+      Tensor<T> w({3, 5, 4});
+      fill_normal(w, gen);
+      return w;
+    }();
+    Tape<T> tape;
+    auto x = tape.leaf(x0);
+    auto fused = losses::cross_entropy(x, labels);
+    REQUIRE(fused.shape() == (Shape{3, 5, 4}));
+    auto ref = neg(reshape(gather(log_softmax(x, 1), 1, labels.reshape({3, 1, 5, 4})), Shape{3, 5, 4}));
+    CHECK(allclose(fused.value(), ref.value(), tol, tol));
+    const Var<T> w(w0);  // a weight per position, so every position's gradient is scaled differently
+    auto g_fused = tape.grad(sum(mul(fused, w)), {x})[0].value();
+    auto g_ref = tape.grad(sum(mul(ref, w)), {x})[0].value();
+    CHECK(allclose(g_fused, g_ref, tol, tol));
+  };
+  check(1e-12);
+  check(2e-5f);
+}
+
 TEST_CASE("cross_entropy: bad shapes and out-of-range labels throw", "[losses][classification]") {
   V logits(zeros<double>({2, 3}));
   CHECK_THROWS_AS(losses::cross_entropy(V(zeros<double>({3})), labels_of({0, 1, 2})), ShapeError);
@@ -66,6 +104,13 @@ TEST_CASE("cross_entropy: bad shapes and out-of-range labels throw", "[losses][c
   CHECK_THROWS_WITH(losses::cross_entropy(logits, labels_of({0, 3})),
                     Catch::Contains("cross_entropy") && Catch::Contains("label 3") && Catch::Contains("position 1"));
   CHECK_THROWS_AS(losses::cross_entropy(logits, labels_of({-1, 0})), ValueError);
+  // Per-position logits [N, C, H, W] need labels [N, H, W].
+  V image(zeros<double>({2, 3, 4, 5}));
+  CHECK_THROWS_WITH(losses::cross_entropy(image, Tensor<std::int64_t>({2, 4})),
+                    Catch::Contains("expected labels [2, 4, 5]") && Catch::Contains("[2, 3, 4, 5]"));
+  Tensor<std::int64_t> pixels = zeros<std::int64_t>({2, 4, 5});
+  pixels[17] = 3;
+  CHECK_THROWS_WITH(losses::cross_entropy(image, pixels), Catch::Contains("label 3") && Catch::Contains("position 17"));
 }
 
 TEST_CASE("accuracy: fraction of rows whose argmax is the label", "[losses][classification]") {
@@ -77,4 +122,5 @@ TEST_CASE("accuracy: fraction of rows whose argmax is the label", "[losses][clas
   CHECK_THROWS_AS(losses::accuracy(logits, labels_of({1, 0})), ShapeError);
   CHECK_THROWS_AS(losses::accuracy(logits, labels_of({1, 0, 2, 0})), ValueError);
   CHECK_THROWS_AS(losses::accuracy(zeros<float>({0, 3}), Tensor<std::int64_t>(Shape{0})), ShapeError);
+  CHECK_THROWS_AS(losses::accuracy(zeros<float>({2, 3, 4}), zeros<std::int64_t>({2, 4})), ShapeError);
 }

@@ -51,7 +51,8 @@ TEST_CASE("Linear matches x W^T + b and PyTorch's default init bounds", "[nn][li
   Eigen::MatrixXf ref = x.matrix() * lin.weight.value().matrix().transpose();
   for (int i = 0; i < 7; ++i)
     for (int j = 0; j < 50; ++j) CHECK(y(i, j) == Approx(ref(i, j) + lin.bias.value()[j]).margin(1e-5));
-  CHECK_THROWS_WITH(lin(Var<float>(ones<float>({2, 99}))), Catch::Contains("Linear(100 -> 50)") && Catch::Contains("[2, 99]"));
+  CHECK_THROWS_WITH(lin(Var<float>(ones<float>({2, 99}))),
+                    Catch::Contains("Linear(100 -> 50)") && Catch::Contains("[2, 99]"));
   CHECK_THROWS_AS(nn::Linear<float>(0, 3), ValueError);
 }
 
@@ -68,15 +69,60 @@ TEST_CASE("Linear layer gradients reach its parameters", "[gradcheck][nn][linear
   nn::Linear<double> lin(3, 2);
   Generator g(6);
   auto x = randn<double>({4, 3}, g);
-  auto r = check_gradients(
-      [&](std::span<const Var<double>> p) { return linear(Var<double>(x), p[0], p[1]); },
-      {lin.weight.value().clone(), lin.bias.value().clone()});
+  auto r = check_gradients([&](std::span<const Var<double>> p) { return linear(Var<double>(x), p[0], p[1]); },
+                           {lin.weight.value().clone(), lin.bias.value().clone()});
   INFO(r.report);
   CHECK(r.ok);
   Tape<double> tape;
   tape.backward(sum(lin(Var<double>(x))));
   // d sum(x W^T + b) / db = N for every output.
   CHECK(lin.bias.grad()[0] == 4.0);
+}
+
+TEST_CASE("Linear adds weight gradients into the parameter buffers in place, and only in backward()",
+          "[nn][linear][autodiff]") {
+  // backward() lets linear accumulate G^T x straight into the weight's gradient buffer; grad()
+  // must leave the buffers alone, and create_graph must still record a differentiable gradient.
+  using V = Var<double>;
+  auto diff = [](const Tensor<double>& a, const Tensor<double>& b, double scale_b) {
+    double d = 0;
+    for (std::int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a[i] - scale_b * b[i]));
+    return d;
+  };
+  manual_seed(11);
+  nn::Linear<double> lin(3, 2);
+  Generator g(12);
+  const Tensor<double> x1 = randn<double>({4, 3}, g), x2 = randn<double>({5, 3}, g);
+  Tensor<double> gw_ref, gb_ref;
+  {
+    Tape<double> tape;
+    V w = tape.leaf(lin.weight.value()), b = tape.leaf(lin.bias.value());
+    // The weight used twice in one tape: both contributions add up.
+    V loss = sum(square(linear(V(x1), w, b))) + sum(linear(V(x2), w, b));
+    const auto gr = tape.grad(loss, {w, b});
+    gw_ref = gr[0].value().clone();
+    gb_ref = gr[1].value().clone();
+  }
+  auto loss_of = [&] { return sum(square(lin(V(x1)))) + sum(lin(V(x2))); };
+  {
+    Tape<double> tape;
+    const auto gr = tape.grad(loss_of(), {lin.weight.var()});
+    CHECK(diff(gr[0].value(), gw_ref, 1) < 1e-12);
+  }
+  CHECK(diff(lin.weight.grad(), gw_ref, 0) == 0.0);  // grad() added nothing to the buffers
+  CHECK(diff(lin.bias.grad(), gb_ref, 0) == 0.0);
+  for (int round = 1; round <= 2; ++round) {  // buffers accumulate across backward calls
+    Tape<double> tape;
+    tape.backward(loss_of());
+    CHECK(diff(lin.weight.grad(), gw_ref, round) < 1e-12);
+    CHECK(diff(lin.bias.grad(), gb_ref, round) < 1e-12);
+  }
+  lin.zero_grad();
+  {
+    Tape<double> tape;
+    tape.backward(loss_of(), {.create_graph = true});
+    CHECK(diff(lin.weight.grad(), gw_ref, 1) < 1e-12);
+  }
 }
 
 TEST_CASE("Initializers follow PyTorch's formulas", "[nn][init]") {

@@ -57,7 +57,8 @@ struct Node {
   std::int32_t n_inputs = 0;
   const char* name = "";
 
-  Node(Var<T> o, const std::int32_t* in, std::int32_t n, const char* nm) : out(std::move(o)), inputs(in), n_inputs(n), name(nm) {}
+  Node(Var<T> o, const std::int32_t* in, std::int32_t n, const char* nm)
+      : out(std::move(o)), inputs(in), n_inputs(n), name(nm) {}
   virtual ~Node() = default;
   virtual void backward(const Var<T>& gout, GradSink<T>& sink) = 0;
 };
@@ -125,6 +126,15 @@ class GradSink {
   /// Adds g to input k's gradient (g must have input k's shape).
   void add(int k, Var<T> g);
 
+  /// When input k is a parameter whose gradient this sweep adds into its gradient buffer
+  /// (Tape::backward without create_graph), that buffer, so an op can accumulate its contribution
+  /// there in place (e.g. a weight gradient as a GEMM with beta = 1) instead of returning a new
+  /// tensor that the tape adds afterwards: for a large weight that saves writing, zeroing and
+  /// re-reading a weight-sized temporary. Otherwise (not needed, not a parameter, Tape::grad,
+  /// create_graph, or a buffer whose shape is not `shape`, the input's) nullptr, and the op uses
+  /// add() (which reports a mismatched shape).
+  Tensor<T>* parameter_gradient(int k, const Shape& shape) const noexcept;
+
  private:
   friend class Tape<T>;
   GradSink(Tape<T>* tape, const std::int32_t* inputs, const std::vector<unsigned char>* needed)
@@ -183,7 +193,16 @@ class Tape {
   void backward(const Var<T>& root, const Tensor<T>& seed, BackwardOptions options = {}) {
     auto& st = *storage_;
     st.needed.assign(st.producer.size(), 1);
-    sweep(root, seed, options);
+    // Ops may add parameter gradients straight into their buffers (GradSink::parameter_gradient),
+    // unless the gradients are to be differentiated again, which needs them recorded.
+    into_parameter_buffers_ = !options.create_graph;
+    try {
+      sweep(root, seed, options);
+    } catch (...) {
+      into_parameter_buffers_ = false;
+      throw;
+    }
+    into_parameter_buffers_ = false;
     // Gradients left on slots are the leaves' (the sweep releases the others as it goes).
     for (std::size_t s = 0; s < st.accumulate_into.size(); ++s) {
       Tensor<T>& target = st.accumulate_into[s];
@@ -308,7 +327,8 @@ class Tape {
   Var<T> add_node_impl(const char* name, Tensor<T> out, F&& backward, const Var<T>* const* inputs, std::size_t n) {
     auto& st = *storage_;
     if (check_finite_) check_values_finite(name, out);
-    auto* ids = static_cast<std::int32_t*>(st.arena.allocate(sizeof(std::int32_t) * (n ? n : 1), alignof(std::int32_t)));
+    auto* ids =
+        static_cast<std::int32_t*>(st.arena.allocate(sizeof(std::int32_t) * (n ? n : 1), alignof(std::int32_t)));
     for (std::size_t i = 0; i < n; ++i) ids[i] = inputs[i]->id();
     Var<T> result = new_slot(std::move(out), Tensor<T>(), static_cast<std::int32_t>(st.nodes.size()));
     using Impl = detail::NodeImpl<T, std::decay_t<F>>;
@@ -401,12 +421,20 @@ class Tape {
   std::uint64_t epoch_ = 0;
   bool check_finite_ = false;
   bool create_graph_ = false;
+  bool into_parameter_buffers_ = false;  // during backward(): see GradSink::parameter_gradient
 };
 
 template <class T>
 void GradSink<T>::add(int k, Var<T> g) {
   if (!needs(k)) return;
   tape_->accumulate(inputs_[k], std::move(g));
+}
+
+template <class T>
+Tensor<T>* GradSink<T>::parameter_gradient(int k, const Shape& shape) const noexcept {
+  if (!needs(k) || !tape_->into_parameter_buffers_) return nullptr;
+  Tensor<T>& target = tape_->storage_->accumulate_into[static_cast<std::size_t>(inputs_[k])];
+  return target.defined() && target.shape() == shape ? &target : nullptr;
 }
 
 }  // namespace genmod

@@ -42,6 +42,25 @@ inline V broadcast(elem_t<V> x) {
   return V(x);
 }
 
+/// Loads V (a batch or a scalar) from p, which need not be aligned. (Not named load/store:
+/// unqualified calls would find xsimd's aligned store by argument-dependent lookup.)
+template <class V>
+inline V loadu(const elem_t<V>* p) {
+  if constexpr (is_scalar<V>)
+    return *p;
+  else
+    return V::load_unaligned(p);
+}
+
+/// Stores v (a batch or a scalar) to p, which need not be aligned.
+template <class V>
+inline void storeu(elem_t<V>* p, const V& v) {
+  if constexpr (is_scalar<V>)
+    *p = v;
+  else
+    v.store_unaligned(p);
+}
+
 template <class V>
 inline V max(V a, V b) {
   if constexpr (is_scalar<V>)

@@ -73,20 +73,8 @@ std::vector<nn::NamedParameter<T>> name_by_index(std::vector<Parameter<T>> param
   return out;
 }
 
-/// Loads V (a simd batch or a scalar) from p, which need not be aligned. (Not named load/store:
-/// unqualified calls would find xsimd's aligned store by argument-dependent lookup.)
-template <class V>
-inline V loadu(const kernels::simd::elem_t<V>* p) {
-  if constexpr (kernels::simd::is_scalar<V>) return *p;
-  else return V::load_unaligned(p);
-}
-
-/// Stores v (a simd batch or a scalar) to p, which need not be aligned.
-template <class V>
-inline void storeu(kernels::simd::elem_t<V>* p, const V& v) {
-  if constexpr (kernels::simd::is_scalar<V>) *p = v;
-  else v.store_unaligned(p);
-}
+using kernels::simd::loadu;
+using kernels::simd::storeu;
 
 /// a * b + c with one rounding, for a simd batch or a scalar. xsimd 8.1 has no AVX-512 kernel for
 /// fma and falls back to a * b + c (two roundings), so the AVX-512 case calls the intrinsic.
@@ -277,7 +265,8 @@ class Optimizer {
   /// parameter) and returns its index in the `state` array update_parameter receives.
   std::size_t add_buffer(std::string buffer) {
     buffer_names_.push_back(std::move(buffer));
-    for (std::size_t i = 0; i < params_.size(); ++i) slots_[i].buffers.push_back(zeros<T>(params_[i].parameter.shape()));
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      slots_[i].buffers.push_back(zeros<T>(params_[i].parameter.shape()));
     return buffer_names_.size() - 1;
   }
 
@@ -288,7 +277,7 @@ class Optimizer {
  private:
   struct Slot {
     std::int64_t steps = 0;
-    Tensor<T> step_tensor;          // rank 0, the export of `steps`
+    Tensor<T> step_tensor;           // rank 0, the export of `steps`
     std::vector<Tensor<T>> buffers;  // one per buffer_names_
   };
 

@@ -31,8 +31,22 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
                    y.data(), out);
   auto backward = [x, w, has_bias](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
     if (sink.needs(0)) sink.add(0, matmul_t(g, w, false, false));
-    if (sink.needs(1)) sink.add(1, matmul_t(g, x, true, false));
-    if (has_bias && sink.needs(2)) sink.add(2, sum(g, 0));
+    // The weight and bias gradients go straight into the parameters' gradient buffers when the
+    // tape allows it: G^T x accumulated by the GEMM itself (beta = 1), no weight-sized temporary.
+    const std::int64_t n = g.dim(0), out = g.dim(1), in = x.dim(1);
+    if (Tensor<T>* gw = sink.parameter_gradient(1, w.shape()))
+      kernels::gemm<T>(true, false, out, in, n, T(1), g.value().data(), out, x.value().data(), in, T(1), gw->data(),
+                       in);
+    else if (sink.needs(1))
+      sink.add(1, matmul_t(g, x, true, false));
+    if (!has_bias) return;
+    if (Tensor<T>* gb = sink.parameter_gradient(2, Shape{out})) {
+      const T* gv = g.value().data();
+      T* acc = gb->data();
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < out; ++j) acc[j] += gv[i * out + j];
+    } else if (sink.needs(2))
+      sink.add(2, sum(g, 0));
   };
   return has_bias ? record_op("linear", std::move(y), backward, x, w, b)
                   : record_op("linear", std::move(y), backward, x, w);
