@@ -9,6 +9,7 @@
 /// 128-bit blocks consumed so far. Threads never share a generator's offset: a parallel fill reserves
 /// its blocks up front and hands each thread a disjoint range of counters.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -20,7 +21,8 @@ namespace genmod {
 namespace detail {
 
 /// One Philox4x32-10 block: 4 random 32-bit words for a 128-bit counter and a 64-bit key.
-inline std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) noexcept {
+inline std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> ctr,
+                                                  std::array<std::uint32_t, 2> key) noexcept {
   constexpr std::uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr std::uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   for (int round = 0; round < 10; ++round) {
@@ -35,8 +37,12 @@ inline std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> c
 }
 
 // 24 random bits -> float in [0, 1); 53 random bits -> double in [0, 1).
-inline float u32_to_unit_float(std::uint32_t x) noexcept { return static_cast<float>(x >> 8) * 0x1.0p-24f; }
-inline double u64_to_unit_double(std::uint64_t x) noexcept { return static_cast<double>(x >> 11) * 0x1.0p-53; }
+inline float u32_to_unit_float(std::uint32_t x) noexcept {
+  return static_cast<float>(x >> 8) * 0x1.0p-24f;
+}
+inline double u64_to_unit_double(std::uint64_t x) noexcept {
+  return static_cast<double>(x >> 11) * 0x1.0p-53;
+}
 
 }  // namespace detail
 
@@ -110,7 +116,9 @@ inline Generator& default_generator() noexcept {
 }
 
 /// Reseeds this thread's default generator: the same seed gives the same initial weights.
-inline void manual_seed(std::uint64_t seed) noexcept { default_generator() = Generator(seed); }
+inline void manual_seed(std::uint64_t seed) noexcept {
+  default_generator() = Generator(seed);
+}
 
 namespace detail {
 
@@ -120,30 +128,46 @@ inline constexpr std::int64_t values_per_block = std::is_same_v<T, float> ? 4 : 
 
 /// The uniform in [0,1) for element i of a fill that starts at block `first_block`.
 template <class T>
-T uniform_at(const Generator& g, std::uint64_t first_block, std::int64_t i) noexcept {
-  constexpr std::int64_t vpb = values_per_block<T>;
-  const std::int64_t blk = i / vpb;
-  const auto lane = static_cast<std::size_t>(i - blk * vpb);
-  const auto w = g.block(first_block + static_cast<std::uint64_t>(blk));
+T uniform_in_block(const std::array<std::uint32_t, 4>& w, std::size_t lane) noexcept {
   if constexpr (std::is_same_v<T, float>)
     return detail::u32_to_unit_float(w[lane]);
   else
     return static_cast<T>(detail::u64_to_unit_double((std::uint64_t{w[2 * lane]} << 32) | w[2 * lane + 1]));
 }
 
+template <class T>
+T uniform_at(const Generator& g, std::uint64_t first_block, std::int64_t i) noexcept {
+  constexpr std::int64_t vpb = values_per_block<T>;
+  const std::int64_t blk = i / vpb;
+  return uniform_in_block<T>(g.block(first_block + static_cast<std::uint64_t>(blk)),
+                             static_cast<std::size_t>(i - blk * vpb));
+}
+
 /// Fills out[begin, end) with uniforms in [0,1); element i is uniform_at(i), whoever computes it.
 template <class T>
-void fill_uniform_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin, std::int64_t end) noexcept {
-  for (std::int64_t i = begin; i < end; ++i) out[i] = uniform_at<T>(g, first_block, i);
+void fill_uniform_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin,
+                        std::int64_t end) noexcept {
+  // One Philox block gives values_per_block values: compute each block once, not once per value.
+  constexpr std::int64_t vpb = values_per_block<T>;
+  for (std::int64_t blk = begin / vpb; blk * vpb < end; ++blk) {
+    const auto w = g.block(first_block + static_cast<std::uint64_t>(blk));
+    for (std::int64_t i = std::max(begin, blk * vpb); i < std::min(end, (blk + 1) * vpb); ++i)
+      out[i] = uniform_in_block<T>(w, static_cast<std::size_t>(i - blk * vpb));
+  }
 }
 
 /// Standard normals by Box-Muller on pairs (2k, 2k+1) of uniforms, so any range can be produced
 /// independently of the others (a range starting at an odd index recomputes its pair).
 template <class T>
-void fill_normal_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin, std::int64_t end) noexcept {
+void fill_normal_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin,
+                       std::int64_t end) noexcept {
+  constexpr std::int64_t vpb = values_per_block<T>;  // even: a pair never straddles two blocks
   for (std::int64_t p = begin / 2 * 2; p < end; p += 2) {
-    const double u0 = static_cast<double>(uniform_at<T>(g, first_block, p));
-    const double u1 = static_cast<double>(uniform_at<T>(g, first_block, p + 1));
+    const std::int64_t blk = p / vpb;
+    const auto w = g.block(first_block + static_cast<std::uint64_t>(blk));
+    const auto lane = static_cast<std::size_t>(p - blk * vpb);
+    const double u0 = static_cast<double>(uniform_in_block<T>(w, lane));
+    const double u1 = static_cast<double>(uniform_in_block<T>(w, lane + 1));
     const double r = std::sqrt(-2.0 * std::log(1.0 - u0));  // 1 - u0 is in (0, 1]: finite log
     const double theta = 2.0 * std::numbers::pi * u1;
     if (p >= begin) out[p] = static_cast<T>(r * std::cos(theta));

@@ -74,6 +74,19 @@ void gemm_serial(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t 
         m, n, k, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
 }
 
+/// C[m x n] *= beta, row stride ldc (beta = 0 writes zeros, so NaN or garbage in C is not kept).
+template <class T>
+void scale_block(std::int64_t m, std::int64_t n, T beta, T* C, std::int64_t ldc) {
+  if (beta == T(1)) return;
+  for (std::int64_t i = 0; i < m; ++i) {
+    T* row = C + i * ldc;
+    if (beta == T(0))
+      std::fill(row, row + n, T(0));
+    else
+      for (std::int64_t j = 0; j < n; ++j) row[j] *= beta;
+  }
+}
+
 }  // namespace detail
 
 /// C[m x n] = alpha * op(A) op(B) + beta * C, row-major, op(X) = X or X^T.
@@ -82,17 +95,12 @@ template <class T>
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* A, std::int64_t lda,
           const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc) {
   if (m <= 0 || n <= 0) return;
-  if (beta == T(0)) {
-    for (std::int64_t i = 0; i < m; ++i) std::fill(C + i * ldc, C + i * ldc + n, T(0));
-  } else if (beta != T(1)) {
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n; ++j) C[i * ldc + j] *= beta;
-  }
-  if (k <= 0 || alpha == T(0)) return;
+  const bool product = k > 0 && alpha != T(0);
   const int threads = get_num_threads();
   const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  if (threads <= 1 || flops < 4e6 || in_parallel_region()) {
-    detail::gemm_serial(ta, tb, m, n, k, alpha, A, lda, B, ldb, C, ldc);
+  if (!product || threads <= 1 || flops < 4e6 || in_parallel_region()) {
+    detail::scale_block(m, n, beta, C, ldc);
+    if (product) detail::gemm_serial(ta, tb, m, n, k, alpha, A, lda, B, ldb, C, ldc);
     return;
   }
   // Split the larger of m and n into one band per thread, each band a multiple of 16 (a SIMD
@@ -105,11 +113,15 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T al
       const std::int64_t lo = (extent * b / bands) / 16 * 16;
       const std::int64_t hi = b + 1 == bands ? extent : (extent * (b + 1) / bands) / 16 * 16;
       if (hi <= lo) continue;
+      // Each thread applies beta to its own band just before accumulating onto it: the band is
+      // then still in cache, and the pass over C is split across threads.
       if (split_rows) {
         const T* Ab = ta ? A + lo : A + lo * lda;
+        detail::scale_block(hi - lo, n, beta, C + lo * ldc, ldc);
         detail::gemm_serial(ta, tb, hi - lo, n, k, alpha, Ab, lda, B, ldb, C + lo * ldc, ldc);
       } else {
         const T* Bb = tb ? B + lo * ldb : B + lo;
+        detail::scale_block(m, hi - lo, beta, C + lo, ldc);
         detail::gemm_serial(ta, tb, m, hi - lo, k, alpha, A, lda, Bb, ldb, C + lo, ldc);
       }
     }
