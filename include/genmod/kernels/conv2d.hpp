@@ -32,6 +32,7 @@
 #include "genmod/core/tensor.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/gemm.hpp"
+#include "genmod/kernels/reduce.hpp"
 #include "genmod/kernels/simd.hpp"
 
 namespace genmod::kernels {
@@ -525,14 +526,15 @@ std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeome
 template <class T>
 Tensor<T> conv2d_bias_grad(const Tensor<T>& grad_out) {
   const std::int64_t n = grad_out.dim(0), c = grad_out.dim(1), hw = grad_out.dim(2) * grad_out.dim(3);
-  Tensor<T> db = zeros<T>(Shape{c});
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t o = 0; o < c; ++o) {
-      const T* p = grad_out.data() + (i * c + o) * hw;
+  Tensor<T> db(Shape{c});
+  // Threads take whole channels, so each channel is summed in the same order at any thread count.
+  parallel_for(c, n * hw, [&](std::int64_t o0, std::int64_t o1) {
+    for (std::int64_t o = o0; o < o1; ++o) {
       T s = 0;
-      for (std::int64_t j = 0; j < hw; ++j) s += p[j];
-      db[o] += s;
+      for (std::int64_t i = 0; i < n; ++i) s += sum_contiguous(grad_out.data() + (i * c + o) * hw, hw);
+      db[o] = s;
     }
+  });
   return db;
 }
 
