@@ -18,6 +18,58 @@ TEST_CASE("batch_norm in training mode: gradients for 1-d and 2-d inputs", "[gra
           return batch_norm(v[0], v[1], v[2], rm, rv, {.training = true});
         },
         rnd(s, 1), rnd({c}, 2), rnd({c}, 3));
+    GENMOD_CHECK_GRADIENTS(  // no affine transform
+        [c](Xs v) {
+          Tensor<double> rm = zeros<double>({c}), rv = ones<double>({c});
+          return mul(batch_norm(v[0], V(), V(), rm, rv, {.training = true}), V(rnd(v[0].shape(), 4)));
+        },
+        rnd(s, 5));
+  }
+  // Wider rows than a SIMD register, odd sizes (vector bodies and scalar tails), in float: the fused
+  // op against the textbook formulas computed in double.
+  for (Shape s : {Shape{5, 3, 7, 5}, Shape{9, 37}}) {
+    INFO("input " << s.to_string());
+    const std::int64_t n = s[0], c = s[1], inner = s.rank() == 4 ? s[2] * s[3] : 1, m = n * inner;
+    Generator gen(9);
+    Tensor<float> x(s), g(s), gamma({c}), beta({c});
+    fill_normal(x, gen, 3.0f, 2.0f);  // a mean well away from 0
+    fill_normal(g, gen);
+    fill_normal(gamma, gen);
+    fill_normal(beta, gen);
+    Tape<float> tape;
+    Var<float> xv = tape.leaf(x), gv = tape.leaf(gamma), bv = tape.leaf(beta);
+    Tensor<float> rm = zeros<float>({c}), rv = ones<float>({c});
+    Var<float> y = batch_norm(xv, gv, bv, rm, rv, {.training = true});
+    tape.backward(y, g);
+    const Tensor<float> dx = tape.gradient(xv), dgamma = tape.gradient(gv), dbeta = tape.gradient(bv);
+    auto at = [&](const Tensor<float>& t, std::int64_t i, std::int64_t ch, std::int64_t j) {
+      return static_cast<double>(t[(i * c + ch) * inner + j]);
+    };
+    for (std::int64_t ch = 0; ch < c; ++ch) {
+      double mu = 0, var = 0, sg = 0, sgx = 0;
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < inner; ++j) mu += at(x, i, ch, j) / static_cast<double>(m);
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < inner; ++j) var += std::pow(at(x, i, ch, j) - mu, 2) / static_cast<double>(m);
+      const double is = 1 / std::sqrt(var + 1e-5);
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < inner; ++j) {
+          sg += at(g, i, ch, j);
+          sgx += at(g, i, ch, j) * (at(x, i, ch, j) - mu) * is;
+        }
+      CHECK(dbeta[ch] == Approx(sg).margin(1e-4));
+      CHECK(dgamma[ch] == Approx(sgx).margin(1e-4));
+      CHECK(rm[ch] == Approx(0.1 * mu).margin(1e-5));
+      CHECK(rv[ch] == Approx(0.9 + 0.1 * var * static_cast<double>(m) / static_cast<double>(m - 1)).margin(1e-5));
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < inner; ++j) {
+          const double xh = (at(x, i, ch, j) - mu) * is;
+          CHECK(at(y.value(), i, ch, j) == Approx(xh * gamma[ch] + beta[ch]).margin(1e-5));
+          const double want =
+              gamma[ch] * is * (at(g, i, ch, j) - sg / static_cast<double>(m) - xh * sgx / static_cast<double>(m));
+          CHECK(at(dx, i, ch, j) == Approx(want).margin(1e-5));
+        }
+    }
   }
 }
 
@@ -43,7 +95,8 @@ TEST_CASE("BatchNorm running statistics and evaluation mode match hand computati
 }
 
 TEST_CASE("layer_norm gradients and values", "[gradcheck][nn][layernorm]") {
-  GENMOD_CHECK_GRADIENTS([](Xs v) { return layer_norm(v[0], 1, v[1], v[2]); }, rnd({3, 4}, 4), rnd({4}, 5), rnd({4}, 6));
+  GENMOD_CHECK_GRADIENTS([](Xs v) { return layer_norm(v[0], 1, v[1], v[2]); }, rnd({3, 4}, 4), rnd({4}, 5),
+                         rnd({4}, 6));
   GENMOD_CHECK_GRADIENTS([](Xs v) { return layer_norm(v[0], 2, v[1], v[2]); }, rnd({2, 3, 4}, 7), rnd({3, 4}, 8),
                          rnd({3, 4}, 9));
   nn::LayerNorm<double> ln({4});
@@ -97,8 +150,11 @@ TEST_CASE("Embedding looks up rows and sends gradients back to them", "[gradchec
   tape.backward(sum(emb.lookup(idx)));
   CHECK(emb.weight.grad()(4, 0) == 2.0);  // used twice
   CHECK(emb.weight.grad()(1, 0) == 0.0);
-  auto r = check_gradients([&](Xs v) { return gather(v[0], 0, from_data<std::int64_t>({2, 3}, {4, 4, 4, 1, 1, 1})); },
-                           {emb.weight.value().clone()});
+  auto r = check_gradients(
+      [&](Xs v) {
+        return gather(v[0], 0, from_data<std::int64_t>({2, 3}, {4, 4, 4, 1, 1, 1}));
+      },
+      {emb.weight.value().clone()});
   CHECK(r.ok);
   CHECK_THROWS_AS(emb.lookup(from_data<std::int64_t>({1}, {5})), ValueError);
 }
