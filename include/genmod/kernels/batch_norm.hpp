@@ -89,14 +89,20 @@ void batch_norm_statistics(const ChannelLayout& l, const T* x, T eps, T* mean, T
 template <class T>
 void channel_affine(const ChannelLayout& l, const T* x, const T* scale, const T* shift, T* out, const T* x2 = nullptr,
                     const T* weight2 = nullptr) {
-  parallel_for(l.n * l.c, l.inner * 2, [&](std::int64_t b, std::int64_t e) {
-    if (l.inner == 1) {  // [N, C]: b..e are flat indices, contiguous across channels
-      for (std::int64_t k = b; k < e; ++k) {
-        const std::int64_t ch = k % l.c;
-        out[k] = scale[ch] * x[k] + shift[ch] + (x2 ? weight2[ch] * x2[k] : T(0));
+  if (l.inner == 1) {  // [N, C]: rows, each contiguous across channels
+    parallel_for(l.n, l.c * 2, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const std::int64_t r = i * l.c;
+        if (x2)
+          for (std::int64_t ch = 0; ch < l.c; ++ch)
+            out[r + ch] = scale[ch] * x[r + ch] + shift[ch] + weight2[ch] * x2[r + ch];
+        else
+          for (std::int64_t ch = 0; ch < l.c; ++ch) out[r + ch] = scale[ch] * x[r + ch] + shift[ch];
       }
-      return;
-    }
+    });
+    return;
+  }
+  parallel_for(l.n * l.c, l.inner * 2, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t blk = b; blk < e; ++blk) {
       const std::int64_t ch = blk % l.c, off = blk * l.inner;
       const T a = scale[ch], s = shift[ch], w2 = x2 ? weight2[ch] : T(0);
