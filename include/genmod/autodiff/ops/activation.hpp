@@ -52,6 +52,7 @@ Var<T> leaky_relu(const Var<T>& a, std::type_identity_t<T> slope = T(0.01)) {
   return record_op(
       "leaky_relu", kernels::unary(a.value(), kernels::LeakyRelu<T>{slope}),
       [a, slope](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
+        if (!grad_enabled()) return sink.add(0, detail::fused(g, a.value(), kernels::LeakyReluBackward<T>{slope}));
         sink.add(0, detail::times_const(g, a.value(), kernels::LeakyReluSlope<T>{slope}));
       },
       a);
