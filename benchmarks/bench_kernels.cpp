@@ -1,0 +1,239 @@
+// The kernels under the layers, one at a time, at the shapes of the reference workloads
+// (../shared/ref/README.md): GEMM through genmod's path (kernels::gemm), every convolution shape's
+// forward, backward-data and backward-weight kernels separately, and the memory-bound kernels
+// (elementwise, activations, batch-norm passes, Adam's update).
+//
+//   build/benchmarks/bench_kernels --benchmark_counters_tabular=true [--benchmark_filter=conv/]
+//
+// Argument: threads (1 and 2). Counters: GFLOP/s (2 FLOPs per multiply-add; masked convolutions
+// count the kept taps only, the work the kernel does) or GB/s (bytes each kernel must read and
+// write at least once).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <string>
+
+#include "genmod/autodiff/ops/conv.hpp"
+#include "genmod/kernels/activations.hpp"
+#include "genmod/kernels/batch_norm.hpp"
+#include "genmod/kernels/conv2d.hpp"
+#include "genmod/kernels/elementwise.hpp"
+#include "genmod/kernels/gemm.hpp"
+#include "genmod/nn/layers/conv.hpp"
+#include "genmod/optim/adam.hpp"
+
+using namespace genmod;
+
+namespace {
+
+Tensor<float> random_tensor(const Shape& s, std::uint64_t seed) {
+  Generator g(seed);
+  Tensor<float> t(s);
+  fill_normal(t, g);
+  return t;
+}
+
+// ------------------------------------------------------------------------------------------ GEMM
+// C[m x n] (+)= op(A) op(B): the forward (x W^T), input-gradient (G W) and weight-gradient (G^T x)
+// products of the workloads' large linear layers.
+struct GemmShape {
+  const char* name;
+  bool ta, tb;
+  std::int64_t m, n, k;
+};
+
+constexpr GemmShape kGemms[] = {
+    {"mlp_vae.784x512.fwd", false, true, 128, 512, 784},     {"mlp_vae.784x512.dx", false, false, 128, 784, 512},
+    {"mlp_vae.784x512.dw", true, false, 512, 784, 128},      {"realnvp.1024x1024.fwd", false, true, 128, 1024, 1024},
+    {"realnvp.1024x1024.dx", false, false, 128, 1024, 1024}, {"realnvp.1024x1024.dw", true, false, 1024, 1024, 128},
+    {"realnvp.1024x1568.fwd", false, true, 128, 1568, 1024}, {"realnvp.1024x1568.dw", true, false, 1568, 1024, 128},
+};
+
+void BM_Gemm(benchmark::State& state, GemmShape s) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const Tensor<float> a = random_tensor(s.ta ? Shape{s.k, s.m} : Shape{s.m, s.k}, 1);
+  const Tensor<float> b = random_tensor(s.tb ? Shape{s.n, s.k} : Shape{s.k, s.n}, 2);
+  Tensor<float> c(Shape{s.m, s.n});
+  const std::int64_t lda = s.ta ? s.m : s.k, ldb = s.tb ? s.k : s.n;
+  for (auto _ : state) {
+    kernels::gemm<float>(s.ta, s.tb, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.n);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(s.m * s.n * s.k) * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
+}
+
+// ----------------------------------------------------------------------------------- convolution
+enum class Kind { conv, convT, masked_a, masked_b };
+
+struct ConvShape {
+  const char* name;
+  Kind kind;
+  std::int64_t batch, cin, cout, k, stride, pad, h;
+};
+
+constexpr ConvShape kConvs[] = {
+    {"conv_vae.enc1", Kind::conv, 128, 1, 32, 4, 2, 1, 28},
+    {"conv_vae.enc2", Kind::conv, 128, 32, 64, 4, 2, 1, 14},
+    {"conv_vae.dec1", Kind::convT, 128, 64, 32, 4, 2, 1, 7},
+    {"conv_vae.dec2", Kind::convT, 128, 32, 1, 4, 2, 1, 14},
+    {"dcgan.G.up1", Kind::convT, 128, 128, 64, 4, 2, 1, 7},
+    {"dcgan.G.up2", Kind::convT, 128, 64, 1, 4, 2, 1, 14},
+    {"dcgan.D.c1", Kind::conv, 128, 1, 64, 4, 2, 1, 28},
+    {"dcgan.D.c2", Kind::conv, 128, 64, 128, 4, 2, 1, 14},
+    {"pixelcnn.maskA7", Kind::masked_a, 32, 1, 64, 7, 1, 3, 28},
+    {"pixelcnn.maskB3", Kind::masked_b, 32, 64, 64, 3, 1, 1, 28},
+    {"pixelcnn.1x1_64", Kind::conv, 32, 64, 64, 1, 1, 0, 28},
+    {"pixelcnn.1x1_256", Kind::conv, 32, 64, 256, 1, 1, 0, 28},
+};
+
+// The geometry of the ordinary convolution underneath: for a transposed convolution that is the
+// convolution whose input gradient the transposed one computes, so its forward is our backward-data
+// kernel and the other way round.
+kernels::Conv2dGeometry geometry_of(const ConvShape& s) {
+  const Shape x{s.batch, s.cin, s.h, s.h};
+  if (s.kind == Kind::convT)
+    return conv_transpose2d_geometry_for(x, Shape{s.cin, s.cout, s.k, s.k}, {.stride = s.stride, .padding = s.pad});
+  kernels::Conv2dGeometry g =
+      conv2d_geometry_for(x, Shape{s.cout, s.cin, s.k, s.k}, {.stride = s.stride, .padding = s.pad});
+  if (s.kind == Kind::masked_a || s.kind == Kind::masked_b) {
+    const auto keep = nn::MaskedConv2d<float>::mask(s.kind == Kind::masked_a ? nn::MaskType::A : nn::MaskType::B, s.k);
+    g.set_mask(std::span<const bool>(keep.data(), static_cast<std::size_t>(s.k * s.k)));
+  }
+  return g;
+}
+
+enum class Pass { forward, backward_data, backward_weight };
+
+void BM_Conv(benchmark::State& state, ConvShape s, Pass pass) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const kernels::Conv2dGeometry g = geometry_of(s);
+  // In the underlying convolution's terms: input [n, cin, h, w], weight, output [n, cout, ho, wo].
+  const Tensor<float> in = random_tensor(g.input_shape(), 1), w = random_tensor(Shape{g.cout, g.cin, g.kh, g.kw}, 2);
+  const Tensor<float> out = random_tensor(Shape{g.n, g.cout, g.ho, g.wo}, 3);
+  // The layer's pass -> the kernel that runs it.
+  const bool transposed = s.kind == Kind::convT;
+  const Pass kernel = !transposed                   ? pass
+                      : pass == Pass::forward       ? Pass::backward_data
+                      : pass == Pass::backward_data ? Pass::forward
+                                                    : Pass::backward_weight;
+  for (auto _ : state) {
+    Tensor<float> r = kernel == Pass::forward         ? kernels::conv2d_forward(g, in, w, Tensor<float>())
+                      : kernel == Pass::backward_data ? kernels::conv2d_input_grad(g, out, w)
+                                                      : kernels::conv2d_weight_grad(g, in, out);
+    benchmark::DoNotOptimize(r.data());
+  }
+  const double macs = static_cast<double>(g.n * g.cout * g.ho * g.wo * g.cin * g.num_taps());
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2 * macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+// ------------------------------------------------------------------------------- memory-bound ops
+constexpr std::int64_t kElems = 128 * 64 * 14 * 14;  // dcgan's G.up1 output, 6.4 MB
+
+void set_bytes(benchmark::State& state, double bytes_per_iteration) {
+  state.counters["GB/s"] = benchmark::Counter(bytes_per_iteration * static_cast<double>(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
+template <class F>
+void BM_Map(benchmark::State& state, F f) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const Tensor<float> x = random_tensor(Shape{kElems}, 1);
+  Tensor<float> y(Shape{kElems});
+  for (auto _ : state) {
+    kernels::map(x.data(), y.data(), kElems, f);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_bytes(state, 8.0 * kElems);
+}
+
+template <class F>
+void BM_Map2(benchmark::State& state, F f) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const Tensor<float> a = random_tensor(Shape{kElems}, 1), b = random_tensor(Shape{kElems}, 2);
+  Tensor<float> y(Shape{kElems});
+  for (auto _ : state) {
+    kernels::map2(a.data(), b.data(), y.data(), kElems, f);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_bytes(state, 12.0 * kElems);
+}
+
+void BM_Axpy(benchmark::State& state) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const Tensor<float> x = random_tensor(Shape{kElems}, 1);
+  Tensor<float> y = random_tensor(Shape{kElems}, 2);
+  for (auto _ : state) {
+    kernels::axpy(1e-3f, x.data(), y.data(), kElems);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_bytes(state, 12.0 * kElems);
+}
+
+// Batch norm of dcgan's G.up1 output [128, 64, 14, 14]: statistics (two reads), normalize (one
+// read, one write), backward sums (g and x read twice) and dx (two reads, one write).
+void BM_BatchNorm(benchmark::State& state, int which) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const kernels::ChannelLayout l{128, 64, 14 * 14};
+  const Tensor<float> x = random_tensor(Shape{kElems}, 1), g = random_tensor(Shape{kElems}, 2);
+  Tensor<float> y(Shape{kElems}), mean(Shape{64}), var(Shape{64}), invstd(Shape{64}), a(Shape{64}), b(Shape{64});
+  kernels::batch_norm_statistics(l, x.data(), 1e-5f, mean.data(), var.data(), invstd.data());
+  for (auto _ : state) {
+    if (which == 0) kernels::batch_norm_statistics(l, x.data(), 1e-5f, mean.data(), var.data(), invstd.data());
+    if (which == 1) kernels::channel_affine(l, x.data(), invstd.data(), mean.data(), y.data());
+    if (which == 2) kernels::batch_norm_grad_sums(l, g.data(), x.data(), mean.data(), a.data(), b.data());
+    if (which == 3) kernels::channel_affine(l, g.data(), invstd.data(), mean.data(), y.data(), x.data(), var.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(a.data());
+  }
+  const double bytes[] = {8.0 * kElems, 8.0 * kElems, 12.0 * kElems, 12.0 * kElems};
+  set_bytes(state, bytes[which]);
+}
+
+// Adam's fused update over realnvp_mlp's largest weight (1568 x 1024): p, m, v read and written, g
+// read: 28 bytes per parameter.
+void BM_AdamUpdate(benchmark::State& state) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  constexpr std::int64_t n = 1568 * 1024;
+  Tensor<float> p = random_tensor(Shape{n}, 1), m = zeros<float>(Shape{n}), v = zeros<float>(Shape{n});
+  const Tensor<float> g = random_tensor(Shape{n}, 2);
+  std::int64_t t = 0;
+  for (auto _ : state) {
+    optim::detail::adam_update(p.data(), g.data(), m.data(), v.data(), static_cast<float*>(nullptr), n, ++t, 1e-4,
+                               optim::Betas{}, 1e-8, 0.0, false);
+    benchmark::DoNotOptimize(p.data());
+  }
+  set_bytes(state, 28.0 * n);
+}
+
+int register_all() {
+  auto reg = [](const std::string& name, auto fn, auto... args) {
+    benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Arg(1)->Arg(2)->UseRealTime();
+  };
+  for (const GemmShape& s : kGemms) reg(std::string("gemm/") + s.name, BM_Gemm, s);
+  for (const ConvShape& s : kConvs) {
+    reg(std::string("conv/fwd/") + s.name, BM_Conv, s, Pass::forward);
+    reg(std::string("conv/bwd_data/") + s.name, BM_Conv, s, Pass::backward_data);
+    reg(std::string("conv/bwd_weight/") + s.name, BM_Conv, s, Pass::backward_weight);
+  }
+  reg("elementwise/relu", BM_Map<kernels::Relu>, kernels::Relu{});
+  reg("elementwise/sigmoid", BM_Map<kernels::Sigmoid>, kernels::Sigmoid{});
+  reg("elementwise/leaky_relu_backward", BM_Map2<kernels::LeakyReluBackward<float>>,
+      kernels::LeakyReluBackward<float>{0.2f});
+  reg("elementwise/relu_backward", BM_Map2<kernels::ReluBackward>, kernels::ReluBackward{});
+  reg("elementwise/add", BM_Map2<kernels::Add>, kernels::Add{});
+  reg("elementwise/axpy", BM_Axpy);
+  reg("batch_norm/statistics", BM_BatchNorm, 0);
+  reg("batch_norm/normalize", BM_BatchNorm, 1);
+  reg("batch_norm/grad_sums", BM_BatchNorm, 2);
+  reg("batch_norm/grad_input", BM_BatchNorm, 3);
+  reg("optim/adam_update", BM_AdamUpdate);
+  return 0;
+}
+const int registered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();
