@@ -92,6 +92,9 @@ TEST_CASE("BatchNorm running statistics and evaluation mode match hand computati
   CHECK_THROWS_WITH(bn(V(zeros<double>({3, 5}))), Catch::Contains("BatchNorm1d(2)") && Catch::Contains("[3, 5]"));
   nn::BatchNorm2d<double> bn2(4);
   CHECK_THROWS_AS(bn2(V(zeros<double>({1, 4, 1, 1}))), ValueError);  // one value per channel
+  Tensor<double> none(Shape{0});
+  CHECK_THROWS_WITH(batch_norm(V(zeros<double>({3, 0})), V(), V(), none, none),
+                    Catch::Contains("at least one channel") && Catch::Contains("[3, 0]"));
 }
 
 TEST_CASE("layer_norm gradients and values", "[gradcheck][nn][layernorm]") {

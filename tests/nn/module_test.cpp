@@ -97,13 +97,14 @@ TEST_CASE("Linear adds weight gradients into the parameter buffers in place, and
   {
     Tape<double> tape;
     V w = tape.leaf(lin.weight.value()), b = tape.leaf(lin.bias.value());
-    // The weight used twice in one tape: both contributions add up.
-    V loss = sum(square(linear(V(x1), w, b))) + sum(linear(V(x2), w, b));
+    // The weight used twice in one tape, and once by an op that returns its gradient the usual
+    // way (the penalty): all three contributions add up.
+    V loss = sum(square(linear(V(x1), w, b))) + sum(linear(V(x2), w, b)) + sum(square(w)) * 0.5;
     const auto gr = tape.grad(loss, {w, b});
     gw_ref = gr[0].value().clone();
     gb_ref = gr[1].value().clone();
   }
-  auto loss_of = [&] { return sum(square(lin(V(x1)))) + sum(lin(V(x2))); };
+  auto loss_of = [&] { return sum(square(lin(V(x1)))) + sum(lin(V(x2))) + sum(square(lin.weight.var())) * 0.5; };
   {
     Tape<double> tape;
     const auto gr = tape.grad(loss_of(), {lin.weight.var()});

@@ -103,6 +103,7 @@ Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Tens
   if (x.rank() != 2 && x.rank() != 4)
     throw ShapeError("batch_norm: expected input [N, C] or [N, C, H, W], got " + x.shape().to_string());
   const std::int64_t c = x.dim(1);
+  if (c == 0) throw ShapeError("batch_norm: expected at least one channel, got input " + x.shape().to_string());
   const Shape stat = x.rank() == 2 ? Shape{1, c} : Shape{1, c, 1, 1};
   if (!(running_mean.shape() == Shape{c}) || !(running_var.shape() == Shape{c}))
     throw ShapeError("batch_norm: running statistics " + running_mean.shape().to_string() + " and " +
