@@ -299,6 +299,15 @@ Tensor<T> packed_weight(const Conv2dGeometry& g, const Tensor<T>& w) {
   return p;
 }
 
+/// The weight [Cout, K] packed once for every group's GEMM: as the left factor W (forward) or W^T
+/// (input gradient, `transposed`).
+template <class T>
+PackedA<T> packed_weight_panels(const Conv2dGeometry& g, const Tensor<T>& w, bool transposed) {
+  const Tensor<T> wp = packed_weight(g, w);
+  return transposed ? PackedA<T>(true, g.k(), g.cout, wp.data(), g.k())
+                    : PackedA<T>(false, g.cout, g.k(), wp.data(), g.k());
+}
+
 /// Images per GEMM: enough that the GEMM's N dimension (images x output pixels) reaches about 256
 /// columns, where a small output (7x7 = 49 pixels) alone would leave the kernel starved of work
 /// and re-pack the weight for every image. Pointwise convolutions read the image in place and stay
@@ -414,16 +423,16 @@ const T* columns_of(const Conv2dGeometry& g, const T* x, std::int64_t i, std::in
 /// y (the outputs of `images` consecutive images) = W cols (+ bias): straight into y for one
 /// image, else through scratch.out and copied to place with the bias added.
 template <class T>
-void forward_from_columns(const Conv2dGeometry& g, const T* wp, const T* cols, std::int64_t images,
+void forward_from_columns(const Conv2dGeometry& g, const PackedA<T>& wp, const T* cols, std::int64_t images,
                           const Tensor<T>& bias, T* y, T* out) {
-  const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
+  const std::int64_t HW = g.hw_out(), ld = images * HW;
   if (images == 1) {
     if (bias.defined())
       for (std::int64_t o = 0; o < g.cout; ++o) std::fill(y + o * HW, y + (o + 1) * HW, bias[o]);
-    gemm<T>(false, false, g.cout, HW, K, T(1), wp, K, cols, HW, bias.defined() ? T(1) : T(0), y, HW);
+    gemm_packed<T>(wp, false, HW, T(1), cols, HW, bias.defined() ? T(1) : T(0), y, HW);
     return;
   }
-  gemm<T>(false, false, g.cout, ld, K, T(1), wp, K, cols, ld, T(0), out, ld);
+  gemm_packed<T>(wp, false, ld, T(1), cols, ld, T(0), out, ld);
   for (std::int64_t j = 0; j < images; ++j)
     for (std::int64_t o = 0; o < g.cout; ++o) {
       T* yo = y + (j * g.cout + o) * HW;
@@ -451,12 +460,12 @@ void weight_grad_from_columns(const Conv2dGeometry& g, const T* gy, const T* col
 template <class T>
 Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias) {
   Tensor<T> y(g.output_shape());
-  const Tensor<T> wp = detail::packed_weight(g, w);
+  const PackedA<T> wp = detail::packed_weight_panels(g, w, false);
   const std::int64_t out_size = g.cout * g.hw_out();
   detail::for_each_image_group<T>(
       g, detail::batch_chunks(g), [&](std::int64_t, std::int64_t i, std::int64_t n, const auto& scratch) {
         const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
-        detail::forward_from_columns(g, wp.data(), cols, n, bias, y.data() + i * out_size, scratch.out);
+        detail::forward_from_columns(g, wp, cols, n, bias, y.data() + i * out_size, scratch.out);
       });
   return y;
 }
@@ -465,15 +474,15 @@ Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tens
 template <class T>
 Tensor<T> conv2d_input_grad(const Conv2dGeometry& g, const Tensor<T>& grad_out, const Tensor<T>& w) {
   Tensor<T> dx(g.input_shape());
-  const Tensor<T> wp = detail::packed_weight(g, w);
-  const std::int64_t K = g.k(), HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
+  const PackedA<T> wp = detail::packed_weight_panels(g, w, true);
+  const std::int64_t HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
   const T* G = grad_out.data();
   T* DX = dx.data();
   detail::for_each_image_group<T>(
       g, detail::batch_chunks(g), [&](std::int64_t, std::int64_t i, std::int64_t n, const auto& scratch) {
         const std::int64_t ld = n * HW;
         if (g.pointwise()) {
-          gemm<T>(true, false, K, HW, g.cout, T(1), wp.data(), K, G + i * out_size, HW, T(0), DX + i * in_size, HW);
+          gemm_packed<T>(wp, false, HW, T(1), G + i * out_size, HW, T(0), DX + i * in_size, HW);
           return;
         }
         const T* src = G + i * out_size;
@@ -481,7 +490,7 @@ Tensor<T> conv2d_input_grad(const Conv2dGeometry& g, const Tensor<T>& grad_out, 
           detail::interleave_images(src, scratch.out, n, g.cout, HW);
           src = scratch.out;
         }
-        gemm<T>(true, false, K, ld, g.cout, T(1), wp.data(), K, src, ld, T(0), scratch.cols, ld);
+        gemm_packed<T>(wp, false, ld, T(1), src, ld, T(0), scratch.cols, ld);
         for (std::int64_t j = 0; j < n; ++j)
           detail::col2im(g, scratch.cols + j * HW, ld, scratch.phases, DX + (i + j) * in_size);
       });
@@ -509,13 +518,13 @@ template <class T>
 std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x,
                                                                const Tensor<T>& w, const Tensor<T>& grad_out) {
   Tensor<T> y(g.output_shape());
-  const Tensor<T> wp = detail::packed_weight(g, w);
+  const PackedA<T> wp = detail::packed_weight_panels(g, w, false);
   const std::int64_t K = g.k(), out_size = g.cout * g.hw_out(), chunks = detail::batch_chunks(g);
   Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
   detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
     const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
     // The forward's grouped result passes through scratch.out before the gradients use it.
-    detail::forward_from_columns(g, wp.data(), cols, n, Tensor<T>(), y.data() + i * out_size, scratch.out);
+    detail::forward_from_columns(g, wp, cols, n, Tensor<T>(), y.data() + i * out_size, scratch.out);
     detail::weight_grad_from_columns(g, grad_out.data() + i * out_size, cols, n, scratch.out,
                                      partial.data() + c * g.cout * K);
   });

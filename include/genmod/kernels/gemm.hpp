@@ -89,6 +89,116 @@ void scale_block(std::int64_t m, std::int64_t n, T beta, T* C, std::int64_t ldc)
 
 }  // namespace detail
 
+/// op(A) [m x k] of C = op(A) op(B), packed once into Eigen's GEBP panel layout for many
+/// products with the same A and different B: a convolution multiplies its weight by the column
+/// matrix of every group of images, and plain gemm() would re-pack the weight for each group.
+/// (In Eigen's column-major view of our row-major C, C^T = op(B)^T op(A)^T, A is the right-hand
+/// side: its panels are nr columns wide, packed per depth block of kc.)
+template <class T>
+class PackedA {
+ public:
+  PackedA() = default;
+  PackedA(bool ta, std::int64_t m, std::int64_t k, const T* A, std::int64_t lda) : m_(m), k_(k) {
+    Eigen::Index kc = k, mc = 256, nc = m;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1>(kc, mc, nc, Eigen::Index{1});
+    kc_ = std::max<std::int64_t>(1, kc);
+    block_stride_ = (kc_ * m + 15) / 16 * 16;  // each depth block starts 64-byte aligned
+    const std::int64_t blocks = (k + kc_ - 1) / kc_;
+    panels_ = Tensor<T>(Shape{blocks * block_stride_ + 64});  // Eigen may read a packet past a panel
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t k2 = b * kc_, kk = std::min(kc_, k - k2);
+      if (ta)  // A stored [k x m]: op(A)^T is k x m row-major
+        pack<Eigen::RowMajor>(A, lda, k2, kk, panels_.data() + b * block_stride_);
+      else  // A stored [m x k]: op(A)^T is k x m column-major
+        pack<Eigen::ColMajor>(A, lda, k2, kk, panels_.data() + b * block_stride_);
+    }
+  }
+
+  std::int64_t rows() const noexcept { return m_; }
+  std::int64_t depth() const noexcept { return k_; }
+  std::int64_t depth_block() const noexcept { return kc_; }
+  /// The packed panels of depth block b (depths b * depth_block() ..).
+  const T* block(std::int64_t b) const noexcept { return panels_.data() + b * block_stride_; }
+
+ private:
+  template <int Order>
+  void pack(const T* A, std::int64_t lda, std::int64_t k2, std::int64_t kk, T* dst) {
+    using Mapper = Eigen::internal::const_blas_data_mapper<T, Eigen::Index, Order>;
+    using Traits = Eigen::internal::gebp_traits<T, T>;
+    Eigen::internal::gemm_pack_rhs<T, Eigen::Index, Mapper, Traits::nr, Order> pack_rhs;
+    pack_rhs(dst, Mapper(A, lda).getSubMapper(k2, 0), kk, m_);
+  }
+
+  std::int64_t m_ = 0, k_ = 0, kc_ = 1, block_stride_ = 0;
+  Tensor<T> panels_;
+};
+
+namespace detail {
+
+/// One thread's C[m x n] += alpha op(A) op(B) with A packed; B row-major (n x k when tb).
+template <class T>
+void gemm_packed_serial(const PackedA<T>& a, bool tb, std::int64_t n, T alpha, const T* B, std::int64_t ldb, T* C,
+                        std::int64_t ldc) {
+  using Traits = Eigen::internal::gebp_traits<T, T>;
+  using ResMapper = Eigen::internal::blas_data_mapper<T, Eigen::Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+  const std::int64_t m = a.rows(), k = a.depth(), kc = a.depth_block();
+  Eigen::Index kc_e = kc, mc_e = n, nc_e = m;
+  Eigen::internal::computeProductBlockingSizes<T, T, 1>(kc_e, mc_e, nc_e, Eigen::Index{1});
+  const std::int64_t mc = std::max<std::int64_t>(1, std::min<std::int64_t>(n, mc_e));
+  Tensor<T>& scratch = gemm_scratch<T>();
+  const std::int64_t need = kc * mc + 64;
+  if (!scratch.defined() || scratch.numel() < need) scratch = Tensor<T>(Shape{need});
+  T* blockA = scratch.data();
+  Eigen::internal::gebp_kernel<T, T, Eigen::Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
+  const ResMapper res(C, ldc);
+  auto run = [&]<int Order>() {
+    using LhsMapper = Eigen::internal::const_blas_data_mapper<T, Eigen::Index, Order>;
+    Eigen::internal::gemm_pack_lhs<T, Eigen::Index, LhsMapper, Traits::mr, Traits::LhsProgress,
+                                   typename Traits::LhsPacket4Packing, Order>
+        pack_lhs;
+    const LhsMapper lhs(B, ldb);
+    for (std::int64_t i2 = 0; i2 < n; i2 += mc) {
+      const std::int64_t rows = std::min(mc, n - i2);
+      for (std::int64_t b = 0, k2 = 0; k2 < k; ++b, k2 += kc) {
+        const std::int64_t depth = std::min(kc, k - k2);
+        pack_lhs(blockA, lhs.getSubMapper(i2, k2), depth, rows);
+        gebp(res.getSubMapper(i2, 0), blockA, a.block(b), rows, depth, m, alpha);
+      }
+    }
+  };
+  // op(B)^T [n x k]: column-major for B stored [k x n], row-major for B stored [n x k] (tb).
+  if (tb)
+    run.template operator()<Eigen::RowMajor>();
+  else
+    run.template operator()<Eigen::ColMajor>();
+}
+
+}  // namespace detail
+
+/// C[m x n] = alpha * op(A) op(B) + beta * C with op(A) pre-packed (see PackedA); B is k x n
+/// (n x k when tb) with row stride ldb. Threads split C's columns when called outside a parallel
+/// region and the product is large enough, as gemm() does.
+template <class T>
+void gemm_packed(const PackedA<T>& a, bool tb, std::int64_t n, T alpha, const T* B, std::int64_t ldb, T beta, T* C,
+                 std::int64_t ldc) {
+  const std::int64_t m = a.rows(), k = a.depth();
+  if (m <= 0 || n <= 0) return;
+  const bool product = k > 0 && alpha != T(0);
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const std::int64_t bands = !product || flops < 4e6 || in_parallel_region()
+                                 ? 1
+                                 : std::min<std::int64_t>(get_num_threads(), std::max<std::int64_t>(1, n / 16));
+  parallel_for(bands, kParallelGrain, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b) {
+      const std::int64_t lo = (n * b / bands) / 16 * 16;
+      const std::int64_t hi = b + 1 == bands ? n : (n * (b + 1) / bands) / 16 * 16;
+      if (hi <= lo) continue;
+      detail::scale_block(m, hi - lo, beta, C + lo, ldc);
+      if (product) detail::gemm_packed_serial(a, tb, hi - lo, alpha, tb ? B + lo * ldb : B + lo, ldb, C + lo, ldc);
+    }
+  });
+}
+
 /// C[m x n] = alpha * op(A) op(B) + beta * C, row-major, op(X) = X or X^T.
 /// A is m x k (k x m when ta) with row stride lda; B is k x n (n x k when tb) with row stride ldb.
 template <class T>
