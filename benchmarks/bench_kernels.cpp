@@ -21,6 +21,7 @@
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/nn/layers/conv.hpp"
 #include "genmod/optim/adam.hpp"
+#include "reference_shapes.hpp"
 
 using namespace genmod;
 
@@ -65,28 +66,8 @@ void BM_Gemm(benchmark::State& state, GemmShape s) {
 }
 
 // ----------------------------------------------------------------------------------- convolution
-enum class Kind { conv, convT, masked_a, masked_b };
-
-struct ConvShape {
-  const char* name;
-  Kind kind;
-  std::int64_t batch, cin, cout, k, stride, pad, h;
-};
-
-constexpr ConvShape kConvs[] = {
-    {"conv_vae.enc1", Kind::conv, 128, 1, 32, 4, 2, 1, 28},
-    {"conv_vae.enc2", Kind::conv, 128, 32, 64, 4, 2, 1, 14},
-    {"conv_vae.dec1", Kind::convT, 128, 64, 32, 4, 2, 1, 7},
-    {"conv_vae.dec2", Kind::convT, 128, 32, 1, 4, 2, 1, 14},
-    {"dcgan.G.up1", Kind::convT, 128, 128, 64, 4, 2, 1, 7},
-    {"dcgan.G.up2", Kind::convT, 128, 64, 1, 4, 2, 1, 14},
-    {"dcgan.D.c1", Kind::conv, 128, 1, 64, 4, 2, 1, 28},
-    {"dcgan.D.c2", Kind::conv, 128, 64, 128, 4, 2, 1, 14},
-    {"pixelcnn.maskA7", Kind::masked_a, 32, 1, 64, 7, 1, 3, 28},
-    {"pixelcnn.maskB3", Kind::masked_b, 32, 64, 64, 3, 1, 1, 28},
-    {"pixelcnn.1x1_64", Kind::conv, 32, 64, 64, 1, 1, 0, 28},
-    {"pixelcnn.1x1_256", Kind::conv, 32, 64, 256, 1, 1, 0, 28},
-};
+using bench::Kind;
+using ConvShape = bench::OpShape;
 
 // The geometry of the ordinary convolution underneath: for a transposed convolution that is the
 // convolution whose input gradient the transposed one computes, so its forward is our backward-data
@@ -213,7 +194,7 @@ int register_all() {
     benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Arg(1)->Arg(2)->UseRealTime();
   };
   for (const GemmShape& s : kGemms) reg(std::string("gemm/") + s.name, BM_Gemm, s);
-  for (const ConvShape& s : kConvs) {
+  for (const ConvShape& s : bench::kConvShapes) {
     reg(std::string("conv/fwd/") + s.name, BM_Conv, s, Pass::forward);
     reg(std::string("conv/bwd_data/") + s.name, BM_Conv, s, Pass::backward_data);
     reg(std::string("conv/bwd_weight/") + s.name, BM_Conv, s, Pass::backward_weight);

@@ -12,35 +12,14 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/nn/nn.hpp"
+#include "reference_shapes.hpp"
 
 using namespace genmod;
 
 namespace {
 
-enum class Kind { conv, convT, masked_a, masked_b, linear };
-
-struct OpShape {
-  const char* name;
-  Kind kind;
-  std::int64_t batch, cin, cout, k, stride, pad, h;
-};
-
-constexpr OpShape kShapes[] = {
-    {"conv_vae.enc1", Kind::conv, 128, 1, 32, 4, 2, 1, 28},
-    {"conv_vae.enc2", Kind::conv, 128, 32, 64, 4, 2, 1, 14},
-    {"conv_vae.dec1", Kind::convT, 128, 64, 32, 4, 2, 1, 7},
-    {"conv_vae.dec2", Kind::convT, 128, 32, 1, 4, 2, 1, 14},
-    {"dcgan.G.up1", Kind::convT, 128, 128, 64, 4, 2, 1, 7},
-    {"dcgan.G.up2", Kind::convT, 128, 64, 1, 4, 2, 1, 14},
-    {"dcgan.D.c1", Kind::conv, 128, 1, 64, 4, 2, 1, 28},
-    {"dcgan.D.c2", Kind::conv, 128, 64, 128, 4, 2, 1, 14},
-    {"pixelcnn.maskA7", Kind::masked_a, 32, 1, 64, 7, 1, 3, 28},
-    {"pixelcnn.maskB3", Kind::masked_b, 32, 64, 64, 3, 1, 1, 28},
-    {"pixelcnn.1x1_64", Kind::conv, 32, 64, 64, 1, 1, 0, 28},
-    {"pixelcnn.1x1_256", Kind::conv, 32, 64, 256, 1, 1, 0, 28},
-    {"mlp_vae.linear784x512", Kind::linear, 128, 784, 512, 0, 0, 0, 0},
-    {"realnvp.linear1024x1024", Kind::linear, 128, 1024, 1024, 0, 0, 0, 0},
-};
+using bench::Kind;
+using bench::OpShape;
 
 nn::AnyModule<float> make_layer(const OpShape& s) {
   switch (s.kind) {
@@ -81,8 +60,8 @@ void BM_Forward(benchmark::State& state, OpShape s) {
     out = y.shape();
     benchmark::DoNotOptimize(y.value().data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2 * macs(s, out) * static_cast<double>(state.iterations()) / 1e9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2 * macs(s, out) * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
 void BM_Backward(benchmark::State& state, OpShape s) {
@@ -106,15 +85,17 @@ void BM_Backward(benchmark::State& state, OpShape s) {
     layer.zero_grad();
     state.ResumeTiming();
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(4 * macs(s, out) * static_cast<double>(state.iterations()) / 1e9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4 * macs(s, out) * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
 int register_all() {
-  for (const OpShape& s : kShapes) {
+  auto reg = [](const OpShape& s) {
     benchmark::RegisterBenchmark((std::string("fwd/") + s.name).c_str(), BM_Forward, s)->Arg(1)->Arg(2)->UseRealTime();
     benchmark::RegisterBenchmark((std::string("bwd/") + s.name).c_str(), BM_Backward, s)->Arg(1)->Arg(2)->UseRealTime();
-  }
+  };
+  for (const OpShape& s : bench::kConvShapes) reg(s);
+  for (const OpShape& s : bench::kLinearShapes) reg(s);
   return 0;
 }
 const int registered = register_all();
