@@ -18,62 +18,12 @@
 
 namespace genmod::kernels {
 
-/// x seen as [n, c, inner].
-struct ChannelLayout {
-  std::int64_t n, c, inner;
-  std::int64_t count() const noexcept { return n * inner; }  ///< values per channel
-};
-
-namespace detail {
-
-/// sum over a run of f(V x_j, V y_j) for V a batch or a scalar (y may be null when f ignores it).
-template <class T, class F>
-T run_sum(const T* x, const T* y, std::int64_t len, F f) {
-  constexpr std::int64_t W = simd::width<T>;
-  simd::Batch<T> a0(T(0)), a1(T(0));
-  std::int64_t j = 0;
-  auto at = [&](std::int64_t k) {
-    return f(simd::loadu<simd::Batch<T>>(x + k), y ? simd::loadu<simd::Batch<T>>(y + k) : simd::Batch<T>(T(0)));
-  };
-  for (; j + 2 * W <= len; j += 2 * W) {
-    a0 += at(j);
-    a1 += at(j + W);
-  }
-  for (; j + W <= len; j += W) a0 += at(j);
-  T s = simd::hsum(a0 + a1);
-  for (; j < len; ++j) s += f(x[j], y ? y[j] : T(0));
-  return s;
-}
-
-/// out[ch] = sum over the channel of f(x, y) (y may be null), threads over channels.
-template <class T, class F>
-void channel_sums(const ChannelLayout& l, const T* x, const T* y, T* out, F f) {
-  parallel_for(l.c, l.count(), [&](std::int64_t c0, std::int64_t c1) {
-    if (l.inner == 1) {
-      for (std::int64_t ch = c0; ch < c1; ++ch) out[ch] = T(0);
-      for (std::int64_t i = 0; i < l.n; ++i)
-        for (std::int64_t ch = c0; ch < c1; ++ch) out[ch] += f(x[i * l.c + ch], y ? y[i * l.c + ch] : T(0), ch);
-      return;
-    }
-    for (std::int64_t ch = c0; ch < c1; ++ch) {
-      T s = 0;
-      for (std::int64_t i = 0; i < l.n; ++i) {
-        const std::int64_t off = (i * l.c + ch) * l.inner;
-        s += run_sum(x + off, y ? y + off : nullptr, l.inner, [&](auto a, auto b) { return f(a, b, ch); });
-      }
-      out[ch] = s;
-    }
-  });
-}
-
-}  // namespace detail
-
 /// Batch mean and biased variance per channel (two passes: the variance is of centred values, so
 /// a large mean costs no precision), and invstd = 1 / sqrt(var + eps).
 template <class T>
 void batch_norm_statistics(const ChannelLayout& l, const T* x, T eps, T* mean, T* var, T* invstd) {
   const T inv_count = T(1) / static_cast<T>(l.count());
-  detail::channel_sums(l, x, static_cast<const T*>(nullptr), mean, [](auto a, auto, std::int64_t) { return a; });
+  channel_sum(l, x, mean);
   for (std::int64_t ch = 0; ch < l.c; ++ch) mean[ch] *= inv_count;
   detail::channel_sums(l, x, static_cast<const T*>(nullptr), var, [mean](auto a, auto, std::int64_t ch) {
     const auto d = a - decltype(a)(mean[ch]);
@@ -124,7 +74,7 @@ void channel_affine(const ChannelLayout& l, const T* x, const T* scale, const T*
 /// Backward sums: sum_g[ch] = sum of g, sum_gc[ch] = sum of g (x - mean[ch]).
 template <class T>
 void batch_norm_grad_sums(const ChannelLayout& l, const T* g, const T* x, const T* mean, T* sum_g, T* sum_gc) {
-  detail::channel_sums(l, g, static_cast<const T*>(nullptr), sum_g, [](auto a, auto, std::int64_t) { return a; });
+  channel_sum(l, g, sum_g);
   detail::channel_sums(l, g, x, sum_gc,
                        [mean](auto a, auto b, std::int64_t ch) { return a * (b - decltype(b)(mean[ch])); });
 }

@@ -536,14 +536,7 @@ template <class T>
 Tensor<T> conv2d_bias_grad(const Tensor<T>& grad_out) {
   const std::int64_t n = grad_out.dim(0), c = grad_out.dim(1), hw = grad_out.dim(2) * grad_out.dim(3);
   Tensor<T> db(Shape{c});
-  // Threads take whole channels, so each channel is summed in the same order at any thread count.
-  parallel_for(c, n * hw, [&](std::int64_t o0, std::int64_t o1) {
-    for (std::int64_t o = o0; o < o1; ++o) {
-      T s = 0;
-      for (std::int64_t i = 0; i < n; ++i) s += sum_contiguous(grad_out.data() + (i * c + o) * hw, hw);
-      db[o] = s;
-    }
-  });
+  channel_sum(ChannelLayout{n, c, hw}, grad_out.data(), db.data());
   return db;
 }
 

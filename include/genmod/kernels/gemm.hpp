@@ -87,6 +87,19 @@ void scale_block(std::int64_t m, std::int64_t n, T beta, T* C, std::int64_t ldc)
   }
 }
 
+/// Runs f(lo, hi) on `bands` contiguous ranges of [0, extent), one per thread, each boundary a
+/// multiple of 16 (a SIMD register of floats) so the kernels' edge cases stay at the matrix edge.
+template <class F>
+void for_each_band(std::int64_t extent, std::int64_t bands, F&& f) {
+  parallel_for(bands, kParallelGrain, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b) {
+      const std::int64_t lo = (extent * b / bands) / 16 * 16;
+      const std::int64_t hi = b + 1 == bands ? extent : (extent * (b + 1) / bands) / 16 * 16;
+      if (hi > lo) f(lo, hi);
+    }
+  });
+}
+
 }  // namespace detail
 
 /// op(A) [m x k] of C = op(A) op(B), packed once into Eigen's GEBP panel layout for many
@@ -188,14 +201,9 @@ void gemm_packed(const PackedA<T>& a, bool tb, std::int64_t n, T alpha, const T*
   const std::int64_t bands = !product || flops < 4e6 || in_parallel_region()
                                  ? 1
                                  : std::min<std::int64_t>(get_num_threads(), std::max<std::int64_t>(1, n / 16));
-  parallel_for(bands, kParallelGrain, [&](std::int64_t b0, std::int64_t b1) {
-    for (std::int64_t b = b0; b < b1; ++b) {
-      const std::int64_t lo = (n * b / bands) / 16 * 16;
-      const std::int64_t hi = b + 1 == bands ? n : (n * (b + 1) / bands) / 16 * 16;
-      if (hi <= lo) continue;
-      detail::scale_block(m, hi - lo, beta, C + lo, ldc);
-      if (product) detail::gemm_packed_serial(a, tb, hi - lo, alpha, tb ? B + lo * ldb : B + lo, ldb, C + lo, ldc);
-    }
+  detail::for_each_band(n, bands, [&](std::int64_t lo, std::int64_t hi) {
+    detail::scale_block(m, hi - lo, beta, C + lo, ldc);
+    if (product) detail::gemm_packed_serial(a, tb, hi - lo, alpha, tb ? B + lo * ldb : B + lo, ldb, C + lo, ldc);
   });
 }
 
@@ -218,22 +226,15 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T al
   const bool split_rows = m >= n;
   const std::int64_t extent = split_rows ? m : n;
   const std::int64_t bands = std::min<std::int64_t>(threads, std::max<std::int64_t>(1, extent / 16));
-  parallel_for(bands, kParallelGrain, [&](std::int64_t b0, std::int64_t b1) {
-    for (std::int64_t b = b0; b < b1; ++b) {
-      const std::int64_t lo = (extent * b / bands) / 16 * 16;
-      const std::int64_t hi = b + 1 == bands ? extent : (extent * (b + 1) / bands) / 16 * 16;
-      if (hi <= lo) continue;
-      // Each thread applies beta to its own band just before accumulating onto it: the band is
-      // then still in cache, and the pass over C is split across threads.
-      if (split_rows) {
-        const T* Ab = ta ? A + lo : A + lo * lda;
-        detail::scale_block(hi - lo, n, beta, C + lo * ldc, ldc);
-        detail::gemm_serial(ta, tb, hi - lo, n, k, alpha, Ab, lda, B, ldb, C + lo * ldc, ldc);
-      } else {
-        const T* Bb = tb ? B + lo * ldb : B + lo;
-        detail::scale_block(m, hi - lo, beta, C + lo, ldc);
-        detail::gemm_serial(ta, tb, m, hi - lo, k, alpha, A, lda, Bb, ldb, C + lo, ldc);
-      }
+  // Each thread applies beta to its own band just before accumulating onto it: the band is then
+  // still in cache, and the pass over C is split across threads.
+  detail::for_each_band(extent, bands, [&](std::int64_t lo, std::int64_t hi) {
+    if (split_rows) {
+      detail::scale_block(hi - lo, n, beta, C + lo * ldc, ldc);
+      detail::gemm_serial(ta, tb, hi - lo, n, k, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, C + lo * ldc, ldc);
+    } else {
+      detail::scale_block(m, hi - lo, beta, C + lo, ldc);
+      detail::gemm_serial(ta, tb, m, hi - lo, k, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, C + lo, ldc);
     }
   });
 }

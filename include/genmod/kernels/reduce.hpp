@@ -212,4 +212,61 @@ Tensor<T> softmax_axis(const Tensor<T>& x, int axis, bool log_domain) {
   return y;
 }
 
+/// x seen as [n, c, inner] (inner = H W for [N, C, H, W], 1 for [N, C]): the layout of
+/// per-channel reductions (bias gradients, batch-norm statistics).
+struct ChannelLayout {
+  std::int64_t n, c, inner;
+  std::int64_t count() const noexcept { return n * inner; }  ///< values per channel
+};
+
+namespace detail {
+
+/// sum over a run of f(V x_j, V y_j) for V a batch or a scalar (y may be null when f ignores it).
+template <class T, class F>
+T run_sum(const T* x, const T* y, std::int64_t len, F f) {
+  constexpr std::int64_t W = simd::width<T>;
+  simd::Batch<T> a0(T(0)), a1(T(0));
+  std::int64_t j = 0;
+  auto at = [&](std::int64_t k) {
+    return f(simd::loadu<simd::Batch<T>>(x + k), y ? simd::loadu<simd::Batch<T>>(y + k) : simd::Batch<T>(T(0)));
+  };
+  for (; j + 2 * W <= len; j += 2 * W) {
+    a0 += at(j);
+    a1 += at(j + W);
+  }
+  for (; j + W <= len; j += W) a0 += at(j);
+  T s = simd::hsum(a0 + a1);
+  for (; j < len; ++j) s += f(x[j], y ? y[j] : T(0));
+  return s;
+}
+
+/// out[ch] = sum over the channel of f(x, y) (y may be null), threads over channels.
+template <class T, class F>
+void channel_sums(const ChannelLayout& l, const T* x, const T* y, T* out, F f) {
+  parallel_for(l.c, l.count(), [&](std::int64_t c0, std::int64_t c1) {
+    if (l.inner == 1) {
+      for (std::int64_t ch = c0; ch < c1; ++ch) out[ch] = T(0);
+      for (std::int64_t i = 0; i < l.n; ++i)
+        for (std::int64_t ch = c0; ch < c1; ++ch) out[ch] += f(x[i * l.c + ch], y ? y[i * l.c + ch] : T(0), ch);
+      return;
+    }
+    for (std::int64_t ch = c0; ch < c1; ++ch) {
+      T s = 0;
+      for (std::int64_t i = 0; i < l.n; ++i) {
+        const std::int64_t off = (i * l.c + ch) * l.inner;
+        s += run_sum(x + off, y ? y + off : nullptr, l.inner, [&](auto a, auto b) { return f(a, b, ch); });
+      }
+      out[ch] = s;
+    }
+  });
+}
+
+}  // namespace detail
+
+/// out[ch] = sum of x over channel ch (a bias gradient, a batch mean before scaling).
+template <class T>
+void channel_sum(const ChannelLayout& l, const T* x, T* out) {
+  detail::channel_sums(l, x, static_cast<const T*>(nullptr), out, [](auto a, auto, std::int64_t) { return a; });
+}
+
 }  // namespace genmod::kernels
