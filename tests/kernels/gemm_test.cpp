@@ -30,8 +30,10 @@ Tensor<double> reference(bool ta, bool tb, std::int64_t m, std::int64_t n, std::
 template <class T>
 void check_products(double tol) {
   Generator g(21);
-  // Sizes around the register and panel widths, and depths beyond one packed depth block.
-  const std::int64_t shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {17, 33, 19}, {48, 50, 64}, {64, 130, 1100}, {130, 20, 2500}};
+  // Sizes around the register and panel widths, depths beyond one packed depth block, and rows
+  // beyond one packed row block.
+  const std::int64_t shapes[][3] = {{1, 1, 1},       {5, 7, 3},       {17, 33, 19}, {48, 50, 64},
+                                    {64, 130, 1100}, {130, 20, 2500}, {2100, 9, 40}};
   for (const auto& s : shapes) {
     const std::int64_t m = s[0], n = s[1], k = s[2];
     for (int t = 0; t < 4; ++t) {

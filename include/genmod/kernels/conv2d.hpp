@@ -30,64 +30,14 @@
 
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/kernels/conv2d_gather.hpp"
+#include "genmod/kernels/conv2d_geometry.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/kernels/reduce.hpp"
 #include "genmod/kernels/simd.hpp"
 
 namespace genmod::kernels {
-
-/// Shapes and hyperparameters of one convolution C: input [N, Cin, H, W] -> output [N, Cout, Ho, Wo]
-/// with weight [Cout, Cin, KH, KW].
-struct Conv2dGeometry {
-  std::int64_t n = 0, cin = 0, h = 0, w = 0;
-  std::int64_t cout = 0, kh = 0, kw = 0;
-  std::int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
-  std::int64_t ho = 0, wo = 0;
-
-  /// Largest kernel (kh * kw) a masked convolution may have.
-  static constexpr int kMaxMaskedTaps = 64;
-  /// Kept taps as ky * kw + kx, ascending, when masked (a fixed array: geometries are captured
-  /// by tape nodes, which must not allocate).
-  std::array<std::int16_t, kMaxMaskedTaps> kept{};
-  std::int32_t n_kept = 0;  ///< 0: dense, every tap kept
-
-  bool masked() const { return n_kept > 0; }
-  std::int64_t num_taps() const { return masked() ? n_kept : kh * kw; }
-  std::int64_t tap(std::int64_t t) const { return masked() ? kept[static_cast<std::size_t>(t)] : t; }
-
-  /// Keeps only the taps where keep[ky * kw + kx] is true (at least one).
-  void set_mask(std::span<const bool> keep) {
-    if (static_cast<std::int64_t>(keep.size()) != kh * kw)
-      throw ShapeError("Conv2dGeometry::set_mask: " + std::to_string(keep.size()) + " mask entries for a " +
-                       std::to_string(kh) + "x" + std::to_string(kw) + " kernel");
-    if (kh * kw > kMaxMaskedTaps)
-      throw ValueError("Conv2dGeometry::set_mask: masked kernels may have at most " + std::to_string(kMaxMaskedTaps) +
-                       " taps, got " + std::to_string(kh * kw));
-    n_kept = 0;
-    for (std::size_t t = 0; t < keep.size(); ++t)
-      if (keep[t]) kept[static_cast<std::size_t>(n_kept++)] = static_cast<std::int16_t>(t);
-    if (n_kept == 0) throw ValueError("Conv2dGeometry::set_mask: the mask keeps no tap");
-    if (n_kept == kh * kw) n_kept = 0;  // nothing masked: the dense path
-  }
-  /// Rows of the column matrix: Cin x kept taps.
-  std::int64_t k() const { return cin * num_taps(); }
-  std::int64_t hw_out() const { return ho * wo; }
-  /// A 1x1, stride-1, unpadded convolution needs no im2col: the image is its own column matrix.
-  bool pointwise() const {
-    return kh == 1 && kw == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0 && !masked();
-  }
-  Shape input_shape() const { return Shape{n, cin, h, w}; }
-  Shape output_shape() const { return Shape{n, cout, ho, wo}; }
-  Shape weight_shape() const { return Shape{cout, cin, kh, kw}; }
-};
-
-/// Output extent of a convolution along one axis, or -1 when the kernel does not fit.
-inline std::int64_t conv_out_extent(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t p, std::int64_t d) {
-  const std::int64_t span = d * (k - 1) + 1;
-  if (in + 2 * p < span) return -1;
-  return (in + 2 * p - span) / s + 1;
-}
 
 namespace detail {
 
@@ -420,38 +370,53 @@ const T* columns_of(const Conv2dGeometry& g, const T* x, std::int64_t i, std::in
   return scratch.cols;
 }
 
-/// y (the outputs of `images` consecutive images) = W cols (+ bias): straight into y for one
-/// image, else through scratch.out and copied to place with the bias added.
+/// y (the outputs of `images` consecutive images starting at image i of x) = W cols (+ bias):
+/// straight into y for one image, else through scratch.out and copied to place with the bias
+/// added. The column panels are gathered from the images where conv2d_gather.hpp can, else
+/// packed from the column matrix built in scratch.cols.
 template <class T>
-void forward_from_columns(const Conv2dGeometry& g, const PackedA<T>& wp, const T* cols, std::int64_t images,
-                          const Tensor<T>& bias, T* y, T* out) {
+void forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, std::int64_t i, std::int64_t images,
+                   const Tensor<T>& bias, T* y, const ConvScratch<T>& scratch) {
   const std::int64_t HW = g.hw_out(), ld = images * HW;
-  if (images == 1) {
-    if (bias.defined())
-      for (std::int64_t o = 0; o < g.cout; ++o) std::fill(y + o * HW, y + (o + 1) * HW, bias[o]);
-    gemm_packed<T>(wp, false, HW, T(1), cols, HW, bias.defined() ? T(1) : T(0), y, HW);
-    return;
+  T* dst = images == 1 ? y : scratch.out;
+  for (std::int64_t o = 0; o < g.cout; ++o)
+    std::fill(dst + o * ld, dst + (o + 1) * ld, images == 1 && bias.defined() ? bias[o] : T(0));
+  bool done = false;
+  if constexpr (kGatherColumns<T>) {
+    if (gather_columns<T>(g, images)) {
+      gemm_packed_serial_with<T>(wp, ld, T(1), ForwardColumns(g, x + i * g.cin * g.h * g.w, images), dst, ld);
+      done = true;
+    }
   }
-  gemm_packed<T>(wp, false, ld, T(1), cols, ld, T(0), out, ld);
+  if (!done) gemm_packed<T>(wp, false, ld, T(1), columns_of(g, x, i, images, scratch), ld, T(1), dst, ld);
+  if (images == 1) return;
   for (std::int64_t j = 0; j < images; ++j)
     for (std::int64_t o = 0; o < g.cout; ++o) {
       T* yo = y + (j * g.cout + o) * HW;
-      const T* so = out + o * ld + j * HW;
+      const T* so = scratch.out + o * ld + j * HW;
       const T b = bias.defined() ? bias[o] : T(0);
       for (std::int64_t p = 0; p < HW; ++p) yo[p] = so[p] + b;
     }
 }
 
-/// dw [Cout, K] += G cols^T for the output gradients gy of `images` consecutive images
-/// (interleaved into `out` first when there are several).
+/// dw [Cout, K] += G cols^T for the output gradients gy of `images` consecutive images starting
+/// at image i of x (interleaved into scratch.out first when there are several); cols^T gathered
+/// from the images or packed from the column matrix, as in forward_group.
 template <class T>
-void weight_grad_from_columns(const Conv2dGeometry& g, const T* gy, const T* cols, std::int64_t images, T* out, T* dw) {
+void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::int64_t i, std::int64_t images,
+                       const ConvScratch<T>& scratch, T* dw) {
   const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
   if (images > 1) {
-    interleave_images(gy, out, images, g.cout, HW);
-    gy = out;
+    interleave_images(gy, scratch.out, images, g.cout, HW);
+    gy = scratch.out;
   }
-  gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, cols, ld, T(1), dw, K);
+  if constexpr (kGatherColumns<T>) {
+    if (gather_columns<T>(g, images)) {
+      gemm_serial_with<T>(false, g.cout, K, ld, T(1), gy, ld, WeightGradColumns(g, x + i * g.cin * g.h * g.w), dw, K);
+      return;
+    }
+  }
+  gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, columns_of(g, x, i, images, scratch), ld, T(1), dw, K);
 }
 
 }  // namespace detail
@@ -464,8 +429,7 @@ Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tens
   const std::int64_t out_size = g.cout * g.hw_out();
   detail::for_each_image_group<T>(
       g, detail::batch_chunks(g), [&](std::int64_t, std::int64_t i, std::int64_t n, const auto& scratch) {
-        const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
-        detail::forward_from_columns(g, wp, cols, n, bias, y.data() + i * out_size, scratch.out);
+        detail::forward_group(g, wp, x.data(), i, n, bias, y.data() + i * out_size, scratch);
       });
   return y;
 }
@@ -503,9 +467,8 @@ Tensor<T> conv2d_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x, const 
   const std::int64_t K = g.k(), out_size = g.cout * g.hw_out(), chunks = detail::batch_chunks(g);
   Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
   detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
-    const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
-    detail::weight_grad_from_columns(g, grad_out.data() + i * out_size, cols, n, scratch.out,
-                                     partial.data() + c * g.cout * K);
+    detail::weight_grad_group(g, x.data(), grad_out.data() + i * out_size, i, n, scratch,
+                              partial.data() + c * g.cout * K);
   });
   return detail::reduce_weight_partials(g, partial);
 }
@@ -522,11 +485,10 @@ std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeome
   const std::int64_t K = g.k(), out_size = g.cout * g.hw_out(), chunks = detail::batch_chunks(g);
   Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
   detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
-    const T* cols = detail::columns_of(g, x.data(), i, n, scratch);
     // The forward's grouped result passes through scratch.out before the gradients use it.
-    detail::forward_from_columns(g, wp, cols, n, Tensor<T>(), y.data() + i * out_size, scratch.out);
-    detail::weight_grad_from_columns(g, grad_out.data() + i * out_size, cols, n, scratch.out,
-                                     partial.data() + c * g.cout * K);
+    detail::forward_group(g, wp, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch);
+    detail::weight_grad_group(g, x.data(), grad_out.data() + i * out_size, i, n, scratch,
+                              partial.data() + c * g.cout * K);
   });
   return {std::move(y), detail::reduce_weight_partials(g, partial)};
 }

@@ -1,77 +1,51 @@
 #pragma once
 /// \file gemm.hpp
-/// C = alpha * op(A) op(B) + beta * C for row-major matrices, on Eigen's GEBP kernels.
+/// C = alpha * op(A) op(B) + beta * C for row-major matrices, on the register-tile kernel of
+/// microkernel.hpp.
 ///
-/// Why not `C.noalias() = A * B` on Eigen maps: at these sizes Eigen mallocs its packing buffers on
-/// every product, which would break the "no heap allocation per training step" rule. We call
-/// Eigen's blocked product directly with packing buffers that live in a per-thread scratch tensor
-/// (from the caching pool, grown only when a larger product appears), and split the product
-/// across threads ourselves, each thread computing a band of C's rows or columns.
+/// Packing buffers live in per-thread scratch tensors (from the caching pool, grown only when a
+/// larger product appears), so a training step allocates nothing; the product is split across
+/// threads by us, each thread computing a band of C's rows or columns.
 
 #include <algorithm>
 #include <cstdint>
 
-#include <Eigen/Core>
-
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/kernels/microkernel.hpp"
 
 namespace genmod::kernels {
 
 namespace detail {
 
-/// Eigen blocking object whose packing buffers are ours.
-template <class T>
-class ScratchBlocking : public Eigen::internal::level3_blocking<T, T> {
-  using Base = Eigen::internal::level3_blocking<T, T>;
-
- public:
-  /// Blocking for a column-major product of rows x cols with depth, packed into scratch.
-  ScratchBlocking(Eigen::Index rows, Eigen::Index cols, Eigen::Index depth, Tensor<T>& scratch) {
-    Eigen::Index kc = depth, mc = rows, nc = cols;
-    Eigen::internal::computeProductBlockingSizes<T, T, 1>(kc, mc, nc, Eigen::Index{1});
-    this->m_kc = kc;
-    this->m_mc = mc;
-    this->m_nc = nc;
-    // Eigen reads its packed panels with aligned loads, which fault on SSE builds when a panel is
-    // not 16-byte aligned: start block B on a 64-byte boundary after block A (the scratch
-    // itself is 64-byte aligned), and keep a margin of 64 elements, as Eigen may read one packet
-    // past a panel.
-    const std::int64_t size_a = (kc * mc + 15) / 16 * 16, size_b = kc * nc;
-    const std::int64_t need = size_a + 64 + size_b + 64;
-    if (!scratch.defined() || scratch.numel() < need) scratch = Tensor<T>(Shape{need});
-    this->m_blockA = scratch.data();
-    this->m_blockB = scratch.data() + size_a + 64;
-  }
-};
-
-template <class T>
-Tensor<T>& gemm_scratch() {
-  thread_local Tensor<T> scratch;
-  return scratch;
+/// One thread's C[m x n] += alpha op(A) B with B's panels from b_panel (see
+/// tile::multiply_blocked): for products whose right factor is never stored whole, as a
+/// convolution's column matrix.
+template <class T, class BPanel>
+void gemm_serial_with(bool ta, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* A, std::int64_t lda,
+                      BPanel&& b_panel, T* C, std::int64_t ldc) {
+  using S = tile::Tile<T>;
+  const std::int64_t block_rows = (std::min(m, S::row_block) + S::mr - 1) / S::mr * S::mr;
+  T* a_buf = tile::panel_scratch<T, 1>(block_rows * S::depth_block);
+  tile::multiply_blocked<T>(
+      m, n, k, alpha,
+      [&](std::int64_t k0, std::int64_t depth, std::int64_t i0, std::int64_t rows) {
+        tile::pack_a(ta, A, lda, i0, rows, k0, depth, a_buf);
+        return static_cast<const T*>(a_buf);
+      },
+      b_panel, C, ldc);
 }
 
-/// One thread's product on a band: C[m x n] (+)= alpha op(A) op(B), all row-major.
+/// One thread's product on a band: C[m x n] += alpha op(A) op(B), all row-major.
 template <class T>
 void gemm_serial(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* A,
                  std::int64_t lda, const T* B, std::int64_t ldb, T* C, std::int64_t ldc) {
-  using Eigen::ColMajor;
-  using Eigen::RowMajor;
-  using Eigen::internal::general_matrix_matrix_product;
-  // The row-major product is run as the column-major product C^T = op(B)^T op(A)^T.
-  ScratchBlocking<T> blocking(n, m, k, gemm_scratch<T>());
-  if (!ta && !tb)
-    general_matrix_matrix_product<Eigen::Index, T, RowMajor, false, T, RowMajor, false, RowMajor, 1>::run(
-        m, n, k, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
-  else if (!ta && tb)
-    general_matrix_matrix_product<Eigen::Index, T, RowMajor, false, T, ColMajor, false, RowMajor, 1>::run(
-        m, n, k, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
-  else if (ta && !tb)
-    general_matrix_matrix_product<Eigen::Index, T, ColMajor, false, T, RowMajor, false, RowMajor, 1>::run(
-        m, n, k, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
-  else
-    general_matrix_matrix_product<Eigen::Index, T, ColMajor, false, T, ColMajor, false, RowMajor, 1>::run(
-        m, n, k, A, lda, B, ldb, C, 1, ldc, alpha, blocking, nullptr);
+  gemm_serial_with<T>(
+      ta, m, n, k, alpha, A, lda,
+      [&](std::int64_t k0, std::int64_t depth, std::int64_t j0, std::int64_t cols, T* dst) {
+        tile::pack_b(tb, B, ldb, k0, depth, j0, cols, dst);
+      },
+      C, ldc);
 }
 
 /// C[m x n] *= beta, row stride ldc (beta = 0 writes zeros, so NaN or garbage in C is not kept).
@@ -102,88 +76,58 @@ void for_each_band(std::int64_t extent, std::int64_t bands, F&& f) {
 
 }  // namespace detail
 
-/// op(A) [m x k] of C = op(A) op(B), packed once into Eigen's GEBP panel layout for many
-/// products with the same A and different B: a convolution multiplies its weight by the column
-/// matrix of every group of images, and plain gemm() would re-pack the weight for each group.
-/// (In Eigen's column-major view of our row-major C, C^T = op(B)^T op(A)^T, A is the right-hand
-/// side: its panels are nr columns wide, packed per depth block of kc.)
+/// op(A) [m x k] of C = op(A) op(B), packed once into the tile's A panels for many products with
+/// the same A and different B: a convolution multiplies its weight by the column matrix of every
+/// group of images, and plain gemm() would re-pack the weight for each group. Depth block b holds
+/// the panels of all m rows for depths b * Tile<T>::depth_block ..
 template <class T>
 class PackedA {
  public:
   PackedA() = default;
   PackedA(bool ta, std::int64_t m, std::int64_t k, const T* A, std::int64_t lda) : m_(m), k_(k) {
-    Eigen::Index kc = k, mc = 256, nc = m;
-    Eigen::internal::computeProductBlockingSizes<T, T, 1>(kc, mc, nc, Eigen::Index{1});
-    kc_ = std::max<std::int64_t>(1, kc);
-    block_stride_ = (kc_ * m + 15) / 16 * 16;  // each depth block starts 64-byte aligned
-    const std::int64_t blocks = (k + kc_ - 1) / kc_;
-    panels_ = Tensor<T>(Shape{blocks * block_stride_ + 64});  // Eigen may read a packet past a panel
+    using S = tile::Tile<T>;
+    const std::int64_t rows = (m + S::mr - 1) / S::mr * S::mr, blocks = (k + S::depth_block - 1) / S::depth_block;
+    panels_ = Tensor<T>(Shape{std::max<std::int64_t>(1, rows * k)});
     for (std::int64_t b = 0; b < blocks; ++b) {
-      const std::int64_t k2 = b * kc_, kk = std::min(kc_, k - k2);
-      if (ta)  // A stored [k x m]: op(A)^T is k x m row-major
-        pack<Eigen::RowMajor>(A, lda, k2, kk, panels_.data() + b * block_stride_);
-      else  // A stored [m x k]: op(A)^T is k x m column-major
-        pack<Eigen::ColMajor>(A, lda, k2, kk, panels_.data() + b * block_stride_);
+      const std::int64_t k0 = b * S::depth_block, depth = std::min(S::depth_block, k - k0);
+      tile::pack_a(ta, A, lda, 0, m, k0, depth, panels_.data() + rows * k0);
     }
   }
 
   std::int64_t rows() const noexcept { return m_; }
   std::int64_t depth() const noexcept { return k_; }
-  std::int64_t depth_block() const noexcept { return kc_; }
-  /// The packed panels of depth block b (depths b * depth_block() ..).
-  const T* block(std::int64_t b) const noexcept { return panels_.data() + b * block_stride_; }
-
- private:
-  template <int Order>
-  void pack(const T* A, std::int64_t lda, std::int64_t k2, std::int64_t kk, T* dst) {
-    using Mapper = Eigen::internal::const_blas_data_mapper<T, Eigen::Index, Order>;
-    using Traits = Eigen::internal::gebp_traits<T, T>;
-    Eigen::internal::gemm_pack_rhs<T, Eigen::Index, Mapper, Traits::nr, Order> pack_rhs;
-    pack_rhs(dst, Mapper(A, lda).getSubMapper(k2, 0), kk, m_);
+  /// The A panels of rows i0 .. (a multiple of the tile's rows) for the depth block at k0.
+  const T* panels(std::int64_t k0, std::int64_t depth, std::int64_t i0) const noexcept {
+    const std::int64_t rows = (m_ + tile::Tile<T>::mr - 1) / tile::Tile<T>::mr * tile::Tile<T>::mr;
+    return panels_.data() + rows * k0 + i0 * depth;
   }
 
-  std::int64_t m_ = 0, k_ = 0, kc_ = 1, block_stride_ = 0;
+ private:
+  std::int64_t m_ = 0, k_ = 0;
   Tensor<T> panels_;
 };
 
 namespace detail {
 
+/// One thread's C[m x n] += alpha op(A) B with A packed and B's panels from b_panel.
+template <class T, class BPanel>
+void gemm_packed_serial_with(const PackedA<T>& a, std::int64_t n, T alpha, BPanel&& b_panel, T* C, std::int64_t ldc) {
+  tile::multiply_blocked<T>(
+      a.rows(), n, a.depth(), alpha,
+      [&](std::int64_t k0, std::int64_t depth, std::int64_t i0, std::int64_t) { return a.panels(k0, depth, i0); },
+      b_panel, C, ldc);
+}
+
 /// One thread's C[m x n] += alpha op(A) op(B) with A packed; B row-major (n x k when tb).
 template <class T>
 void gemm_packed_serial(const PackedA<T>& a, bool tb, std::int64_t n, T alpha, const T* B, std::int64_t ldb, T* C,
                         std::int64_t ldc) {
-  using Traits = Eigen::internal::gebp_traits<T, T>;
-  using ResMapper = Eigen::internal::blas_data_mapper<T, Eigen::Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
-  const std::int64_t m = a.rows(), k = a.depth(), kc = a.depth_block();
-  Eigen::Index kc_e = kc, mc_e = n, nc_e = m;
-  Eigen::internal::computeProductBlockingSizes<T, T, 1>(kc_e, mc_e, nc_e, Eigen::Index{1});
-  const std::int64_t mc = std::max<std::int64_t>(1, std::min<std::int64_t>(n, mc_e));
-  Tensor<T>& scratch = gemm_scratch<T>();
-  const std::int64_t need = kc * mc + 64;
-  if (!scratch.defined() || scratch.numel() < need) scratch = Tensor<T>(Shape{need});
-  T* blockA = scratch.data();
-  Eigen::internal::gebp_kernel<T, T, Eigen::Index, ResMapper, Traits::mr, Traits::nr, false, false> gebp;
-  const ResMapper res(C, ldc);
-  auto run = [&]<int Order>() {
-    using LhsMapper = Eigen::internal::const_blas_data_mapper<T, Eigen::Index, Order>;
-    Eigen::internal::gemm_pack_lhs<T, Eigen::Index, LhsMapper, Traits::mr, Traits::LhsProgress,
-                                   typename Traits::LhsPacket4Packing, Order>
-        pack_lhs;
-    const LhsMapper lhs(B, ldb);
-    for (std::int64_t i2 = 0; i2 < n; i2 += mc) {
-      const std::int64_t rows = std::min(mc, n - i2);
-      for (std::int64_t b = 0, k2 = 0; k2 < k; ++b, k2 += kc) {
-        const std::int64_t depth = std::min(kc, k - k2);
-        pack_lhs(blockA, lhs.getSubMapper(i2, k2), depth, rows);
-        gebp(res.getSubMapper(i2, 0), blockA, a.block(b), rows, depth, m, alpha);
-      }
-    }
-  };
-  // op(B)^T [n x k]: column-major for B stored [k x n], row-major for B stored [n x k] (tb).
-  if (tb)
-    run.template operator()<Eigen::RowMajor>();
-  else
-    run.template operator()<Eigen::ColMajor>();
+  gemm_packed_serial_with<T>(
+      a, n, alpha,
+      [&](std::int64_t k0, std::int64_t depth, std::int64_t j0, std::int64_t cols, T* dst) {
+        tile::pack_b(tb, B, ldb, k0, depth, j0, cols, dst);
+      },
+      C, ldc);
 }
 
 }  // namespace detail
