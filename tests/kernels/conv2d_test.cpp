@@ -185,20 +185,27 @@ TEST_CASE("Float convolution kernels agree with double ones over strides and wid
   }
 }
 
-// Float convolutions gather their column panels straight from the images where the target has
-// AVX-512 (kernels/conv2d_gather.hpp); double ones build the column matrix. Masked taps, bias,
-// batches that split into uneven groups of small images, and the fused forward + weight gradient
-// must agree between the two.
-TEST_CASE("Float gathered columns agree with double ones: masks, bias, uneven groups, fused pass", "[kernels][conv]") {
+// Float convolutions gather their column panels straight from the images, and take strided input
+// gradients by phases, where the target has AVX-512 (kernels/conv2d_gather.hpp); double ones build
+// the column matrix. Masked taps, bias, batches that split into uneven groups of small images, and
+// the fused forward + weight gradient must agree between the two.
+TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias, uneven groups, fused pass",
+          "[kernels][conv]") {
   struct Case {
-    std::int64_t n, c, h, w, o, k, s, p;
+    std::int64_t n, c, h, w, o, k, s, p, d;
     int mask;  // 0 dense, 1 type A, 2 type B
   };
-  for (const Case& t : {Case{13, 5, 14, 14, 9, 4, 2, 1, 0}, Case{3, 2, 9, 11, 4, 7, 1, 3, 1},
-                        Case{2, 6, 12, 10, 5, 3, 1, 1, 2}, Case{5, 3, 7, 7, 17, 3, 2, 0, 0}}) {
-    INFO("n c h w o k s p mask = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
-                                   << t.s << " " << t.p << " " << t.mask);
-    auto g = conv2d_geometry_for(Shape{t.n, t.c, t.h, t.w}, Shape{t.o, t.c, t.k, t.k}, {.stride = t.s, .padding = t.p});
+  // The last four take the input gradient by stride phases (8+ input channels, a deep enough
+  // product per phase), among them odd extents, stride 3 with dilation, and a strided masked kernel
+  // whose phases keep different numbers of taps.
+  for (const Case& t : {Case{13, 5, 14, 14, 9, 4, 2, 1, 1, 0}, Case{3, 2, 9, 11, 4, 7, 1, 3, 1, 1},
+                        Case{2, 6, 12, 10, 5, 3, 1, 1, 1, 2}, Case{5, 3, 7, 7, 17, 3, 2, 0, 1, 0},
+                        Case{9, 8, 14, 13, 16, 4, 2, 1, 1, 0}, Case{3, 9, 17, 16, 80, 3, 3, 1, 2, 0},
+                        Case{4, 8, 11, 12, 64, 5, 2, 2, 1, 2}, Case{2, 16, 6, 6, 32, 2, 2, 0, 1, 0}}) {
+    INFO("n c h w o k s p d mask = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
+                                     << t.s << " " << t.p << " " << t.d << " " << t.mask);
+    auto g = conv2d_geometry_for(Shape{t.n, t.c, t.h, t.w}, Shape{t.o, t.c, t.k, t.k},
+                                 {.stride = t.s, .padding = t.p, .dilation = t.d});
     if (t.mask > 0) {
       // PixelCNN masks: rows above the centre, and the centre row left of (A) or up to (B) the centre.
       bool keep[64] = {};
@@ -213,6 +220,8 @@ TEST_CASE("Float gathered columns agree with double ones: masks, bias, uneven gr
     CHECK(allclose(kernels::conv2d_forward(g, xf, wf, bf).cast<double>(), kernels::conv2d_forward(g, x, w, b), 1e-4,
                    1e-4));
     CHECK(allclose(kernels::conv2d_weight_grad(g, xf, gyf).cast<double>(), kernels::conv2d_weight_grad(g, x, gy), 1e-4,
+                   1e-3));
+    CHECK(allclose(kernels::conv2d_input_grad(g, gyf, wf).cast<double>(), kernels::conv2d_input_grad(g, gy, w), 1e-4,
                    1e-3));
     const auto [yf, dwf] = kernels::conv2d_forward_and_weight_grad(g, xf, wf, gyf);
     CHECK(allclose(yf.cast<double>(), kernels::conv2d_forward(g, x, w, Tensor<double>()), 1e-4, 1e-4));

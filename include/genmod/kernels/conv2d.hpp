@@ -26,7 +26,9 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
@@ -384,7 +386,8 @@ void forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, st
   bool done = false;
   if constexpr (kGatherColumns<T>) {
     if (gather_columns<T>(g, images)) {
-      gemm_packed_serial_with<T>(wp, ld, T(1), ForwardColumns(g, x + i * g.cin * g.h * g.w, images), dst, ld);
+      gemm_packed_serial_with<T>(wp, ld, T(1), GatheredColumns(forward_columns(g, images), x + i * g.cin * g.h * g.w),
+                                 dst, ld);
       done = true;
     }
   }
@@ -419,6 +422,117 @@ void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::in
   gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, columns_of(g, x, i, images, scratch), ld, T(1), dw, K);
 }
 
+/// dX rows of `images` images from the phase blocks (block[p]: [Cin, images x P_p], phase p's
+/// pixels row-major per image). With stride 2 along the row and rows of at most 16 pixels (the
+/// small images of strided convolutions), the two column phases of a row are interleaved in
+/// registers; otherwise each phase row is scattered at the stride.
+template <class T>
+void write_phases(const Conv2dGeometry& g, const std::vector<InputGradPhase>& phases, const T* const* block,
+                  std::int64_t images, T* dx) {
+  const std::int64_t in_size = g.cin * g.h * g.w, plane = g.h * g.w;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.stride_w == 2 && g.w <= 16 && static_cast<std::int64_t>(phases.size()) == g.stride_h * 2) {
+      // Lane 2q of a row is lane q of the even-column phase, lane 2q + 1 lane q of the odd one.
+      const __m512i pick = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+      const auto row_mask = static_cast<__mmask16>((1u << g.w) - 1u);
+      for (std::int64_t ry = 0; ry < g.stride_h; ++ry) {
+        const InputGradPhase& p0 = phases[static_cast<std::size_t>(ry * 2)];
+        const InputGradPhase& p1 = phases[static_cast<std::size_t>(ry * 2 + 1)];
+        const InputGradPhase& even = p0.ix0 == 0 ? p0 : p1;
+        const InputGradPhase& odd = p0.ix0 == 0 ? p1 : p0;
+        const T* be = block[p0.ix0 == 0 ? ry * 2 : ry * 2 + 1];
+        const T* bo = block[p0.ix0 == 0 ? ry * 2 + 1 : ry * 2];
+        const std::int64_t lde = images * even.pixels(), ldo = images * odd.pixels();
+        const auto me = static_cast<__mmask16>((1u << even.cols) - 1u),
+                   mo = static_cast<__mmask16>((1u << odd.cols) - 1u);
+        for (std::int64_t j = 0; j < images; ++j)
+          for (std::int64_t c = 0; c < g.cin; ++c)
+            for (std::int64_t a = 0; a < even.rows; ++a) {
+              const __m512 e = _mm512_maskz_loadu_ps(me, be + c * lde + j * even.pixels() + a * even.cols);
+              const __m512 o = _mm512_maskz_loadu_ps(mo, bo + c * ldo + j * odd.pixels() + a * odd.cols);
+              _mm512_mask_storeu_ps(dx + j * in_size + c * plane + (even.iy0 + a * g.stride_h) * g.w, row_mask,
+                                    _mm512_permutex2var_ps(e, pick, o));
+            }
+      }
+      return;
+    }
+  }
+#endif
+  for (std::size_t p = 0; p < phases.size(); ++p) {
+    const InputGradPhase& ph = phases[p];
+    const std::int64_t np = ph.pixels(), ld = images * np;
+    for (std::int64_t j = 0; j < images; ++j)
+      for (std::int64_t c = 0; c < g.cin; ++c)
+        for (std::int64_t a = 0; a < ph.rows; ++a)
+          move_strided<true>(block[p] + c * ld + j * np + a * ph.cols,
+                             dx + j * in_size + c * plane + (ph.iy0 + a * g.stride_h) * g.w + ph.ix0, ph.cols,
+                             g.stride_w);
+  }
+}
+
+/// dX = Cx*(G, W) by stride phases (conv2d_gather.hpp): for each phase, dX's phase pixels =
+/// W_phase^T times columns gathered from G, written to place. Returns false, touching nothing,
+/// where that path does not serve g.
+template <class T>
+bool input_grad_by_phases(const Conv2dGeometry& g, const Tensor<T>& grad_out, const Tensor<T>& w, Tensor<T>& dx) {
+  if constexpr (!kGatherColumns<T>) {
+    return false;
+  } else {
+    const std::int64_t group = images_per_gemm(g);
+    if (!gather_input_grad<T>(g, group)) return false;
+    // W_phase^T [Cin, Cout T'] per phase, packed once per call: A(c, o T' + t) = W[o, c, tap t].
+    const std::vector<InputGradPhase>& phases = InputGradPlan::of(g, group).phases;
+    // (A reference, so the workers below use this thread's panels, not their own thread_local.)
+    thread_local std::vector<PackedA<T>> packed_store;
+    std::vector<PackedA<T>>& packed = packed_store;
+    packed.resize(phases.size());
+    const std::int64_t kk = g.kh * g.kw;
+    for (std::size_t p = 0; p < phases.size(); ++p) {
+      const std::int64_t nt = static_cast<std::int64_t>(phases[p].taps.size()), depth = g.cout * nt;
+      Tensor<T> wp(Shape{g.cin, std::max<std::int64_t>(depth, 1)});
+      for (std::int64_t c = 0; c < g.cin; ++c)
+        for (std::int64_t o = 0; o < g.cout; ++o)
+          for (std::int64_t t = 0; t < nt; ++t)
+            wp[c * depth + o * nt + t] = w[(o * g.cin + c) * kk + g.tap(phases[p].taps[static_cast<std::size_t>(t)])];
+      packed[p] = PackedA<T>(false, g.cin, depth, wp.data(), std::max<std::int64_t>(depth, 1));
+    }
+    const std::int64_t in_size = g.cin * g.h * g.w, out_size = g.cout * g.hw_out(), chunks = batch_chunks(g);
+    parallel_for(chunks, kParallelGrain, [&](std::int64_t c0, std::int64_t c1) {
+      for (std::int64_t chunk = c0; chunk < c1; ++chunk) {
+        const std::int64_t end = g.n * (chunk + 1) / chunks;
+        for (std::int64_t i = g.n * chunk / chunks; i < end; i += group) {
+          const std::int64_t images = std::min(group, end - i);
+          const InputGradPlan& plan = InputGradPlan::of(g, images);
+          // Each phase's product lands in its own block of the scratch; the blocks are then
+          // interleaved into dX row by row.
+          const std::size_t phases_n = plan.phases.size();
+          std::int64_t total = 0;
+          for (const InputGradPhase& ph : plan.phases) total += g.cin * images * ph.pixels();
+          thread_local Tensor<T> scratch;
+          if (!scratch.defined() || scratch.numel() < total)
+            scratch = Tensor<T>(Shape{std::max<std::int64_t>(total, 1)});
+          std::fill(scratch.data(), scratch.data() + total, T(0));
+          thread_local std::vector<const T*> block_store;
+          std::vector<const T*>& block = block_store;
+          block.assign(phases_n, nullptr);
+          T* next = scratch.data();
+          for (std::size_t p = 0; p < phases_n; ++p) {
+            const std::int64_t ld = images * plan.phases[p].pixels();
+            block[p] = next;
+            if (ld > 0)
+              gemm_packed_serial_with<T>(packed[p], ld, T(1),
+                                         GatheredColumns(plan.columns[p], grad_out.data() + i * out_size), next, ld);
+            next += g.cin * ld;
+          }
+          write_phases(g, plan.phases, block.data(), images, dx.data() + i * in_size);
+        }
+      }
+    });
+    return true;
+  }
+}
+
 }  // namespace detail
 
 /// Y = C(X, W) (+ bias per output channel when `bias` is defined).
@@ -438,6 +552,7 @@ Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tens
 template <class T>
 Tensor<T> conv2d_input_grad(const Conv2dGeometry& g, const Tensor<T>& grad_out, const Tensor<T>& w) {
   Tensor<T> dx(g.input_shape());
+  if (detail::input_grad_by_phases(g, grad_out, w, dx)) return dx;
   const PackedA<T> wp = detail::packed_weight_panels(g, w, true);
   const std::int64_t HW = g.hw_out(), in_size = g.cin * g.h * g.w, out_size = g.cout * HW;
   const T* G = grad_out.data();

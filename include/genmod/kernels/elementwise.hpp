@@ -41,7 +41,8 @@ void map3(const T* a, const T* b, const T* c, T* y, std::int64_t n, F f) {
   parallel_for(n, 6, [&](std::int64_t s, std::int64_t e) {
     std::int64_t i = s;
     for (; i + W <= e; i += W)
-      f(xsimd::load_unaligned(a + i), xsimd::load_unaligned(b + i), xsimd::load_unaligned(c + i)).store_unaligned(y + i);
+      f(xsimd::load_unaligned(a + i), xsimd::load_unaligned(b + i), xsimd::load_unaligned(c + i))
+          .store_unaligned(y + i);
     for (; i < e; ++i) y[i] = f(a[i], b[i], c[i]);
   });
 }
@@ -110,7 +111,8 @@ Tensor<T> binary(const Tensor<T>& a, const Tensor<T>& b, F f, const char* op) {
       T* ry = Y + o * inner;
       std::int64_t i = 0;
       if (p.sa[3] && p.sb[3]) {
-        for (; i + W <= inner; i += W) f(xsimd::load_unaligned(ra + i), xsimd::load_unaligned(rb + i)).store_unaligned(ry + i);
+        for (; i + W <= inner; i += W)
+          f(xsimd::load_unaligned(ra + i), xsimd::load_unaligned(rb + i)).store_unaligned(ry + i);
         for (; i < inner; ++i) ry[i] = f(ra[i], rb[i]);
       } else if (p.sb[3]) {  // a is constant along the row
         const simd::Batch<T> va(ra[0]);
@@ -133,7 +135,8 @@ Tensor<T> binary(const Tensor<T>& a, const Tensor<T>& b, F f, const char* op) {
 template <class T>
 Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape, const char* op = "broadcast_to") {
   if (!broadcastable_to(x.shape(), shape))
-    throw ShapeError(std::string(op) + ": shape " + x.shape().to_string() + " cannot be broadcast to " + shape.to_string());
+    throw ShapeError(std::string(op) + ": shape " + x.shape().to_string() + " cannot be broadcast to " +
+                     shape.to_string());
   if (x.shape() == shape) return x.clone();
   Tensor<T> y(shape);
   const auto p = detail::plan_broadcast(x.shape(), x.shape(), shape);
@@ -160,7 +163,8 @@ Tensor<T> broadcast_to(const Tensor<T>& x, const Shape& shape, const char* op = 
 template <class T>
 Tensor<T> sum_to(const Tensor<T>& x, const Shape& shape, const char* op = "sum_to") {
   if (!broadcastable_to(shape, x.shape()))
-    throw ShapeError(std::string(op) + ": shape " + x.shape().to_string() + " cannot be summed to " + shape.to_string());
+    throw ShapeError(std::string(op) + ": shape " + x.shape().to_string() + " cannot be summed to " +
+                     shape.to_string());
   if (x.shape() == shape) return x.clone();
   Tensor<T> y = zeros<T>(shape);
   const auto p = detail::plan_broadcast(shape, shape, x.shape());  // strides of y within x's index space
@@ -208,59 +212,85 @@ void axpy(T alpha, const T* x, T* y, std::int64_t n) {
 
 struct Add {
   template <class V>
-  V operator()(V a, V b) const { return a + b; }
+  V operator()(V a, V b) const {
+    return a + b;
+  }
 };
 struct Sub {
   template <class V>
-  V operator()(V a, V b) const { return a - b; }
+  V operator()(V a, V b) const {
+    return a - b;
+  }
 };
 struct Mul {
   template <class V>
-  V operator()(V a, V b) const { return a * b; }
+  V operator()(V a, V b) const {
+    return a * b;
+  }
 };
 struct Div {
   template <class V>
-  V operator()(V a, V b) const { return a / b; }
+  V operator()(V a, V b) const {
+    return a / b;
+  }
 };
 struct Neg {
   template <class V>
-  V operator()(V a) const { return -a; }
+  V operator()(V a) const {
+    return -a;
+  }
 };
 template <class T>
 struct AddScalar {
   T c;
   template <class V>
-  V operator()(V a) const { return a + V(c); }
+  V operator()(V a) const {
+    return a + V(c);
+  }
 };
 template <class T>
 struct MulScalar {
   T c;
   template <class V>
-  V operator()(V a) const { return a * V(c); }
+  V operator()(V a) const {
+    return a * V(c);
+  }
 };
 struct Exp {
   template <class V>
-  V operator()(V a) const { return simd::exp(a); }
+  V operator()(V a) const {
+    return simd::exp(a);
+  }
 };
 struct Log {
   template <class V>
-  V operator()(V a) const { return simd::log(a); }
+  V operator()(V a) const {
+    return simd::log(a);
+  }
 };
 struct Log1p {
   template <class V>
-  V operator()(V a) const { return simd::log1p(a); }
+  V operator()(V a) const {
+    return simd::log1p(a);
+  }
 };
 struct Sqrt {
   template <class V>
-  V operator()(V a) const { return simd::sqrt(a); }
+  V operator()(V a) const {
+    return simd::sqrt(a);
+  }
 };
 struct Abs {
   template <class V>
-  V operator()(V a) const { return simd::abs(a); }
+  V operator()(V a) const {
+    return simd::abs(a);
+  }
 };
 struct Square {
   template <class V>
-  V operator()(V a) const { return a * a; }
+  V operator()(V a) const {
+    return a * a;
+  }
 };
 /// sign(x) in {-1, 0, 1}.
 struct Sign {
@@ -284,14 +314,18 @@ template <class T>
 struct Clamp {
   T lo, hi;
   template <class V>
-  V operator()(V a) const { return simd::min(simd::max(a, V(lo)), V(hi)); }
+  V operator()(V a) const {
+    return simd::min(simd::max(a, V(lo)), V(hi));
+  }
 };
 /// 1 where lo < x < hi, else 0: the derivative of clamp.
 template <class T>
 struct InsideOpen {
   T lo, hi;
   template <class V>
-  V operator()(V a) const { return simd::select((a > V(lo)) & (a < V(hi)), V(1), V(0)); }
+  V operator()(V a) const {
+    return simd::select((a > V(lo)) & (a < V(hi)), V(1), V(0));
+  }
 };
 
 }  // namespace genmod::kernels
