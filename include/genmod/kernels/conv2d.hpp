@@ -19,6 +19,9 @@
 ///
 /// Masked convolutions (PixelCNN) list the kernel taps they keep; im2col packs only those rows,
 /// so skipped taps cost nothing (a 7x7 type-A mask keeps 24 of 49).
+///
+/// Strided float convolutions on AVX-512 skip the column matrix altogether: conv2d_gather.hpp
+/// gathers its panels straight from the images, and takes the input gradient by stride phases.
 
 #include <algorithm>
 #include <array>
@@ -414,7 +417,7 @@ void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::in
     gy = scratch.out;
   }
   if constexpr (kGatherColumns<T>) {
-    if (gather_columns<T>(g, images)) {
+    if (gather_weight_grad_columns<T>(g, images)) {
       gemm_serial_with<T>(false, g.cout, K, ld, T(1), gy, ld, WeightGradColumns(g, x + i * g.cin * g.h * g.w), dw, K);
       return;
     }

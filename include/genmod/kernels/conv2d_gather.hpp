@@ -14,9 +14,14 @@
 ///                 gather per register at the channel, indices = pixel offsets + tap offset
 ///   weight grad   B = cols^T (pixels x K): a panel is 16-row registers; per pixel one gather per
 ///                 register, indices = row offsets + pixel offset
+///   input grad    by stride phases (InputGradPhase): each phase of dX is a stride-1 product of
+///                 the output gradient, its columns gathered the same way (and, as they run
+///                 consecutively within an image, mostly by masked loads), written once: no
+///                 column matrix and no scatter-add
 ///
 /// Available where the target has AVX-512 gathers, for float (the training type); elsewhere, and
-/// for double, the explicit path in conv2d.hpp runs.
+/// for double, the explicit path in conv2d.hpp runs (the double gradient checks therefore test the
+/// explicit path, and tests/kernels/conv2d_test.cpp holds the float path to it).
 
 #include <algorithm>
 #include <cstdint>
@@ -36,19 +41,28 @@ template <>
 inline constexpr bool kGatherColumns<float> = tile::Tile<float>::width == 16 && tile::Tile<float>::vectors == 3;
 #endif
 
-/// Whether the gathered path serves geometry g with `images` images per product. It pays where
-/// the explicit path copies most: strided convolutions (their phase split and short rows) with a
-/// column matrix of many rows; with few rows (a one-channel input) a gather per 16 elements costs
-/// more than the copies, and a stride-1 image's im2col moves whole rows. The offsets of a group
-/// must also fit the gather's 32-bit indices.
+/// Whether the forward gathers its columns for geometry g with `images` images per product. It
+/// pays where the explicit path copies most: strided convolutions (their phase split and short
+/// rows), and stride-1 convolutions whose output is as wide as their input ("same" padding),
+/// where a register of columns is one run of the image and is loaded, not gathered. Either needs a
+/// column matrix of many rows: with few (a one-channel input) a gather per 16 elements costs more
+/// than the copies. The offsets of a group must also fit the gather's 32-bit indices.
 template <class T>
 bool gather_columns(const Conv2dGeometry& g, std::int64_t images) {
   if constexpr (!kGatherColumns<T>) {
     return false;
   } else {
     const double extent = static_cast<double>(images) * static_cast<double>(g.cin * g.h * g.w);
-    return (g.stride_h > 1 || g.stride_w > 1) && g.k() >= 64 && extent < 1e9;
+    const bool strided = g.stride_h > 1 || g.stride_w > 1;
+    return (strided || g.wo == g.w) && !g.pointwise() && g.k() >= 64 && extent < 1e9;
   }
+}
+
+/// Whether the weight gradient gathers cols^T: strided convolutions only (a register there spans
+/// 16 (channel, tap) rows, never a run, and a stride-1 im2col is cheap).
+template <class T>
+bool gather_weight_grad_columns(const Conv2dGeometry& g, std::int64_t images) {
+  return (g.stride_h > 1 || g.stride_w > 1) && gather_columns<T>(g, images);
 }
 
 /// Input offset of kept tap t relative to an output pixel's origin (oy * sh, ox * sw), and whether
@@ -274,8 +288,9 @@ struct InputGradPlan {
   }
 };
 
-/// Whether dX of geometry g goes by stride phases: strided, a product of some depth (Cout x the
-/// taps of a phase) and enough input channels to fill the tile's rows; offsets within 32 bits.
+/// Whether dX of geometry g goes by stride phases: strided (or stride 1 with "same" width, one
+/// phase whose columns are runs of G), a product of some depth (Cout x the taps of a phase) and
+/// enough input channels to fill the tile's rows; offsets within 32 bits.
 template <class T>
 bool gather_input_grad(const Conv2dGeometry& g, std::int64_t images) {
   if constexpr (!kGatherColumns<T>) {
@@ -283,7 +298,9 @@ bool gather_input_grad(const Conv2dGeometry& g, std::int64_t images) {
   } else {
     const double extent = static_cast<double>(images) * static_cast<double>(g.cout * g.hw_out());
     const std::int64_t phase_depth = g.cout * g.num_taps() / (g.stride_h * g.stride_w);
-    return (g.stride_h > 1 || g.stride_w > 1) && g.cin >= tile::Tile<T>::mr && phase_depth >= 64 && extent < 1e9;
+    const bool strided = g.stride_h > 1 || g.stride_w > 1;
+    return (strided || g.wo == g.w) && !g.pointwise() && g.cin >= tile::Tile<T>::mr && phase_depth >= 64 &&
+           extent < 1e9;
   }
 }
 
