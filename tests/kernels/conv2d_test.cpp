@@ -195,15 +195,17 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
     std::int64_t n, c, h, w, o, k, s, p, d;
     int mask;  // 0 dense, 1 type A, 2 type B
   };
-  // The last six take the input gradient by stride phases (8+ input channels, a deep enough
+  // The last seven take the input gradient by stride phases (8+ input channels, a deep enough
   // product per phase), among them odd extents, stride 3 with dilation, a strided masked kernel
   // whose phases keep different numbers of taps, and two stride-1 "same" convolutions (one phase,
-  // columns loaded as runs of the image rather than gathered).
+  // columns loaded as runs of the image rather than gathered). Those with 16 or 32 input channels
+  // also load the weight gradient's columns from a channel-last phase stack.
   for (const Case& t : {Case{13, 5, 14, 14, 9, 4, 2, 1, 1, 0}, Case{3, 2, 9, 11, 4, 7, 1, 3, 1, 1},
                         Case{2, 6, 12, 10, 5, 3, 1, 1, 1, 2}, Case{5, 3, 7, 7, 17, 3, 2, 0, 1, 0},
                         Case{9, 8, 14, 13, 16, 4, 2, 1, 1, 0}, Case{3, 9, 17, 16, 80, 3, 3, 1, 2, 0},
                         Case{4, 8, 11, 12, 64, 5, 2, 2, 1, 2}, Case{2, 16, 6, 6, 32, 2, 2, 0, 1, 0},
-                        Case{3, 16, 10, 9, 24, 3, 1, 1, 1, 2}, Case{2, 8, 9, 12, 40, 3, 1, 2, 2, 0}}) {
+                        Case{3, 16, 10, 9, 24, 3, 1, 1, 1, 2}, Case{2, 8, 9, 12, 40, 3, 1, 2, 2, 0},
+                        Case{7, 32, 14, 14, 16, 4, 2, 1, 1, 0}}) {
     INFO("n c h w o k s p d mask = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
                                      << t.s << " " << t.p << " " << t.d << " " << t.mask);
     auto g = conv2d_geometry_for(Shape{t.n, t.c, t.h, t.w}, Shape{t.o, t.c, t.k, t.k},

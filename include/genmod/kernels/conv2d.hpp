@@ -319,19 +319,49 @@ inline std::int64_t batch_chunks(const Conv2dGeometry& g) {
   return std::min<std::int64_t>(get_num_threads(), g.n);
 }
 
+/// The images [images, Cin, H, W] at x, zero-padded, split into stride phases and stored
+/// channel-last: stack[((phase * images + img) * hq * wq + r * wq + q) * Cin + c] = padded pixel
+/// (r sh + py, q sw + px) of channel c (phase = py sw + px). A weight-gradient column register of
+/// 16 channels at one tap and pixel is then one load (ChannelLastColumns).
+template <class T>
+const T* channel_last_phases(const Conv2dGeometry& g, const T* x, std::int64_t images, Tensor<T>& stack) {
+  const PhaseLayout L = phase_layout(g);
+  const std::int64_t plane = L.plane(), phases = L.sh * L.sw, in_plane = g.h * g.w;
+  // 16 spare elements: the last register of a row may be read whole (masked lanes are not).
+  const std::int64_t size = phases * images * plane * g.cin + 16;
+  if (!stack.defined() || stack.numel() < size) stack = Tensor<T>(Shape{size});
+  T* buf = stack.data();
+  std::fill(buf, buf + size, T(0));
+  for_each_phase_run(g, L, [&](std::int64_t src, std::int64_t dst, std::int64_t n) {
+    const std::int64_t phase = dst / plane, inner = dst % plane;
+    for (std::int64_t img = 0; img < images; ++img) {
+      T* row = buf + ((phase * images + img) * plane + inner) * g.cin;
+      for (std::int64_t q = 0; q < n; ++q) {
+        const T* px = x + img * g.cin * in_plane + src + q * L.sw;
+        T* out = row + q * g.cin;
+        for (std::int64_t c = 0; c < g.cin; ++c) out[c] = px[c * in_plane];
+      }
+    }
+  });
+  return buf;
+}
+
 /// Sums the per-chunk weight-gradient blocks of `partial` [chunks, Cout, K] in chunk order and
 /// returns the weight gradient in the weight's layout (zero at masked taps).
 template <class T>
 Tensor<T> reduce_weight_partials(const Conv2dGeometry& g, Tensor<T>& partial) {
   const std::int64_t K = g.k(), chunks = partial.dim(0);
   for (std::int64_t c = 1; c < chunks; ++c) axpy(T(1), partial.data() + c * g.cout * K, partial.data(), g.cout * K);
+  // Columns tap-major (t * Cin + c) where the weight gradient loaded its columns channel-last.
+  const bool tap_major = weight_grad_channel_last<T>(g);
   // The reduced sum sits in the first block of `partial`: return it as a view, no copy.
-  if (!g.masked()) return partial.rows(0, 1).reshape(g.weight_shape());
+  if (!g.masked() && !tap_major) return partial.rows(0, 1).reshape(g.weight_shape());
   Tensor<T> dw = zeros<T>(g.weight_shape());
   const std::int64_t nt = g.num_taps(), kk = g.kh * g.kw;
   for (std::int64_t o = 0; o < g.cout; ++o)
     for (std::int64_t ci = 0; ci < g.cin; ++ci)
-      for (std::int64_t t = 0; t < nt; ++t) dw[(o * g.cin + ci) * kk + g.tap(t)] = partial[(o * g.cin + ci) * nt + t];
+      for (std::int64_t t = 0; t < nt; ++t)
+        dw[(o * g.cin + ci) * kk + g.tap(t)] = partial[o * K + (tap_major ? t * g.cin + ci : ci * nt + t)];
   return dw;
 }
 
@@ -387,6 +417,7 @@ void forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, st
   for (std::int64_t o = 0; o < g.cout; ++o)
     std::fill(dst + o * ld, dst + (o + 1) * ld, images == 1 && bias.defined() ? bias[o] : T(0));
   bool done = false;
+#if defined(__AVX512F__)  // the gathered panels (kGatherColumns) exist only there
   if constexpr (kGatherColumns<T>) {
     if (gather_columns<T>(g, images)) {
       gemm_packed_serial_with<T>(wp, ld, T(1), GatheredColumns(forward_columns(g, images), x + i * g.cin * g.h * g.w),
@@ -394,6 +425,7 @@ void forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, st
       done = true;
     }
   }
+#endif
   if (!done) gemm_packed<T>(wp, false, ld, T(1), columns_of(g, x, i, images, scratch), ld, T(1), dst, ld);
   if (images == 1) return;
   for (std::int64_t j = 0; j < images; ++j)
@@ -416,12 +448,20 @@ void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::in
     interleave_images(gy, scratch.out, images, g.cout, HW);
     gy = scratch.out;
   }
+#if defined(__AVX512F__)
   if constexpr (kGatherColumns<T>) {
+    if (weight_grad_channel_last<T>(g)) {
+      thread_local Tensor<T> stack_store;
+      const T* stack = channel_last_phases(g, x + i * g.cin * g.h * g.w, images, stack_store);
+      gemm_serial_with<T>(false, g.cout, K, ld, T(1), gy, ld, ChannelLastColumns(g, stack, images), dw, K);
+      return;
+    }
     if (gather_weight_grad_columns<T>(g, images)) {
       gemm_serial_with<T>(false, g.cout, K, ld, T(1), gy, ld, WeightGradColumns(g, x + i * g.cin * g.h * g.w), dw, K);
       return;
     }
   }
+#endif
   gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, columns_of(g, x, i, images, scratch), ld, T(1), dw, K);
 }
 
@@ -479,6 +519,10 @@ void write_phases(const Conv2dGeometry& g, const std::vector<InputGradPhase>& ph
 /// where that path does not serve g.
 template <class T>
 bool input_grad_by_phases(const Conv2dGeometry& g, const Tensor<T>& grad_out, const Tensor<T>& w, Tensor<T>& dx) {
+#if !defined(__AVX512F__)
+  (void)g, (void)grad_out, (void)w, (void)dx;
+  return false;
+#else
   if constexpr (!kGatherColumns<T>) {
     return false;
   } else {
@@ -534,6 +578,7 @@ bool input_grad_by_phases(const Conv2dGeometry& g, const Tensor<T>& grad_out, co
     });
     return true;
   }
+#endif
 }
 
 }  // namespace detail

@@ -65,6 +65,20 @@ bool gather_weight_grad_columns(const Conv2dGeometry& g, std::int64_t images) {
   return (g.stride_h > 1 || g.stride_w > 1) && gather_columns<T>(g, images);
 }
 
+/// Whether the weight gradient loads its cols^T panels from a channel-last phase stack
+/// (ChannelLastColumns) rather than gathering them: where the columns are ordered tap-major
+/// (t * Cin + c), a register of 16 is 16 consecutive channels at one tap and pixel, one load. Needs
+/// whole registers of channels, and the same reach as the gathered paths.
+template <class T>
+bool weight_grad_channel_last(const Conv2dGeometry& g) {
+  if constexpr (!kGatherColumns<T>) {
+    return false;
+  } else {
+    const bool strided = g.stride_h > 1 || g.stride_w > 1;
+    return (strided || g.wo == g.w) && !g.pointwise() && g.cin % 16 == 0 && g.k() >= 64;
+  }
+}
+
 /// Input offset of kept tap t relative to an output pixel's origin (oy * sh, ox * sw), and whether
 /// the tap's row and column are inside the image there.
 struct TapReach {
@@ -80,8 +94,6 @@ inline TapReach tap_reach(const Conv2dGeometry& g, std::int64_t t) {
   const std::int64_t tap = g.tap(t);
   return {(tap / g.kw) * g.dil_h - g.pad_h, (tap % g.kw) * g.dil_w - g.pad_w};
 }
-
-#if defined(__AVX512F__)
 
 /// Per-thread tables keyed by geometry and group size, built by build(tables) on first use. A
 /// training step alternates between its layers' convolutions, so one entry would be rebuilt (and
@@ -148,6 +160,7 @@ struct ColumnTables {
   }
 };
 
+#if defined(__AVX512F__)
 /// B panels gathered by ColumnTables from the image stack at src (see multiply_blocked).
 class GatheredColumns {
  public:
@@ -185,6 +198,8 @@ class GatheredColumns {
   const ColumnTables& t_;
   const float* src_;
 };
+
+#endif  // __AVX512F__
 
 /// The forward's column tables for groups of `images` images: column j is image j / HW, output
 /// pixel j % HW; row k is input channel k / T, kept tap k % T. They depend on the geometry and
@@ -304,6 +319,8 @@ bool gather_input_grad(const Conv2dGeometry& g, std::int64_t images) {
   }
 }
 
+#if defined(__AVX512F__)
+
 /// The weight gradient's B panels, cols^T, for `images` images from x: row (depth) p of the
 /// product is image p / HW, output pixel p % HW; column k is channel k / T, kept tap k % T.
 class WeightGradColumns {
@@ -368,6 +385,53 @@ class WeightGradColumns {
   const std::int32_t* offsets_;
   const std::uint16_t* row_masks_;
   const std::uint16_t* col_masks_;
+};
+
+/// The weight gradient's B panels, cols^T with tap-major columns (k = t * Cin + c), loaded from
+/// a channel-last phase stack (conv2d.hpp, channel_last_phases) of `images` images: row (depth)
+/// p is image p / HW, output pixel p % HW.
+class ChannelLastColumns {
+ public:
+  static constexpr int NR = tile::Tile<float>::nr, NV = tile::Tile<float>::vectors;
+
+  ChannelLastColumns(const Conv2dGeometry& g, const float* stack, std::int64_t images)
+      : g_(g), stack_(stack), images_(images) {
+    const std::int64_t sh = g.stride_h, sw = g.stride_w;
+    hq_ = (g.h + 2 * g.pad_h + sh - 1) / sh;
+    wq_ = (g.w + 2 * g.pad_w + sw - 1) / sw;
+  }
+
+  /// Packs pixels [p0, p0 + depth) x columns [j0, j0 + NR) (zero past the last column).
+  void operator()(std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, float* dst) const {
+    const std::int64_t hw = g_.hw_out(), plane = hq_ * wq_, cin = g_.cin;
+    // Per register: its tap's phase plane and row / column shift, and its first channel.
+    std::int64_t base[NV];
+    bool live[NV];
+    for (int v = 0; v < NV; ++v) {
+      const std::int64_t k = j0 + v * 16;
+      live[v] = v * 16 < cols;
+      if (!live[v]) continue;
+      const std::int64_t tap = g_.tap(k / cin), dy = (tap / g_.kw) * g_.dil_h, dx = (tap % g_.kw) * g_.dil_w;
+      const std::int64_t phase = (dy % g_.stride_h) * g_.stride_w + dx % g_.stride_w;
+      base[v] = (phase * images_ * plane + (dy / g_.stride_h) * wq_ + dx / g_.stride_w) * cin + k % cin;
+    }
+    std::int64_t img = p0 / hw, oy = (p0 % hw) / g_.wo, ox = (p0 % hw) % g_.wo;
+    for (std::int64_t pp = 0; pp < depth; ++pp) {
+      const std::int64_t pixel = ((img * plane) + oy * wq_ + ox) * cin;
+      for (int v = 0; v < NV; ++v)
+        _mm512_store_ps(dst + pp * NR + v * 16,
+                        live[v] ? _mm512_loadu_ps(stack_ + base[v] + pixel) : _mm512_setzero_ps());
+      if (++ox == g_.wo) {
+        ox = 0;
+        if (++oy == g_.ho) oy = 0, ++img;
+      }
+    }
+  }
+
+ private:
+  const Conv2dGeometry& g_;
+  const float* stack_;
+  std::int64_t images_, hq_ = 0, wq_ = 0;
 };
 
 #endif  // __AVX512F__
