@@ -408,14 +408,16 @@ const T* columns_of(const Conv2dGeometry& g, const T* x, std::int64_t i, std::in
 /// y (the outputs of `images` consecutive images starting at image i of x) = W cols (+ bias):
 /// straight into y for one image, else through scratch.out and copied to place with the bias
 /// added. The column panels are gathered from the images where conv2d_gather.hpp can, else
-/// packed from the column matrix built in scratch.cols.
+/// packed from the column matrix built in scratch.cols; returns that matrix (null when gathered),
+/// so the fused pass does not build it again for the weight gradient.
 template <class T>
-void forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, std::int64_t i, std::int64_t images,
-                   const Tensor<T>& bias, T* y, const ConvScratch<T>& scratch) {
+const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, std::int64_t i, std::int64_t images,
+                       const Tensor<T>& bias, T* y, const ConvScratch<T>& scratch) {
   const std::int64_t HW = g.hw_out(), ld = images * HW;
   T* dst = images == 1 ? y : scratch.out;
   for (std::int64_t o = 0; o < g.cout; ++o)
     std::fill(dst + o * ld, dst + (o + 1) * ld, images == 1 && bias.defined() ? bias[o] : T(0));
+  const T* cols = nullptr;
   bool done = false;
 #if defined(__AVX512F__)  // the gathered panels (kGatherColumns) exist only there
   if constexpr (kGatherColumns<T>) {
@@ -426,8 +428,11 @@ void forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, st
     }
   }
 #endif
-  if (!done) gemm_packed<T>(wp, false, ld, T(1), columns_of(g, x, i, images, scratch), ld, T(1), dst, ld);
-  if (images == 1) return;
+  if (!done) {
+    cols = columns_of(g, x, i, images, scratch);
+    gemm_packed<T>(wp, false, ld, T(1), cols, ld, T(1), dst, ld);
+  }
+  if (images == 1) return cols;
   for (std::int64_t j = 0; j < images; ++j)
     for (std::int64_t o = 0; o < g.cout; ++o) {
       T* yo = y + (j * g.cout + o) * HW;
@@ -435,14 +440,16 @@ void forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, st
       const T b = bias.defined() ? bias[o] : T(0);
       for (std::int64_t p = 0; p < HW; ++p) yo[p] = so[p] + b;
     }
+  return cols;
 }
 
 /// dw [Cout, K] += G cols^T for the output gradients gy of `images` consecutive images starting
 /// at image i of x (interleaved into scratch.out first when there are several); cols^T gathered
-/// from the images or packed from the column matrix, as in forward_group.
+/// from the images or packed from the column matrix, as in forward_group (`cols`: that matrix if
+/// already built for these images, else null).
 template <class T>
 void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::int64_t i, std::int64_t images,
-                       const ConvScratch<T>& scratch, T* dw) {
+                       const ConvScratch<T>& scratch, T* dw, const T* cols = nullptr) {
   const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
   if (images > 1) {
     interleave_images(gy, scratch.out, images, g.cout, HW);
@@ -462,7 +469,8 @@ void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::in
     }
   }
 #endif
-  gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, columns_of(g, x, i, images, scratch), ld, T(1), dw, K);
+  if (cols == nullptr) cols = columns_of(g, x, i, images, scratch);
+  gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, cols, ld, T(1), dw, K);
 }
 
 /// dX rows of `images` images from the phase blocks (block[p]: [Cin, images x P_p], phase p's
@@ -649,9 +657,9 @@ std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeome
   Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
   detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
     // The forward's grouped result passes through scratch.out before the gradients use it.
-    detail::forward_group(g, wp, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch);
+    const T* cols = detail::forward_group(g, wp, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch);
     detail::weight_grad_group(g, x.data(), grad_out.data() + i * out_size, i, n, scratch,
-                              partial.data() + c * g.cout * K);
+                              partial.data() + c * g.cout * K, cols);
   });
   return {std::move(y), detail::reduce_weight_partials(g, partial)};
 }
