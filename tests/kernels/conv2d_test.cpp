@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <span>
 
 #include "genmod/autodiff/ops/conv.hpp"
@@ -195,6 +196,9 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
     std::int64_t n, c, h, w, o, k, s, p, d;
     int mask;  // 0 dense, 1 type A, 2 type B
   };
+  // Strided forwards with deep enough columns build them by permutes from a phase stack; the
+  // 1 x 1 outputs of {17, 8, 4, 4, ..} put 16 images in a register, too far apart for one permute,
+  // and are gathered; {2, 8, 20, 21, ..} has rows wider than a register (the stack's plain fill).
   // The last seven take the input gradient by stride phases (8+ input channels, a deep enough
   // product per phase), among them odd extents, stride 3 with dilation, a strided masked kernel
   // whose phases keep different numbers of taps, and two stride-1 "same" convolutions (one phase,
@@ -205,7 +209,8 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
                         Case{9, 8, 14, 13, 16, 4, 2, 1, 1, 0}, Case{3, 9, 17, 16, 80, 3, 3, 1, 2, 0},
                         Case{4, 8, 11, 12, 64, 5, 2, 2, 1, 2}, Case{2, 16, 6, 6, 32, 2, 2, 0, 1, 0},
                         Case{3, 16, 10, 9, 24, 3, 1, 1, 1, 2}, Case{2, 8, 9, 12, 40, 3, 1, 2, 2, 0},
-                        Case{7, 32, 14, 14, 16, 4, 2, 1, 1, 0}}) {
+                        Case{7, 32, 14, 14, 16, 4, 2, 1, 1, 0}, Case{17, 8, 4, 4, 12, 4, 2, 0, 1, 0},
+                        Case{2, 8, 20, 21, 16, 4, 2, 1, 1, 0}}) {
     INFO("n c h w o k s p d mask = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
                                      << t.s << " " << t.p << " " << t.d << " " << t.mask);
     auto g = conv2d_geometry_for(Shape{t.n, t.c, t.h, t.w}, Shape{t.o, t.c, t.k, t.k},
@@ -218,6 +223,12 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
           keep[ky * t.k + kx] = ky < t.k / 2 || (ky == t.k / 2 && (t.mask == 1 ? kx < t.k / 2 : kx <= t.k / 2));
       g.set_mask(std::span<const bool>(keep, static_cast<std::size_t>(t.k * t.k)));
     }
+#if defined(__AVX512F__)
+    const std::int64_t group = std::min(t.n, kernels::detail::images_per_gemm(g));
+    const bool permuted = kernels::detail::permute_columns<float>(g, group);
+    if (t.c == 5 || t.c == 32 || t.w == 21) CHECK(permuted);
+    if (t.h == 4) CHECK((!permuted && kernels::detail::gather_columns<float>(g, group)));
+#endif
     const auto x = rnd(g.input_shape(), 31), w = rnd(g.weight_shape(), 32), gy = rnd(g.output_shape(), 33);
     const auto b = rnd(Shape{t.o}, 34);
     const auto xf = x.cast<float>(), wf = w.cast<float>(), gyf = gy.cast<float>(), bf = b.cast<float>();

@@ -421,7 +421,15 @@ const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x
   bool done = false;
 #if defined(__AVX512F__)  // the gathered panels (kGatherColumns) exist only there
   if constexpr (kGatherColumns<T>) {
-    if (gather_columns<T>(g, images)) {
+    if (permute_columns<T>(g, images)) {
+      const PermuteTables& tables = PermuteTables::of(g, images);
+      thread_local Tensor<T> stack_store;
+      if (!stack_store.defined() || stack_store.numel() < tables.stack_size(g.cin))
+        stack_store = Tensor<T>(Shape{tables.stack_size(g.cin)});
+      fill_phase_stack(g, tables, x + i * g.cin * g.h * g.w, stack_store.data());
+      gemm_packed_serial_with<T>(wp, ld, T(1), PermutedColumns(g, tables, stack_store.data()), dst, ld);
+      done = true;
+    } else if (gather_columns<T>(g, images)) {
       gemm_packed_serial_with<T>(wp, ld, T(1), GatheredColumns(forward_columns(g, images), x + i * g.cin * g.h * g.w),
                                  dst, ld);
       done = true;

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -129,9 +130,13 @@ struct ColumnTables {
   std::int64_t plane = 0, taps = 0;
   std::vector<std::int32_t> offsets, tap_offsets;
   std::vector<std::uint16_t> masks;
-  /// Per register of columns: its offsets are consecutive (a run of one image row, or of a whole
-  /// image when the columns follow its layout), so a masked load replaces the gather.
-  std::vector<std::uint8_t> contiguous;
+  /// Per register of columns: whether its offsets are one run of consecutive offsets (of one
+  /// image row, or of a whole image when the columns follow its layout) or two (a register that
+  /// straddles two images: 49-pixel images put 5 of every 19 registers across a boundary), so that
+  /// one or two masked loads replace the gather; lanes [0, split) are the first run, [split, 16)
+  /// the second, which starts at offset `second`.
+  std::vector<std::uint8_t> contiguous, split;
+  std::vector<std::int32_t> second;
 
   /// Sized for n columns (rounded up to whole panels, the rest masked off), all masks clear.
   void reset(std::int64_t n, std::int64_t channel_plane, std::int64_t tap_count) {
@@ -142,16 +147,24 @@ struct ColumnTables {
     masks.assign(static_cast<std::size_t>(panels * taps * NV), 0);
     tap_offsets.assign(static_cast<std::size_t>(taps), 0);
   }
-  /// Marks the registers whose columns (up to n) have consecutive offsets; call once the offsets
-  /// are set.
+  /// Finds the runs of each register's columns (up to n); call once the offsets are set.
   void find_runs(std::int64_t n) {
     const std::int64_t registers = static_cast<std::int64_t>(offsets.size()) / 16;
     contiguous.assign(static_cast<std::size_t>(registers), 0);
+    split.assign(static_cast<std::size_t>(registers), 16);
+    second.assign(static_cast<std::size_t>(registers), 0);
+    const auto at = [&](std::int64_t j) { return offsets[static_cast<std::size_t>(j)]; };
     for (std::int64_t r = 0; r < registers; ++r) {
-      bool run = true;
-      for (std::int64_t l = 1; l < 16 && r * 16 + l < n; ++l)
-        run = run && offsets[static_cast<std::size_t>(r * 16 + l)] == offsets[static_cast<std::size_t>(r * 16)] + l;
-      contiguous[static_cast<std::size_t>(r)] = run ? 1 : 0;
+      const std::int64_t j0 = r * 16, lanes = std::clamp<std::int64_t>(n - j0, 1, 16);
+      std::int64_t breaks = 0, at_lane = 16;
+      for (std::int64_t l = 1; l < lanes; ++l)
+        if (at(j0 + l) != at(j0 + l - 1) + 1) ++breaks, at_lane = std::min(at_lane, l);
+      // The second run's load starts `split` elements before it: that address must not precede
+      // the first run's (it never does here: the second run is a later image).
+      const bool two = breaks == 1 && at(j0 + at_lane) - at_lane >= at(j0);
+      contiguous[static_cast<std::size_t>(r)] = breaks == 0 || two ? 1 : 0;
+      split[static_cast<std::size_t>(r)] = static_cast<std::uint8_t>(breaks == 0 ? 16 : at_lane);
+      second[static_cast<std::size_t>(r)] = two ? at(j0 + at_lane) : 0;
     }
   }
   void keep(std::int64_t j, std::int64_t t) {
@@ -170,27 +183,39 @@ class GatheredColumns {
   /// Packs rows [k0, k0 + depth) x columns [j0, j0 + NR) (zero past the last column).
   void operator()(std::int64_t k0, std::int64_t depth, std::int64_t j0, std::int64_t, float* dst) const {
     const std::int64_t nt = t_.taps, panel = j0 / NR;
-    __m512i base[NV];
-    bool run[NV];
-    std::int64_t first[NV];
+    // Locals, not members: the intrinsic stores may alias anything, so members would be reloaded
+    // on every row.
+    const float* src = src_;
+    const std::int64_t plane = t_.plane;
+    const std::int32_t* tap_offsets = t_.tap_offsets.data();
+    const std::uint16_t* masks = t_.masks.data() + panel * nt * NV;  // row (c, t), register v: [t * NV + v]
+    // Register by register, so each depth loop is one kind of access, without branches.
     for (int v = 0; v < NV; ++v) {
-      base[v] = _mm512_loadu_si512(t_.offsets.data() + j0 + v * 16);
-      run[v] = t_.contiguous[static_cast<std::size_t>(j0 / 16 + v)] != 0;
-      first[v] = t_.offsets[static_cast<std::size_t>(j0 + v * 16)];
-    }
-    std::int64_t c = k0 / nt, t = k0 % nt;
-    for (std::int64_t kk = 0; kk < depth; ++kk) {
-      const float* channel = src_ + c * t_.plane;
-      const __m512i shift = _mm512_set1_epi32(t_.tap_offsets[static_cast<std::size_t>(t)]);
-      const std::uint16_t* m = t_.masks.data() + (panel * nt + t) * NV;
-      for (int v = 0; v < NV; ++v) {
-        // Masked-off lanes are neither read nor faulted on, whether loaded or gathered.
-        const __m512 r =
-            run[v] ? _mm512_maskz_loadu_ps(m[v], channel + first[v] + t_.tap_offsets[static_cast<std::size_t>(t)])
-                   : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m[v], _mm512_add_epi32(base[v], shift), channel, 4);
-        _mm512_store_ps(dst + kk * NR + v * 16, r);
-      }
-      if (++t == nt) t = 0, ++c;
+      const auto r = static_cast<std::size_t>(j0 / 16 + v);
+      const std::int64_t first = t_.offsets[static_cast<std::size_t>(j0 + v * 16)];
+      const int kind = t_.contiguous[r] == 0 ? 0 : t_.split[r] < 16 ? 2 : 1;
+      const auto low = static_cast<__mmask16>((1u << t_.split[r]) - 1u);
+      const std::int64_t next = t_.second[r] - t_.split[r];  // lane l of the second run reads next + l
+      const __m512i base = _mm512_loadu_si512(t_.offsets.data() + j0 + v * 16);
+      float* out = dst + v * 16;
+      const std::uint16_t* m = masks + v;
+      std::int64_t c = k0 / nt, t = k0 % nt;
+      // Masked-off lanes are neither read nor faulted on, whether loaded or gathered.
+      for (std::int64_t kk = 0; kk < depth; ++c, t = 0)
+        for (; t < nt && kk < depth; ++t, ++kk) {
+          const float* at = src + c * plane + tap_offsets[t];
+          const auto mk = static_cast<__mmask16>(m[t * NV]);
+          __m512 x;
+          if (kind == 1)
+            x = _mm512_maskz_loadu_ps(mk, at + first);
+          else if (kind == 2)
+            x = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(mk & low, at + first), static_cast<__mmask16>(mk & ~low),
+                                     at + next);
+          else
+            x = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk,
+                                         _mm512_add_epi32(base, _mm512_set1_epi32(tap_offsets[t])), src + c * plane, 4);
+          _mm512_store_ps(out + kk * NR, x);
+        }
     }
   }
 
@@ -222,6 +247,179 @@ inline const ColumnTables& forward_columns(const Conv2dGeometry& g, std::int64_t
     tables.find_runs(n);
   });
 }
+
+/// A strided forward's columns without gathers. The group's images are stored zero-padded and
+/// split into stride phases, channel-major: stack[((c * phases + phase) * images + img) * hq * wq
+/// + r * wq + q] = padded pixel (r sh + py, q sw + px) of image img, channel c (phase = py sw +
+/// px). Row (c, t) of the column matrix then reads one phase at unit stride: column j (image img,
+/// output pixel oy, ox) at position pos_j = img hq wq + oy wq + ox, plus the tap's offset. A
+/// register's 16 columns are a few short runs (7 pixels per output row for 7x7 outputs) that lie
+/// within 32 consecutive positions, and which lanes come from where is the same for every row:
+/// two loads and one two-source permute (vpermt2ps) build the register, where a gather took ~18
+/// cycles. The padding is stored as zeros, so no lane needs a mask but the columns past the end.
+struct PermuteTables {
+  static constexpr int NR = tile::Tile<float>::nr, NV = tile::Tile<float>::vectors;
+  std::int64_t hq = 0, wq = 0, phases = 0, images = 0;
+  std::int64_t channel = 0;               ///< stack elements per input channel
+  std::vector<std::int32_t> tap_offsets;  ///< per kept tap: phase block + row and column shift
+  std::vector<std::int32_t> first;        ///< per register: position of its first column
+  std::vector<std::int32_t> lanes;        ///< per register, 16 lanes: position - first (< 32)
+  std::vector<std::uint16_t> live;        ///< per register: lanes holding a column
+  bool fits = false;                      ///< every register spans fewer than 32 positions
+
+  /// Stack elements, with room past the end for the second load of the last register.
+  std::int64_t stack_size(std::int64_t cin) const { return cin * channel + 32; }
+
+  void build(const Conv2dGeometry& g, std::int64_t group) {
+    const std::int64_t sh = g.stride_h, sw = g.stride_w, hw = g.hw_out(), n = group * hw, nt = g.num_taps();
+    hq = (g.h + 2 * g.pad_h + sh - 1) / sh;
+    wq = (g.w + 2 * g.pad_w + sw - 1) / sw;
+    phases = sh * sw;
+    images = group;
+    channel = phases * images * hq * wq;
+    tap_offsets.resize(static_cast<std::size_t>(nt));
+    for (std::int64_t t = 0; t < nt; ++t) {
+      const std::int64_t tap = g.tap(t), dy = (tap / g.kw) * g.dil_h, dx = (tap % g.kw) * g.dil_w;
+      const std::int64_t phase = (dy % sh) * sw + dx % sw;
+      tap_offsets[static_cast<std::size_t>(t)] =
+          static_cast<std::int32_t>(phase * images * hq * wq + (dy / sh) * wq + dx / sw);
+    }
+    const std::int64_t registers = (n + NR - 1) / NR * NV;
+    first.assign(static_cast<std::size_t>(registers), 0);
+    lanes.assign(static_cast<std::size_t>(registers * 16), 0);
+    live.assign(static_cast<std::size_t>(registers), 0);
+    fits = channel < (std::int64_t{1} << 30);
+    const auto position = [&](std::int64_t j) {
+      const std::int64_t p = j % hw;
+      return (j / hw) * hq * wq + (p / g.wo) * wq + p % g.wo;
+    };
+    for (std::int64_t r = 0; r * 16 < n; ++r) {
+      const std::int64_t base = position(r * 16);
+      first[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(base);
+      for (std::int64_t l = 0; l < 16 && r * 16 + l < n; ++l) {
+        const std::int64_t d = position(r * 16 + l) - base;
+        fits = fits && d < 32;
+        lanes[static_cast<std::size_t>(r * 16 + l)] = static_cast<std::int32_t>(d & 31);
+        live[static_cast<std::size_t>(r)] |= static_cast<std::uint16_t>(1u << l);
+      }
+    }
+  }
+
+  static const PermuteTables& of(const Conv2dGeometry& g, std::int64_t group) {
+    return cached_tables<PermuteTables>(g, group, [&](PermuteTables& t) { t.build(g, group); });
+  }
+};
+
+/// Whether the forward of g builds its columns by permutes from a phase stack (PermuteTables):
+/// strided convolutions the gathered path would take, whose registers all fit.
+template <class T>
+bool permute_columns(const Conv2dGeometry& g, std::int64_t images) {
+  return (g.stride_h > 1 || g.stride_w > 1) && gather_columns<T>(g, images) && PermuteTables::of(g, images).fits;
+}
+
+/// Fills the phase stack of PermuteTables t from the `t.images` images [Cin, H, W] at x (stack:
+/// t.stack_size(Cin) elements). Each stack row is written whole, padding included, so nothing is
+/// filled first.
+template <class T>
+void fill_phase_stack(const Conv2dGeometry& g, const PermuteTables& t, const T* x, T* stack) {
+  const std::int64_t sh = g.stride_h, sw = g.stride_w, plane = t.hq * t.wq, in_plane = g.h * g.w;
+  const std::int64_t block = t.images * plane;  // one (channel, phase)
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.w <= 16 && t.wq <= 16 && sw <= 16) {
+      // Lane q of phase column px's row is input column q sw + px - pad_w, zero outside.
+      __m512i pick[16];
+      __mmask16 inside[16];
+      for (std::int64_t px = 0; px < sw; ++px) {
+        alignas(64) std::int32_t idx[16];
+        std::uint32_t bits = 0;
+        for (std::int64_t q = 0; q < 16; ++q) {
+          const std::int64_t col = q * sw + px - g.pad_w;
+          const bool in = q < t.wq && col >= 0 && col < g.w;
+          idx[q] = in ? static_cast<std::int32_t>(col) : 0;
+          bits |= in ? 1u << q : 0u;
+        }
+        pick[px] = _mm512_load_si512(idx);
+        inside[px] = static_cast<__mmask16>(bits);
+      }
+      const auto row_mask = static_cast<__mmask16>((1u << g.w) - 1u),
+                 out_mask = static_cast<__mmask16>((1u << t.wq) - 1u);
+      // Image by image, channel by channel: x is read in order (one stream for the prefetcher,
+      // where the batch does not fit in L2).
+      for (std::int64_t img = 0; img < t.images; ++img)
+        for (std::int64_t c = 0; c < g.cin; ++c) {
+          // The prefetcher does not follow masked loads: fetch the plane after next meanwhile.
+          const char* ahead = reinterpret_cast<const char*>(x + (img * g.cin + c + 2) * in_plane);
+          for (std::int64_t b = 0; b < in_plane * 4; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+          for (std::int64_t py = 0; py < sh; ++py)
+            for (std::int64_t r = 0; r < t.hq; ++r) {
+              const std::int64_t y = r * sh + py - g.pad_h;
+              const bool row_in = y >= 0 && y < g.h;
+              const __m512 row = row_in ? _mm512_maskz_loadu_ps(row_mask, x + (img * g.cin + c) * in_plane + y * g.w)
+                                        : _mm512_setzero_ps();
+              for (std::int64_t px = 0; px < sw; ++px)
+                _mm512_mask_storeu_ps(stack + (c * t.phases + py * sw + px) * block + img * plane + r * t.wq, out_mask,
+                                      _mm512_maskz_permutexvar_ps(inside[px], pick[px], row));
+            }
+        }
+      std::fill(stack + g.cin * t.channel, stack + t.stack_size(g.cin), T(0));
+      return;
+    }
+  }
+#endif
+  for (std::int64_t img = 0; img < t.images; ++img)
+    for (std::int64_t c = 0; c < g.cin; ++c)
+      for (std::int64_t py = 0; py < sh; ++py)
+        for (std::int64_t r = 0; r < t.hq; ++r) {
+          const std::int64_t y = r * sh + py - g.pad_h;
+          const T* row = x + (img * g.cin + c) * in_plane + y * g.w;
+          for (std::int64_t px = 0; px < sw; ++px) {
+            T* out = stack + (c * t.phases + py * sw + px) * block + img * plane + r * t.wq;
+            for (std::int64_t q = 0; q < t.wq; ++q) {
+              const std::int64_t col = q * sw + px - g.pad_w;
+              out[q] = y >= 0 && y < g.h && col >= 0 && col < g.w ? row[col] : T(0);
+            }
+          }
+        }
+  std::fill(stack + g.cin * t.channel, stack + t.stack_size(g.cin), T(0));
+}
+
+#if defined(__AVX512F__)
+/// B panels of the forward's columns built from a phase stack by PermuteTables.
+class PermutedColumns {
+ public:
+  static constexpr int NR = PermuteTables::NR, NV = PermuteTables::NV;
+  PermutedColumns(const Conv2dGeometry& g, const PermuteTables& tables, const float* stack)
+      : t_(tables), stack_(stack), taps_(g.num_taps()) {}
+
+  /// Packs rows [k0, k0 + depth) x columns [j0, j0 + NR) (zero past the last column).
+  void operator()(std::int64_t k0, std::int64_t depth, std::int64_t j0, std::int64_t, float* dst) const {
+    __m512i lanes[NV];
+    __mmask16 live[NV];
+    std::int64_t first[NV];
+    for (int v = 0; v < NV; ++v) {
+      const auto r = static_cast<std::size_t>(j0 / 16 + v);
+      lanes[v] = _mm512_loadu_si512(t_.lanes.data() + r * 16);
+      live[v] = t_.live[r];
+      first[v] = t_.first[r];
+    }
+    std::int64_t c = k0 / taps_, t = k0 % taps_;
+    for (std::int64_t kk = 0; kk < depth; ++kk) {
+      const float* row = stack_ + c * t_.channel + t_.tap_offsets[static_cast<std::size_t>(t)];
+      for (int v = 0; v < NV; ++v) {
+        const __m512 lo = _mm512_loadu_ps(row + first[v]), hi = _mm512_loadu_ps(row + first[v] + 16);
+        _mm512_store_ps(dst + kk * NR + v * 16, _mm512_maskz_permutex2var_ps(live[v], lo, lanes[v], hi));
+      }
+      if (++t == taps_) t = 0, ++c;
+    }
+  }
+
+ private:
+  const PermuteTables& t_;
+  const float* stack_;
+  std::int64_t taps_;
+};
+#endif  // __AVX512F__
 
 /// The input gradient of a strided convolution, one stride phase at a time. The input pixels
 /// (iy, ix) with (iy + pad_h) % sh = ry and (ix + pad_w) % sw = rx are reached only by the taps
