@@ -198,7 +198,8 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
   };
   // Strided forwards with deep enough columns build them by permutes from a phase stack; the
   // 1 x 1 outputs of {17, 8, 4, 4, ..} put 16 images in a register, too far apart for one permute,
-  // and are gathered; {2, 8, 20, 21, ..} has rows wider than a register (the stack's plain fill).
+  // and are gathered; {2, 16, 20, 21, ..} has rows wider than a register (the forward stack's plain
+  // fill, the channel-last stack transposed in two blocks of columns).
   // The last seven take the input gradient by stride phases (8+ input channels, a deep enough
   // product per phase), among them odd extents, stride 3 with dilation, a strided masked kernel
   // whose phases keep different numbers of taps, and two stride-1 "same" convolutions (one phase,
@@ -210,7 +211,7 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
                         Case{4, 8, 11, 12, 64, 5, 2, 2, 1, 2}, Case{2, 16, 6, 6, 32, 2, 2, 0, 1, 0},
                         Case{3, 16, 10, 9, 24, 3, 1, 1, 1, 2}, Case{2, 8, 9, 12, 40, 3, 1, 2, 2, 0},
                         Case{7, 32, 14, 14, 16, 4, 2, 1, 1, 0}, Case{17, 8, 4, 4, 12, 4, 2, 0, 1, 0},
-                        Case{2, 8, 20, 21, 16, 4, 2, 1, 1, 0}}) {
+                        Case{2, 16, 20, 21, 16, 4, 2, 1, 1, 0}}) {
     INFO("n c h w o k s p d mask = " << t.n << " " << t.c << " " << t.h << " " << t.w << " " << t.o << " " << t.k << " "
                                      << t.s << " " << t.p << " " << t.d << " " << t.mask);
     auto g = conv2d_geometry_for(Shape{t.n, t.c, t.h, t.w}, Shape{t.o, t.c, t.k, t.k},
