@@ -198,13 +198,14 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
   };
   // Strided forwards with deep enough columns build them by permutes from a phase stack; the
   // 1 x 1 outputs of {17, 8, 4, 4, ..} put 16 images in a register, too far apart for one permute,
-  // and are gathered; {2, 16, 20, 21, ..} has rows wider than a register (the forward stack's plain
-  // fill, the channel-last stack transposed in two blocks of columns).
+  // and are gathered; {2, 16, 20, 21, ..} has rows wider than a register (the stack's plain fill).
+  // Those and the stride-1 "same" convolutions with 64+ rows of K take the weight gradient from
+  // the phase stack (weight_grad_direct: output channels 9, 16, 80, 64, 24, 40 exercise partial
+  // and several column panels, masked kernels the scattered reduction).
   // The last seven take the input gradient by stride phases (8+ input channels, a deep enough
   // product per phase), among them odd extents, stride 3 with dilation, a strided masked kernel
   // whose phases keep different numbers of taps, and two stride-1 "same" convolutions (one phase,
-  // columns loaded as runs of the image rather than gathered). Those with 16 or 32 input channels
-  // also load the weight gradient's columns from a channel-last phase stack.
+  // columns loaded as runs of the image rather than gathered).
   for (const Case& t : {Case{13, 5, 14, 14, 9, 4, 2, 1, 1, 0}, Case{3, 2, 9, 11, 4, 7, 1, 3, 1, 1},
                         Case{2, 6, 12, 10, 5, 3, 1, 1, 1, 2}, Case{5, 3, 7, 7, 17, 3, 2, 0, 1, 0},
                         Case{9, 8, 14, 13, 16, 4, 2, 1, 1, 0}, Case{3, 9, 17, 16, 80, 3, 3, 1, 2, 0},

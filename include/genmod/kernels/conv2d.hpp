@@ -319,85 +319,36 @@ inline std::int64_t batch_chunks(const Conv2dGeometry& g) {
   return std::min<std::int64_t>(get_num_threads(), g.n);
 }
 
-/// The images [images, Cin, H, W] at x, zero-padded, split into stride phases and stored
-/// channel-last: stack[((phase * images + img) * hq * wq + r * wq + q) * Cin + c] = padded pixel
-/// (r sh + py, q sw + px) of channel c (phase = py sw + px). A weight-gradient column register of
-/// 16 channels at one tap and pixel is then one load (ChannelLastColumns).
-template <class T>
-const T* channel_last_phases(const Conv2dGeometry& g, const T* x, std::int64_t images, Tensor<T>& stack) {
-  const PhaseLayout L = phase_layout(g);
-  const std::int64_t plane = L.plane(), phases = L.sh * L.sw, in_plane = g.h * g.w;
-  // 16 spare elements: the last register of a row may be read whole (masked lanes are not).
-  const std::int64_t size = phases * images * plane * g.cin + 16;
-  if (!stack.defined() || stack.numel() < size) stack = Tensor<T>(Shape{size});
-  T* buf = stack.data();
-#if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>) {
-    if (g.cin % 16 == 0) {
-      // 16 channels x 16 columns of an input row at a time, transposed in registers: each column
-      // becomes one store of 16 channels (where element by element it was 16 strided reads).
-      for (std::int64_t img = 0; img < images; ++img)
-        for (std::int64_t c0 = 0; c0 < g.cin; c0 += 16)
-          for (std::int64_t y = 0; y < g.h; ++y) {
-            const std::int64_t Y = y + g.pad_h, py = Y % L.sh, r = Y / L.sh;
-            for (std::int64_t x0 = 0; x0 < g.w; x0 += 16) {
-              const auto cols = static_cast<__mmask16>((1u << std::min<std::int64_t>(16, g.w - x0)) - 1u);
-              __m512 v[16];
-              for (int i = 0; i < 16; ++i)
-                v[i] = _mm512_maskz_loadu_ps(cols, x + ((img * g.cin + c0 + i) * g.h + y) * g.w + x0);
-              tile::transpose_16x16(v);
-              for (std::int64_t j = 0; j < 16 && x0 + j < g.w; ++j) {
-                const std::int64_t X = x0 + j + g.pad_w, phase = py * L.sw + X % L.sw;
-                _mm512_storeu_ps(buf + ((phase * images + img) * plane + r * L.wq + X / L.sw) * g.cin + c0,
-                                 v[static_cast<std::size_t>(j)]);
-              }
-            }
-          }
-      // The padding: phase pixels whose padded position lies outside the image.
-      for (std::int64_t phase = 0; phase < phases; ++phase)
-        for (std::int64_t r = 0; r < L.hq; ++r)
-          for (std::int64_t q = 0; q < L.wq; ++q) {
-            const std::int64_t y = r * L.sh + phase / L.sw - g.pad_h, xx = q * L.sw + phase % L.sw - g.pad_w;
-            if (y >= 0 && y < g.h && xx >= 0 && xx < g.w) continue;
-            for (std::int64_t img = 0; img < images; ++img)
-              std::fill_n(buf + ((phase * images + img) * plane + r * L.wq + q) * g.cin, g.cin, T(0));
-          }
-      std::fill(buf + size - 16, buf + size, T(0));
-      return buf;
-    }
-  }
-#endif
-  std::fill(buf, buf + size, T(0));
-  for_each_phase_run(g, L, [&](std::int64_t src, std::int64_t dst, std::int64_t n) {
-    const std::int64_t phase = dst / plane, inner = dst % plane;
-    for (std::int64_t img = 0; img < images; ++img) {
-      T* row = buf + ((phase * images + img) * plane + inner) * g.cin;
-      for (std::int64_t q = 0; q < n; ++q) {
-        const T* px = x + img * g.cin * in_plane + src + q * L.sw;
-        T* out = row + q * g.cin;
-        for (std::int64_t c = 0; c < g.cin; ++c) out[c] = px[c * in_plane];
-      }
-    }
-  });
-  return buf;
-}
-
 /// Sums the per-chunk weight-gradient blocks of `partial` [chunks, Cout, K] in chunk order and
 /// returns the weight gradient in the weight's layout (zero at masked taps).
 template <class T>
 Tensor<T> reduce_weight_partials(const Conv2dGeometry& g, Tensor<T>& partial) {
   const std::int64_t K = g.k(), chunks = partial.dim(0);
   for (std::int64_t c = 1; c < chunks; ++c) axpy(T(1), partial.data() + c * g.cout * K, partial.data(), g.cout * K);
-  // Columns tap-major (t * Cin + c) where the weight gradient loaded its columns channel-last.
-  const bool tap_major = weight_grad_channel_last<T>(g);
+  // The block transposed ([K, Cout]) where the weight gradient multiplied straight from the
+  // phase stack (weight_grad_direct_group).
+  if (weight_grad_direct<T>(g)) {
+    Tensor<T> dw = zeros<T>(g.weight_shape());
+    const std::int64_t nt = g.num_taps(), kk = g.kh * g.kw;
+    if (!g.masked()) {
+      for (std::int64_t k0 = 0; k0 < K; k0 += 16)  // dw [Cout, K] = partial [K, Cout]^T
+        tile::transpose_rows(partial.data() + k0 * g.cout, g.cout, static_cast<int>(std::min<std::int64_t>(16, K - k0)),
+                             g.cout, dw.data() + k0, K);
+      return dw;
+    }
+    for (std::int64_t k = 0; k < K; ++k) {
+      const std::int64_t at = (k / nt) * kk + g.tap(k % nt);
+      for (std::int64_t o = 0; o < g.cout; ++o) dw[o * g.cin * kk + at] = partial[k * g.cout + o];
+    }
+    return dw;
+  }
   // The reduced sum sits in the first block of `partial`: return it as a view, no copy.
-  if (!g.masked() && !tap_major) return partial.rows(0, 1).reshape(g.weight_shape());
+  if (!g.masked()) return partial.rows(0, 1).reshape(g.weight_shape());
   Tensor<T> dw = zeros<T>(g.weight_shape());
   const std::int64_t nt = g.num_taps(), kk = g.kh * g.kw;
   for (std::int64_t o = 0; o < g.cout; ++o)
     for (std::int64_t ci = 0; ci < g.cin; ++ci)
-      for (std::int64_t t = 0; t < nt; ++t)
-        dw[(o * g.cin + ci) * kk + g.tap(t)] = partial[o * K + (tap_major ? t * g.cin + ci : ci * nt + t)];
+      for (std::int64_t t = 0; t < nt; ++t) dw[(o * g.cin + ci) * kk + g.tap(t)] = partial[o * K + ci * nt + t];
   return dw;
 }
 
@@ -488,31 +439,26 @@ const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x
 }
 
 /// dw [Cout, K] += G cols^T for the output gradients gy of `images` consecutive images starting
-/// at image i of x (interleaved into scratch.out first when there are several); cols^T gathered
-/// from the images or packed from the column matrix, as in forward_group (`cols`: that matrix if
-/// already built for these images, else null).
+/// at image i of x: straight from the images' phase stack where conv2d_gather.hpp can (dw is then
+/// [K, Cout], see weight_grad_direct), else G (interleaved into scratch.out when there are several
+/// images) times the packed column matrix (`cols`: that matrix if already built for these images,
+/// else null).
 template <class T>
 void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::int64_t i, std::int64_t images,
                        const ConvScratch<T>& scratch, T* dw, const T* cols = nullptr) {
   const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
-  if (images > 1) {
-    interleave_images(gy, scratch.out, images, g.cout, HW);
-    gy = scratch.out;
-  }
 #if defined(__AVX512F__)
   if constexpr (kGatherColumns<T>) {
-    if (weight_grad_channel_last<T>(g)) {
-      thread_local Tensor<T> stack_store;
-      const T* stack = channel_last_phases(g, x + i * g.cin * g.h * g.w, images, stack_store);
-      gemm_serial_with<T>(false, g.cout, K, ld, T(1), gy, ld, ChannelLastColumns(g, stack, images), dw, K);
-      return;
-    }
-    if (gather_weight_grad_columns<T>(g, images)) {
-      gemm_serial_with<T>(false, g.cout, K, ld, T(1), gy, ld, WeightGradColumns(g, x + i * g.cin * g.h * g.w), dw, K);
+    if (weight_grad_direct<T>(g)) {
+      weight_grad_direct_group(g, x + i * g.cin * g.h * g.w, gy, images, dw);
       return;
     }
   }
 #endif
+  if (images > 1) {
+    interleave_images(gy, scratch.out, images, g.cout, HW);
+    gy = scratch.out;
+  }
   if (cols == nullptr) cols = columns_of(g, x, i, images, scratch);
   gemm<T>(false, true, g.cout, K, ld, T(1), gy, ld, cols, ld, T(1), dw, K);
 }

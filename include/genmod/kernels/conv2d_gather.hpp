@@ -10,14 +10,16 @@
 /// there is the pixel's offset plus the tap's, so one register of 16 columns is a masked gather
 /// whose lanes outside the image (the padding) are masked off and read as zero.
 ///
-///   forward       B = cols (K x pixels):   a panel is 16-pixel registers; per row (c, t) one
-///                 gather per register at the channel, indices = pixel offsets + tap offset
-///   weight grad   B = cols^T (pixels x K): a panel is 16-row registers; per pixel one gather per
-///                 register, indices = row offsets + pixel offset
+///   forward       B = cols (K x pixels), a panel of 16-pixel registers. Strided: two loads and
+///                 one permute per register from a zero-padded phase stack (PermuteTables);
+///                 stride 1 with "same" width: masked loads of image runs (gathers where a
+///                 register's columns do not run consecutively)
+///   weight grad   dW^T = cols G^T with cols never packed: its elements are broadcast straight
+///                 from the phase stack, and only G^T is packed (weight_grad_direct_group)
 ///   input grad    by stride phases (InputGradPhase): each phase of dX is a stride-1 product of
-///                 the output gradient, its columns gathered the same way (and, as they run
-///                 consecutively within an image, mostly by masked loads), written once: no
-///                 column matrix and no scatter-add
+///                 the output gradient, its columns loaded from runs of it (two masked loads for a
+///                 register across two images), written once: no column matrix and no
+///                 scatter-add
 ///
 /// Available where the target has AVX-512 gathers, for float (the training type); elsewhere, and
 /// for double, the explicit path in conv2d.hpp runs (the double gradient checks therefore test the
@@ -56,27 +58,6 @@ bool gather_columns(const Conv2dGeometry& g, std::int64_t images) {
     const double extent = static_cast<double>(images) * static_cast<double>(g.cin * g.h * g.w);
     const bool strided = g.stride_h > 1 || g.stride_w > 1;
     return (strided || g.wo == g.w) && !g.pointwise() && g.k() >= 64 && extent < 1e9;
-  }
-}
-
-/// Whether the weight gradient gathers cols^T: strided convolutions only (a register there spans
-/// 16 (channel, tap) rows, never a run, and a stride-1 im2col is cheap).
-template <class T>
-bool gather_weight_grad_columns(const Conv2dGeometry& g, std::int64_t images) {
-  return (g.stride_h > 1 || g.stride_w > 1) && gather_columns<T>(g, images);
-}
-
-/// Whether the weight gradient loads its cols^T panels from a channel-last phase stack
-/// (ChannelLastColumns) rather than gathering them: where the columns are ordered tap-major
-/// (t * Cin + c), a register of 16 is 16 consecutive channels at one tap and pixel, one load. Needs
-/// whole registers of channels, and the same reach as the gathered paths.
-template <class T>
-bool weight_grad_channel_last(const Conv2dGeometry& g) {
-  if constexpr (!kGatherColumns<T>) {
-    return false;
-  } else {
-    const bool strided = g.stride_h > 1 || g.stride_w > 1;
-    return (strided || g.wo == g.w) && !g.pointwise() && g.cin % 16 == 0 && g.k() >= 64;
   }
 }
 
@@ -265,6 +246,7 @@ struct PermuteTables {
   std::vector<std::int32_t> first;        ///< per register: position of its first column
   std::vector<std::int32_t> lanes;        ///< per register, 16 lanes: position - first (< 32)
   std::vector<std::uint16_t> live;        ///< per register: lanes holding a column
+  std::vector<std::int32_t> positions;    ///< per column: its position pos_j
   bool fits = false;                      ///< every register spans fewer than 32 positions
 
   /// Stack elements, with room past the end for the second load of the last register.
@@ -293,6 +275,9 @@ struct PermuteTables {
       const std::int64_t p = j % hw;
       return (j / hw) * hq * wq + (p / g.wo) * wq + p % g.wo;
     };
+    positions.resize(static_cast<std::size_t>(n));
+    for (std::int64_t j = 0; j < n; ++j)
+      positions[static_cast<std::size_t>(j)] = static_cast<std::int32_t>(position(j));
     for (std::int64_t r = 0; r * 16 < n; ++r) {
       const std::int64_t base = position(r * 16);
       first[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(base);
@@ -365,6 +350,31 @@ void fill_phase_stack(const Conv2dGeometry& g, const PermuteTables& t, const T* 
       std::fill(stack + g.cin * t.channel, stack + t.stack_size(g.cin), T(0));
       return;
     }
+    if (sw == 1) {
+      // Unit stride along rows: each stack row is the input row shifted by the padding, loaded
+      // 16 at a time with the lanes outside the image masked off (not read, stored as zeros).
+      for (std::int64_t img = 0; img < t.images; ++img)
+        for (std::int64_t c = 0; c < g.cin; ++c)
+          for (std::int64_t py = 0; py < sh; ++py)
+            for (std::int64_t r = 0; r < t.hq; ++r) {
+              const std::int64_t y = r * sh + py - g.pad_h;
+              float* out = stack + (c * t.phases + py) * block + img * plane + r * t.wq;
+              const float* row = x + (img * g.cin + c) * in_plane + y * g.w - g.pad_w;  // at q = 0
+              for (std::int64_t q0 = 0; q0 < t.wq; q0 += 16) {
+                std::uint32_t in = 0;
+                for (std::int64_t l = 0; l < 16; ++l) {
+                  const std::int64_t col = q0 + l - g.pad_w;
+                  in |= (y >= 0 && y < g.h && col >= 0 && col < g.w && q0 + l < t.wq) ? 1u << l : 0u;
+                }
+                const auto store = static_cast<__mmask16>((1u << std::min<std::int64_t>(16, t.wq - q0)) - 1u);
+                _mm512_mask_storeu_ps(
+                    out + q0, store,
+                    in != 0 ? _mm512_maskz_loadu_ps(static_cast<__mmask16>(in), row + q0) : _mm512_setzero_ps());
+              }
+            }
+      std::fill(stack + g.cin * t.channel, stack + t.stack_size(g.cin), T(0));
+      return;
+    }
   }
 #endif
   for (std::int64_t img = 0; img < t.images; ++img)
@@ -419,6 +429,105 @@ class PermutedColumns {
   const float* stack_;
   std::int64_t taps_;
 };
+#endif  // __AVX512F__
+
+/// Whether the weight gradient of g multiplies straight from the phase stack
+/// (weight_grad_direct_group): the geometries whose forward reads its columns from the images. A
+/// decision on the geometry alone, as the layout of the partial sums depends on it
+/// (reduce_weight_partials).
+template <class T>
+bool weight_grad_direct(const Conv2dGeometry& g) {
+  if constexpr (!kGatherColumns<T>) {
+    return false;
+  } else {
+    const bool strided = g.stride_h > 1 || g.stride_w > 1;
+    return (strided || g.wo == g.w) && !g.pointwise() && g.k() >= 64;
+  }
+}
+
+#if defined(__AVX512F__)
+/// C[nrows x 16 NV] += A B, where A's row i at depth kk is the single element rows[i][pos[kk]]
+/// (broadcast from wherever it lies: A is never packed) and B is a depth-major panel 16 NV wide.
+/// Only `vectors` registers of columns are stored, the last under the mask `last`.
+template <int MR, int NV>
+inline void multiply_direct_tile(std::int64_t depth, const float* const* rows, const std::int32_t* pos, const float* b,
+                                 float* c, std::int64_t ldc, int nrows, int vectors, __mmask16 last) {
+  __m512 acc[MR][NV];
+  const float* r[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    r[i] = rows[i];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+#pragma GCC unroll 2
+  for (std::int64_t kk = 0; kk < depth; ++kk) {
+    const std::int64_t p = pos[kk];
+    __m512 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + (kk * NV + v) * 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(r[i][p]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, bv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < nrows; ++i)
+    for (int v = 0; v < vectors; ++v) {
+      const __mmask16 m = v == vectors - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      float* ci = c + i * ldc + v * 16;
+      _mm512_mask_storeu_ps(ci, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, ci), acc[i][v]));
+    }
+}
+
+/// dW^T [K x Cout] += cols G^T for the `images` images at x [images, Cin, H, W] with output
+/// gradients gy [images, Cout, Ho, Wo]. The column matrix is neither formed nor packed: its row
+/// (channel c, tap t) is the phase stack at c * channel + the tap's offset, read at each pixel's
+/// position by broadcasts. Only G^T is packed (64 output channels by a block of pixels), and each
+/// of its elements then serves all K rows, where with cols^T as the packed operand each served
+/// only Cout.
+inline void weight_grad_direct_group(const Conv2dGeometry& g, const float* x, const float* gy, std::int64_t images,
+                                     float* dwt) {
+  constexpr int MR = 6, NV = 4, NRD = NV * 16;
+  constexpr std::int64_t KC = 128;
+  const PermuteTables& t = PermuteTables::of(g, images);
+  thread_local Tensor<float> stack_store;
+  if (!stack_store.defined() || stack_store.numel() < t.stack_size(g.cin))
+    stack_store = Tensor<float>(Shape{t.stack_size(g.cin)});
+  const float* stack = stack_store.data();
+  fill_phase_stack(g, t, x, stack_store.data());
+  float* panel = tile::panel_scratch<float, 0>(KC * NRD);
+  const std::int64_t hw = g.hw_out(), n = images * hw, K = g.k(), nt = g.num_taps(), cout = g.cout;
+  for (std::int64_t p0 = 0; p0 < n; p0 += KC) {
+    const std::int64_t depth = std::min(KC, n - p0);
+    for (std::int64_t j0 = 0; j0 < cout; j0 += NRD) {
+      const std::int64_t cols = std::min<std::int64_t>(NRD, cout - j0);
+      // panel[kk * NRD + o] = G[image of p][j0 + o][pixel of p] for p = p0 + kk; zero past Cout.
+      for (std::int64_t p = p0; p < p0 + depth;) {
+        const std::int64_t img = p / hw, pix = p % hw, run = std::min(hw - pix, p0 + depth - p);
+        for (std::int64_t o = 0; o < cols; o += 16)
+          tile::transpose_rows(gy + (img * cout + j0 + o) * hw + pix, hw,
+                               static_cast<int>(std::min<std::int64_t>(16, cols - o)), run, panel + (p - p0) * NRD + o,
+                               NRD);
+        p += run;
+      }
+      if (cols < NRD)
+        for (std::int64_t kk = 0; kk < depth; ++kk) std::fill(panel + kk * NRD + cols, panel + (kk + 1) * NRD, 0.0f);
+      const int vectors = static_cast<int>((cols + 15) / 16);
+      const auto last = static_cast<__mmask16>((1u << (cols - (vectors - 1) * 16)) - 1u);
+      for (std::int64_t i0 = 0; i0 < K; i0 += MR) {
+        const float* rows[MR];
+        for (int i = 0; i < MR; ++i) {
+          const std::int64_t k = std::min(i0 + i, K - 1);  // rows past K repeat the last (not stored)
+          rows[i] = stack + (k / nt) * t.channel + t.tap_offsets[static_cast<std::size_t>(k % nt)];
+        }
+        multiply_direct_tile<MR, NV>(depth, rows, t.positions.data() + p0, panel, dwt + i0 * cout + j0, cout,
+                                     static_cast<int>(std::min<std::int64_t>(MR, K - i0)), vectors, last);
+      }
+    }
+  }
+}
 #endif  // __AVX512F__
 
 /// The input gradient of a strided convolution, one stride phase at a time. The input pixels
@@ -516,122 +625,5 @@ bool gather_input_grad(const Conv2dGeometry& g, std::int64_t images) {
            extent < 1e9;
   }
 }
-
-#if defined(__AVX512F__)
-
-/// The weight gradient's B panels, cols^T, for `images` images from x: row (depth) p of the
-/// product is image p / HW, output pixel p % HW; column k is channel k / T, kept tap k % T.
-class WeightGradColumns {
- public:
-  static constexpr int NR = tile::Tile<float>::nr, NV = tile::Tile<float>::vectors;
-
-  WeightGradColumns(const Conv2dGeometry& g, const float* x) : g_(g), x_(x) {
-    const Tables& tables = cached_tables<Tables>(g, 0, [&](Tables& t) { t.build(g); });
-    offsets_ = tables.offsets.data();
-    row_masks_ = tables.rows.data();
-    col_masks_ = tables.cols.data();
-  }
-
-  /// Packs pixels [p0, p0 + depth) x columns [j0, j0 + NR) (zero past the last column).
-  void operator()(std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t, float* dst) const {
-    const std::int64_t hw = g_.hw_out(), in_size = g_.cin * g_.h * g_.w, panel = j0 / NR;
-    __m512i rows[NV];
-    for (int v = 0; v < NV; ++v) rows[v] = _mm512_loadu_si512(offsets_ + j0 + v * 16);
-    std::int64_t img = p0 / hw, oy = (p0 % hw) / g_.wo, ox = (p0 % hw) % g_.wo;
-    for (std::int64_t pp = 0; pp < depth; ++pp) {
-      const __m512i shift =
-          _mm512_set1_epi32(static_cast<std::int32_t>(img * in_size + oy * g_.stride_h * g_.w + ox * g_.stride_w));
-      const std::uint16_t* rm = row_masks_ + (panel * g_.ho + oy) * NV;
-      const std::uint16_t* cm = col_masks_ + (panel * g_.wo + ox) * NV;
-      for (int v = 0; v < NV; ++v) {
-        const auto mask = static_cast<__mmask16>(rm[v] & cm[v]);
-        const __m512 r = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, _mm512_add_epi32(rows[v], shift), x_, 4);
-        _mm512_store_ps(dst + pp * NR + v * 16, r);
-      }
-      if (++ox == g_.wo) {
-        ox = 0;
-        if (++oy == g_.ho) oy = 0, ++img;
-      }
-    }
-  }
-
- private:
-  struct Tables {
-    std::vector<std::int32_t> offsets;      // per column of K: channel and tap offset
-    std::vector<std::uint16_t> rows, cols;  // per panel, output row (column) and register: taps inside
-
-    void build(const Conv2dGeometry& g) {
-      const std::int64_t K = g.k(), panels = (K + NR - 1) / NR, nt = g.num_taps(), plane = g.h * g.w;
-      offsets.assign(static_cast<std::size_t>(panels * NR), 0);
-      rows.assign(static_cast<std::size_t>(panels * g.ho * NV), 0);
-      cols.assign(static_cast<std::size_t>(panels * g.wo * NV), 0);
-      for (std::int64_t k = 0; k < K; ++k) {
-        const TapReach r = tap_reach(g, k % nt);
-        offsets[static_cast<std::size_t>(k)] = static_cast<std::int32_t>((k / nt) * plane + r.offset(g));
-        const std::int64_t panel = k / NR, v = (k % NR) / 16;
-        const auto bit = static_cast<std::uint16_t>(1u << (k % 16));
-        for (std::int64_t oy = 0; oy < g.ho; ++oy)
-          if (r.row_inside(g, oy)) rows[static_cast<std::size_t>((panel * g.ho + oy) * NV + v)] |= bit;
-        for (std::int64_t ox = 0; ox < g.wo; ++ox)
-          if (r.col_inside(g, ox)) cols[static_cast<std::size_t>((panel * g.wo + ox) * NV + v)] |= bit;
-      }
-    }
-  };
-
-  const Conv2dGeometry& g_;
-  const float* x_;
-  const std::int32_t* offsets_;
-  const std::uint16_t* row_masks_;
-  const std::uint16_t* col_masks_;
-};
-
-/// The weight gradient's B panels, cols^T with tap-major columns (k = t * Cin + c), loaded from
-/// a channel-last phase stack (conv2d.hpp, channel_last_phases) of `images` images: row (depth)
-/// p is image p / HW, output pixel p % HW.
-class ChannelLastColumns {
- public:
-  static constexpr int NR = tile::Tile<float>::nr, NV = tile::Tile<float>::vectors;
-
-  ChannelLastColumns(const Conv2dGeometry& g, const float* stack, std::int64_t images)
-      : g_(g), stack_(stack), images_(images) {
-    const std::int64_t sh = g.stride_h, sw = g.stride_w;
-    hq_ = (g.h + 2 * g.pad_h + sh - 1) / sh;
-    wq_ = (g.w + 2 * g.pad_w + sw - 1) / sw;
-  }
-
-  /// Packs pixels [p0, p0 + depth) x columns [j0, j0 + NR) (zero past the last column).
-  void operator()(std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols, float* dst) const {
-    const std::int64_t hw = g_.hw_out(), plane = hq_ * wq_, cin = g_.cin;
-    // Per register: its tap's phase plane and row / column shift, and its first channel.
-    std::int64_t base[NV];
-    bool live[NV];
-    for (int v = 0; v < NV; ++v) {
-      const std::int64_t k = j0 + v * 16;
-      live[v] = v * 16 < cols;
-      if (!live[v]) continue;
-      const std::int64_t tap = g_.tap(k / cin), dy = (tap / g_.kw) * g_.dil_h, dx = (tap % g_.kw) * g_.dil_w;
-      const std::int64_t phase = (dy % g_.stride_h) * g_.stride_w + dx % g_.stride_w;
-      base[v] = (phase * images_ * plane + (dy / g_.stride_h) * wq_ + dx / g_.stride_w) * cin + k % cin;
-    }
-    std::int64_t img = p0 / hw, oy = (p0 % hw) / g_.wo, ox = (p0 % hw) % g_.wo;
-    for (std::int64_t pp = 0; pp < depth; ++pp) {
-      const std::int64_t pixel = ((img * plane) + oy * wq_ + ox) * cin;
-      for (int v = 0; v < NV; ++v)
-        _mm512_store_ps(dst + pp * NR + v * 16,
-                        live[v] ? _mm512_loadu_ps(stack_ + base[v] + pixel) : _mm512_setzero_ps());
-      if (++ox == g_.wo) {
-        ox = 0;
-        if (++oy == g_.ho) oy = 0, ++img;
-      }
-    }
-  }
-
- private:
-  const Conv2dGeometry& g_;
-  const float* stack_;
-  std::int64_t images_, hq_ = 0, wq_ = 0;
-};
-
-#endif  // __AVX512F__
 
 }  // namespace genmod::kernels::detail
