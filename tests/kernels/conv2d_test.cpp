@@ -196,12 +196,13 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
     std::int64_t n, c, h, w, o, k, s, p, d;
     int mask;  // 0 dense, 1 type A, 2 type B
   };
-  // Strided forwards with deep enough columns build them by permutes from a phase stack; the
-  // 1 x 1 outputs of {17, 8, 4, 4, ..} put 16 images in a register, too far apart for one permute,
-  // and are gathered; {2, 16, 20, 21, ..} has rows wider than a register (the stack's plain fill).
-  // Those and the stride-1 "same" convolutions with 64+ rows of K take the weight gradient from
-  // the phase stack (weight_grad_direct: output channels 9, 16, 80, 64, 24, 40 exercise partial
-  // and several column panels, masked kernels the scattered reduction).
+  // Strided convolutions with 64+ rows of K and 32+ output channels multiply straight from a
+  // zero-padded phase stack, forward and weight gradient (direct_from_stack; 80, 64, 32 output
+  // channels: two, one and a partial column panel, a masked kernel the scattered reduction), as
+  // does the weight gradient of the stride-1 "same" one with 40 output channels. With fewer output
+  // channels, strided forwards build their columns by permutes from the stack; the 1 x 1 outputs
+  // of {17, 8, 4, 4, ..} put 16 images in a register, too far apart for one permute, and are
+  // gathered; {2, 16, 20, 21, ..} has rows wider than a register (the stack's plain fill).
   // The last seven take the input gradient by stride phases (8+ input channels, a deep enough
   // product per phase), among them odd extents, stride 3 with dilation, a strided masked kernel
   // whose phases keep different numbers of taps, and two stride-1 "same" convolutions (one phase,
@@ -230,6 +231,7 @@ TEST_CASE("Float gathered columns and phases agree with double ones: masks, bias
     const bool permuted = kernels::detail::permute_columns<float>(g, group);
     if (t.c == 5 || t.c == 32 || t.w == 21) CHECK(permuted);
     if (t.h == 4) CHECK((!permuted && kernels::detail::gather_columns<float>(g, group)));
+    if (t.s > 1 && t.o >= 32) CHECK(kernels::detail::forward_direct<float>(g));
 #endif
     const auto x = rnd(g.input_shape(), 31), w = rnd(g.weight_shape(), 32), gy = rnd(g.output_shape(), 33);
     const auto b = rnd(Shape{t.o}, 34);

@@ -263,6 +263,19 @@ PackedA<T> packed_weight_panels(const Conv2dGeometry& g, const Tensor<T>& w, boo
                     : PackedA<T>(false, g.cout, g.k(), wp.data(), g.k());
 }
 
+/// W^T [K, Cout] in panels of 64 output channels, depth-major (panel j: [K, 64], zero past
+/// Cout): the B operand of the direct forward (forward_direct_group), packed once per call.
+template <class T>
+Tensor<T> direct_weight_panels(const Conv2dGeometry& g, const Tensor<T>& w) {
+  constexpr std::int64_t NRD = 64;
+  const Tensor<T> wp = packed_weight(g, w);
+  const std::int64_t K = g.k(), panels = (g.cout + NRD - 1) / NRD;
+  Tensor<T> wt = zeros<T>(Shape{panels * K * NRD});
+  for (std::int64_t o = 0; o < g.cout; ++o)
+    for (std::int64_t k = 0; k < K; ++k) wt[((o / NRD) * K + k) * NRD + o % NRD] = wp[o * K + k];
+  return wt;
+}
+
 /// Images per GEMM: enough that the GEMM's N dimension (images x output pixels) reaches about 256
 /// columns, where a small output (7x7 = 49 pixels) alone would leave the kernel starved of work
 /// and re-pack the weight for every image. Pointwise convolutions read the image in place and stay
@@ -399,8 +412,18 @@ const T* columns_of(const Conv2dGeometry& g, const T* x, std::int64_t i, std::in
 /// so the fused pass does not build it again for the weight gradient.
 template <class T>
 const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, std::int64_t i, std::int64_t images,
-                       const Tensor<T>& bias, T* y, const ConvScratch<T>& scratch) {
+                       const Tensor<T>& bias, T* y, const ConvScratch<T>& scratch,
+                       [[maybe_unused]] const Tensor<T>& wt = Tensor<T>()) {
   const std::int64_t HW = g.hw_out(), ld = images * HW;
+#if defined(__AVX512F__)
+  if constexpr (kGatherColumns<T>) {
+    if (wt.defined()) {  // forward_direct(g)
+      forward_direct_group(g, wt.data(), x + i * g.cin * g.h * g.w, images, bias.defined() ? bias.data() : nullptr, y,
+                           scratch.out);
+      return nullptr;
+    }
+  }
+#endif
   T* dst = images == 1 ? y : scratch.out;
   for (std::int64_t o = 0; o < g.cout; ++o)
     std::fill(dst + o * ld, dst + (o + 1) * ld, images == 1 && bias.defined() ? bias[o] : T(0));
@@ -585,11 +608,13 @@ bool input_grad_by_phases(const Conv2dGeometry& g, const Tensor<T>& grad_out, co
 template <class T>
 Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias) {
   Tensor<T> y(g.output_shape());
-  const PackedA<T> wp = detail::packed_weight_panels(g, w, false);
+  const bool direct = detail::forward_direct<T>(g);
+  const PackedA<T> wp = direct ? PackedA<T>() : detail::packed_weight_panels(g, w, false);
+  const Tensor<T> wt = direct ? detail::direct_weight_panels(g, w) : Tensor<T>();
   const std::int64_t out_size = g.cout * g.hw_out();
   detail::for_each_image_group<T>(
       g, detail::batch_chunks(g), [&](std::int64_t, std::int64_t i, std::int64_t n, const auto& scratch) {
-        detail::forward_group(g, wp, x.data(), i, n, bias, y.data() + i * out_size, scratch);
+        detail::forward_group(g, wp, x.data(), i, n, bias, y.data() + i * out_size, scratch, wt);
       });
   return y;
 }
@@ -642,12 +667,14 @@ template <class T>
 std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x,
                                                                const Tensor<T>& w, const Tensor<T>& grad_out) {
   Tensor<T> y(g.output_shape());
-  const PackedA<T> wp = detail::packed_weight_panels(g, w, false);
+  const bool direct = detail::forward_direct<T>(g);
+  const PackedA<T> wp = direct ? PackedA<T>() : detail::packed_weight_panels(g, w, false);
+  const Tensor<T> wt = direct ? detail::direct_weight_panels(g, w) : Tensor<T>();
   const std::int64_t K = g.k(), out_size = g.cout * g.hw_out(), chunks = detail::batch_chunks(g);
   Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
   detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
     // The forward's grouped result passes through scratch.out before the gradients use it.
-    const T* cols = detail::forward_group(g, wp, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch);
+    const T* cols = detail::forward_group(g, wp, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch, wt);
     detail::weight_grad_group(g, x.data(), grad_out.data() + i * out_size, i, n, scratch,
                               partial.data() + c * g.cout * K, cols);
   });

@@ -247,6 +247,7 @@ struct PermuteTables {
   std::vector<std::int32_t> lanes;        ///< per register, 16 lanes: position - first (< 32)
   std::vector<std::uint16_t> live;        ///< per register: lanes holding a column
   std::vector<std::int32_t> positions;    ///< per column: its position pos_j
+  std::vector<std::int32_t> row_offsets;  ///< per row k = (c, t) of K: c * channel + the tap's offset
   bool fits = false;                      ///< every register spans fewer than 32 positions
 
   /// Stack elements, with room past the end for the second load of the last register.
@@ -271,6 +272,10 @@ struct PermuteTables {
     lanes.assign(static_cast<std::size_t>(registers * 16), 0);
     live.assign(static_cast<std::size_t>(registers), 0);
     fits = channel < (std::int64_t{1} << 30);
+    row_offsets.resize(static_cast<std::size_t>(g.k()));
+    for (std::int64_t k = 0; k < g.k(); ++k)
+      row_offsets[static_cast<std::size_t>(k)] =
+          static_cast<std::int32_t>((k / nt) * channel + tap_offsets[static_cast<std::size_t>(k % nt)]);
     const auto position = [&](std::int64_t j) {
       const std::int64_t p = j % hw;
       return (j / hw) * hq * wq + (p / g.wo) * wq + p % g.wo;
@@ -431,18 +436,41 @@ class PermutedColumns {
 };
 #endif  // __AVX512F__
 
-/// Whether the weight gradient of g multiplies straight from the phase stack
-/// (weight_grad_direct_group): the geometries whose forward reads its columns from the images. A
-/// decision on the geometry alone, as the layout of the partial sums depends on it
-/// (reduce_weight_partials).
+/// Whether the convolution passes of g multiply straight from the phase stack (the forward by
+/// forward_direct_group, the weight gradient by weight_grad_direct_group): the geometries whose
+/// columns the gathered path would read from the images, with output channels enough for the
+/// 64-wide tile, and a stack whose offsets fit 32 bits. A decision on the geometry alone, as the
+/// layout of the weight gradient's partial sums depends on it (reduce_weight_partials).
 template <class T>
-bool weight_grad_direct(const Conv2dGeometry& g) {
+bool direct_from_stack(const Conv2dGeometry& g) {
   if constexpr (!kGatherColumns<T>) {
     return false;
   } else {
     const bool strided = g.stride_h > 1 || g.stride_w > 1;
-    return (strided || g.wo == g.w) && !g.pointwise() && g.k() >= 64;
+    const double hq = static_cast<double>((g.h + 2 * g.pad_h + g.stride_h - 1) / g.stride_h),
+                 wq = static_cast<double>((g.w + 2 * g.pad_w + g.stride_w - 1) / g.stride_w);
+    const double stack = static_cast<double>(g.cin * g.stride_h * g.stride_w) * 16.0 * hq * wq;  // <= 16 images
+    return (strided || g.wo == g.w) && !g.pointwise() && g.k() >= 64 && g.cout >= 32 && stack < 1e9;
   }
+}
+template <class T>
+bool weight_grad_direct(const Conv2dGeometry& g) {
+  return direct_from_stack<T>(g);
+}
+/// The forward only where strided: a stride-1 "same" convolution loads its columns as runs of
+/// the image itself (GatheredColumns), where the stack would be one more copy (measured 7 % slower
+/// on PixelCNN's masked 3 x 3).
+template <class T>
+bool forward_direct(const Conv2dGeometry& g) {
+  return (g.stride_h > 1 || g.stride_w > 1) && direct_from_stack<T>(g);
+}
+
+/// Fills the phase stack of `images` images at x into this thread's buffer and returns it.
+inline const float* filled_phase_stack(const Conv2dGeometry& g, const PermuteTables& t, const float* x) {
+  thread_local Tensor<float> store;
+  if (!store.defined() || store.numel() < t.stack_size(g.cin)) store = Tensor<float>(Shape{t.stack_size(g.cin)});
+  fill_phase_stack(g, t, x, store.data());
+  return store.data();
 }
 
 #if defined(__AVX512F__)
@@ -492,11 +520,7 @@ inline void weight_grad_direct_group(const Conv2dGeometry& g, const float* x, co
   constexpr int MR = 6, NV = 4, NRD = NV * 16;
   constexpr std::int64_t KC = 128;
   const PermuteTables& t = PermuteTables::of(g, images);
-  thread_local Tensor<float> stack_store;
-  if (!stack_store.defined() || stack_store.numel() < t.stack_size(g.cin))
-    stack_store = Tensor<float>(Shape{t.stack_size(g.cin)});
-  const float* stack = stack_store.data();
-  fill_phase_stack(g, t, x, stack_store.data());
+  const float* stack = filled_phase_stack(g, t, x);
   float* panel = tile::panel_scratch<float, 0>(KC * NRD);
   const std::int64_t hw = g.hw_out(), n = images * hw, K = g.k(), nt = g.num_taps(), cout = g.cout;
   for (std::int64_t p0 = 0; p0 < n; p0 += KC) {
@@ -527,6 +551,41 @@ inline void weight_grad_direct_group(const Conv2dGeometry& g, const float* x, co
       }
     }
   }
+}
+
+/// y = W cols (+ bias) for the `images` images at x (where forward_direct), as Y^T [pixels x Cout] = cols^T W^T: row i
+/// of cols^T (a pixel) is broadcast from the phase stack at the pixel's position plus each row
+/// offset of K, so neither operand is packed per call but W^T, once (wt: direct_weight_panels).
+/// Y^T is built in yt (images x HW x Cout) and transposed into y [images, Cout, Ho, Wo].
+inline void forward_direct_group(const Conv2dGeometry& g, const float* wt, const float* x, std::int64_t images,
+                                 const float* bias, float* y, float* yt) {
+  constexpr int MR = 6, NV = 4, NRD = NV * 16;
+  constexpr std::int64_t KC = 128;
+  const PermuteTables& t = PermuteTables::of(g, images);
+  const float* stack = filled_phase_stack(g, t, x);
+  const std::int64_t hw = g.hw_out(), n = images * hw, K = g.k(), cout = g.cout;
+  for (std::int64_t p = 0; p < n; ++p)
+    for (std::int64_t o = 0; o < cout; ++o) yt[p * cout + o] = bias != nullptr ? bias[o] : 0.0f;
+  for (std::int64_t k0 = 0; k0 < K; k0 += KC) {
+    const std::int64_t depth = std::min(KC, K - k0);
+    for (std::int64_t j0 = 0; j0 < cout; j0 += NRD) {
+      const std::int64_t cols = std::min<std::int64_t>(NRD, cout - j0);
+      const int vectors = static_cast<int>((cols + 15) / 16);
+      const auto last = static_cast<__mmask16>((1u << (cols - (vectors - 1) * 16)) - 1u);
+      const float* panel = wt + ((j0 / NRD) * K + k0) * NRD;
+      for (std::int64_t i0 = 0; i0 < n; i0 += MR) {
+        const float* rows[MR];
+        for (int i = 0; i < MR; ++i)  // pixels past n repeat the last (not stored)
+          rows[i] = stack + t.positions[static_cast<std::size_t>(std::min(i0 + i, n - 1))];
+        multiply_direct_tile<MR, NV>(depth, rows, t.row_offsets.data() + k0, panel, yt + i0 * cout + j0, cout,
+                                     static_cast<int>(std::min<std::int64_t>(MR, n - i0)), vectors, last);
+      }
+    }
+  }
+  for (std::int64_t img = 0; img < images; ++img)
+    for (std::int64_t p0 = 0; p0 < hw; p0 += 16)
+      tile::transpose_rows(yt + (img * hw + p0) * cout, cout, static_cast<int>(std::min<std::int64_t>(16, hw - p0)),
+                           cout, y + img * cout * hw + p0, hw);
 }
 #endif  // __AVX512F__
 
