@@ -433,11 +433,8 @@ const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x
   if constexpr (kGatherColumns<T>) {
     if (permute_columns<T>(g, images)) {
       const PermuteTables& tables = PermuteTables::of(g, images);
-      thread_local Tensor<T> stack_store;
-      if (!stack_store.defined() || stack_store.numel() < tables.stack_size(g.cin))
-        stack_store = Tensor<T>(Shape{tables.stack_size(g.cin)});
-      fill_phase_stack(g, tables, x + i * g.cin * g.h * g.w, stack_store.data());
-      gemm_packed_serial_with<T>(wp, ld, T(1), PermutedColumns(g, tables, stack_store.data()), dst, ld);
+      const float* stack = filled_phase_stack(g, tables, x + i * g.cin * g.h * g.w);
+      gemm_packed_serial_with<T>(wp, ld, T(1), PermutedColumns(g, tables, stack), dst, ld);
       done = true;
     } else if (gather_columns<T>(g, images)) {
       gemm_packed_serial_with<T>(wp, ld, T(1), GatheredColumns(forward_columns(g, images), x + i * g.cin * g.h * g.w),
@@ -465,15 +462,16 @@ const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x
 /// at image i of x: straight from the images' phase stack where conv2d_gather.hpp can (dw is then
 /// [K, Cout], see weight_grad_direct), else G (interleaved into scratch.out when there are several
 /// images) times the packed column matrix (`cols`: that matrix if already built for these images,
-/// else null).
+/// else null; `stack_filled`: the direct forward has just filled the phase stack with them).
 template <class T>
 void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::int64_t i, std::int64_t images,
-                       const ConvScratch<T>& scratch, T* dw, const T* cols = nullptr) {
+                       const ConvScratch<T>& scratch, T* dw, const T* cols = nullptr,
+                       [[maybe_unused]] bool stack_filled = false) {
   const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
 #if defined(__AVX512F__)
   if constexpr (kGatherColumns<T>) {
     if (weight_grad_direct<T>(g)) {
-      weight_grad_direct_group(g, x + i * g.cin * g.h * g.w, gy, images, dw);
+      weight_grad_direct_group(g, x + i * g.cin * g.h * g.w, gy, images, dw, stack_filled);
       return;
     }
   }
@@ -675,8 +673,9 @@ std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeome
   detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
     // The forward's grouped result passes through scratch.out before the gradients use it.
     const T* cols = detail::forward_group(g, wp, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch, wt);
+    // The direct forward leaves this thread's phase stack filled with these images.
     detail::weight_grad_group(g, x.data(), grad_out.data() + i * out_size, i, n, scratch,
-                              partial.data() + c * g.cout * K, cols);
+                              partial.data() + c * g.cout * K, cols, direct);
   });
   return {std::move(y), detail::reduce_weight_partials(g, partial)};
 }

@@ -485,12 +485,17 @@ bool forward_direct(const Conv2dGeometry& g) {
   return (g.stride_h > 1 || g.stride_w > 1) && direct_from_stack<T>(g);
 }
 
-/// Fills the phase stack of `images` images at x into this thread's buffer and returns it.
-inline const float* filled_phase_stack(const Conv2dGeometry& g, const PermuteTables& t, const float* x) {
+/// This thread's phase-stack buffer, of at least `size` elements (grown, never shrunk).
+inline float* phase_stack_buffer(std::int64_t size) {
   thread_local Tensor<float> store;
-  if (!store.defined() || store.numel() < t.stack_size(g.cin)) store = Tensor<float>(Shape{t.stack_size(g.cin)});
-  fill_phase_stack(g, t, x, store.data());
+  if (!store.defined() || store.numel() < size) store = Tensor<float>(Shape{size});
   return store.data();
+}
+/// The phase stack of `images` images at x, filled into this thread's buffer.
+inline const float* filled_phase_stack(const Conv2dGeometry& g, const PermuteTables& t, const float* x) {
+  float* stack = phase_stack_buffer(t.stack_size(g.cin));
+  fill_phase_stack(g, t, x, stack);
+  return stack;
 }
 
 #if defined(__AVX512F__)
@@ -536,11 +541,12 @@ inline void multiply_direct_tile(std::int64_t depth, const float* const* rows, c
 /// of its elements then serves all K rows, where with cols^T as the packed operand each served
 /// only Cout.
 inline void weight_grad_direct_group(const Conv2dGeometry& g, const float* x, const float* gy, std::int64_t images,
-                                     float* dwt) {
+                                     float* dwt, bool stack_filled = false) {
   constexpr int MR = 6, NV = 4, NRD = NV * 16;
   constexpr std::int64_t KC = 128;
   const PermuteTables& t = PermuteTables::of(g, images);
-  const float* stack = filled_phase_stack(g, t, x);
+  // stack_filled: the forward of these images just filled this thread's stack (the fused pass).
+  const float* stack = stack_filled ? phase_stack_buffer(t.stack_size(g.cin)) : filled_phase_stack(g, t, x);
   float* panel = tile::panel_scratch<float, 0>(KC * NRD);
   const std::int64_t hw = g.hw_out(), n = images * hw, K = g.k(), nt = g.num_taps(), cout = g.cout;
   for (std::int64_t p0 = 0; p0 < n; p0 += KC) {
