@@ -249,15 +249,17 @@ inline const ColumnTables& forward_columns(const Conv2dGeometry& g, std::int64_t
   });
 }
 
-/// A strided forward's columns without gathers. The group's images are stored zero-padded and
-/// split into stride phases, channel-major: stack[((c * phases + phase) * images + img) * hq * wq
-/// + r * wq + q] = padded pixel (r sh + py, q sw + px) of image img, channel c (phase = py sw +
-/// px). Row (c, t) of the column matrix then reads one phase at unit stride: column j (image img,
-/// output pixel oy, ox) at position pos_j = img hq wq + oy wq + ox, plus the tap's offset. A
-/// register's 16 columns are a few short runs (7 pixels per output row for 7x7 outputs) that lie
-/// within 32 consecutive positions, and which lanes come from where is the same for every row:
-/// two loads and one two-source permute (vpermt2ps) build the register, where a gather took ~18
-/// cycles. The padding is stored as zeros, so no lane needs a mask but the columns past the end.
+/// The phase stack and where the column matrix lies in it. The group's images are stored
+/// zero-padded and split into stride phases, channel-major: stack[((c * phases + phase) * images +
+/// img) * hq * wq + r * wq + q] = padded pixel (r sh + py, q sw + px) of image img, channel c
+/// (phase = py sw + px). Row (c, t) of the column matrix then reads one phase at unit stride:
+/// column j (image img, output pixel oy, ox) at position pos_j = img hq wq + oy wq + ox, plus the
+/// row's offset; the padding is stored as zeros, so nothing needs a mask. The direct products
+/// (below) broadcast from these addresses. Strided forwards with few output channels build B
+/// panels from them instead (PermutedColumns): a register's 16 columns are a few short runs (7
+/// pixels per output row for 7x7 outputs) within 32 consecutive positions, the same lanes for
+/// every row, so two loads and one two-source permute (vpermt2ps) build it, where a gather took
+/// ~18 cycles; only the columns past the end are masked.
 struct PermuteTables {
   static constexpr int NR = tile::Tile<float>::nr, NV = tile::Tile<float>::vectors;
   std::int64_t hq = 0, wq = 0, phases = 0, images = 0;
