@@ -263,17 +263,25 @@ PackedA<T> packed_weight_panels(const Conv2dGeometry& g, const Tensor<T>& w, boo
                     : PackedA<T>(false, g.cout, g.k(), wp.data(), g.k());
 }
 
-/// W^T [K, Cout] in panels of 64 output channels, depth-major (panel j: [K, 64], zero past
-/// Cout): the B operand of the direct forward (forward_direct_group), packed once per call.
+/// The forward's weight, packed once per call for the path forward_group takes: as the GEMM's
+/// left factor W, or, where the forward multiplies straight from the phase stack
+/// (forward_direct), as W^T [K, Cout] in panels of 64 output channels, depth-major (panel j:
+/// [K, 64], zero past Cout).
 template <class T>
-Tensor<T> direct_weight_panels(const Conv2dGeometry& g, const Tensor<T>& w) {
+struct ForwardWeights {
+  PackedA<T> panels;  ///< W, when not direct
+  Tensor<T> direct;   ///< W^T panels, when direct
+};
+template <class T>
+ForwardWeights<T> forward_weights(const Conv2dGeometry& g, const Tensor<T>& w) {
+  if (!forward_direct<T>(g)) return {packed_weight_panels(g, w, false), Tensor<T>()};
   constexpr std::int64_t NRD = 64;
   const Tensor<T> wp = packed_weight(g, w);
   const std::int64_t K = g.k(), panels = (g.cout + NRD - 1) / NRD;
   Tensor<T> wt = zeros<T>(Shape{panels * K * NRD});
   for (std::int64_t o = 0; o < g.cout; ++o)
     for (std::int64_t k = 0; k < K; ++k) wt[((o / NRD) * K + k) * NRD + o % NRD] = wp[o * K + k];
-  return wt;
+  return {PackedA<T>(), std::move(wt)};
 }
 
 /// Images per GEMM: enough that the GEMM's N dimension (images x output pixels) reaches about 256
@@ -338,30 +346,21 @@ template <class T>
 Tensor<T> reduce_weight_partials(const Conv2dGeometry& g, Tensor<T>& partial) {
   const std::int64_t K = g.k(), chunks = partial.dim(0);
   for (std::int64_t c = 1; c < chunks; ++c) axpy(T(1), partial.data() + c * g.cout * K, partial.data(), g.cout * K);
-  // The block transposed ([K, Cout]) where the weight gradient multiplied straight from the
-  // phase stack (weight_grad_direct_group).
+  // The reduced sum sits in the first block of `partial`, transposed ([K, Cout]) where the
+  // weight gradient multiplied straight from the phase stack (weight_grad_direct_group).
+  Tensor<T> sum = partial.rows(0, 1).reshape(Shape{g.cout, K});
   if (weight_grad_direct<T>(g)) {
-    Tensor<T> dw = zeros<T>(g.weight_shape());
-    const std::int64_t nt = g.num_taps(), kk = g.kh * g.kw;
-    if (!g.masked()) {
-      for (std::int64_t k0 = 0; k0 < K; k0 += 16)  // dw [Cout, K] = partial [K, Cout]^T
-        tile::transpose_rows(partial.data() + k0 * g.cout, g.cout, static_cast<int>(std::min<std::int64_t>(16, K - k0)),
-                             g.cout, dw.data() + k0, K);
-      return dw;
-    }
-    for (std::int64_t k = 0; k < K; ++k) {
-      const std::int64_t at = (k / nt) * kk + g.tap(k % nt);
-      for (std::int64_t o = 0; o < g.cout; ++o) dw[o * g.cin * kk + at] = partial[k * g.cout + o];
-    }
-    return dw;
+    sum = Tensor<T>(Shape{g.cout, K});
+    for (std::int64_t k0 = 0; k0 < K; k0 += 16)
+      tile::transpose_rows(partial.data() + k0 * g.cout, g.cout, static_cast<int>(std::min<std::int64_t>(16, K - k0)),
+                           g.cout, sum.data() + k0, K);
   }
-  // The reduced sum sits in the first block of `partial`: return it as a view, no copy.
-  if (!g.masked()) return partial.rows(0, 1).reshape(g.weight_shape());
+  if (!g.masked()) return sum.reshape(g.weight_shape());  // a view, no copy
   Tensor<T> dw = zeros<T>(g.weight_shape());
   const std::int64_t nt = g.num_taps(), kk = g.kh * g.kw;
   for (std::int64_t o = 0; o < g.cout; ++o)
     for (std::int64_t ci = 0; ci < g.cin; ++ci)
-      for (std::int64_t t = 0; t < nt; ++t) dw[(o * g.cin + ci) * kk + g.tap(t)] = partial[o * K + ci * nt + t];
+      for (std::int64_t t = 0; t < nt; ++t) dw[(o * g.cin + ci) * kk + g.tap(t)] = sum[o * K + ci * nt + t];
   return dw;
 }
 
@@ -405,23 +404,30 @@ const T* columns_of(const Conv2dGeometry& g, const T* x, std::int64_t i, std::in
   return scratch.cols;
 }
 
+/// What a forward built for its images that their weight gradient can use again: the column
+/// matrix (explicit path) or the filled phase stack (direct path); null where it built neither.
+template <class T>
+struct ForwardColumns {
+  const T* matrix = nullptr;
+  const float* stack = nullptr;
+};
+
 /// y (the outputs of `images` consecutive images starting at image i of x) = W cols (+ bias):
 /// straight into y for one image, else through scratch.out and copied to place with the bias
 /// added. The column panels are gathered from the images where conv2d_gather.hpp can, else
-/// packed from the column matrix built in scratch.cols; returns that matrix (null when gathered),
-/// so the fused pass does not build it again for the weight gradient.
+/// packed from the column matrix built in scratch.cols, or multiplied straight from the phase
+/// stack (forward_direct); returns the matrix or stack it built, so the fused pass does not build
+/// it again for the weight gradient.
 template <class T>
-const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x, std::int64_t i, std::int64_t images,
-                       const Tensor<T>& bias, T* y, const ConvScratch<T>& scratch,
-                       [[maybe_unused]] const Tensor<T>& wt = Tensor<T>()) {
+ForwardColumns<T> forward_group(const Conv2dGeometry& g, const ForwardWeights<T>& fw, const T* x, std::int64_t i,
+                                std::int64_t images, const Tensor<T>& bias, T* y, const ConvScratch<T>& scratch) {
   const std::int64_t HW = g.hw_out(), ld = images * HW;
+  const PackedA<T>& wp = fw.panels;
 #if defined(__AVX512F__)
   if constexpr (kGatherColumns<T>) {
-    if (wt.defined()) {  // forward_direct(g)
-      forward_direct_group(g, wt.data(), x + i * g.cin * g.h * g.w, images, bias.defined() ? bias.data() : nullptr, y,
-                           scratch.out);
-      return nullptr;
-    }
+    if (fw.direct.defined())
+      return {nullptr, forward_direct_group(g, fw.direct.data(), x + i * g.cin * g.h * g.w, images,
+                                            bias.defined() ? bias.data() : nullptr, y, scratch.out)};
   }
 #endif
   T* dst = images == 1 ? y : scratch.out;
@@ -447,7 +453,7 @@ const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x
     cols = columns_of(g, x, i, images, scratch);
     gemm_packed<T>(wp, false, ld, T(1), cols, ld, T(1), dst, ld);
   }
-  if (images == 1) return cols;
+  if (images == 1) return {cols, nullptr};
   for (std::int64_t j = 0; j < images; ++j)
     for (std::int64_t o = 0; o < g.cout; ++o) {
       T* yo = y + (j * g.cout + o) * HW;
@@ -455,27 +461,27 @@ const T* forward_group(const Conv2dGeometry& g, const PackedA<T>& wp, const T* x
       const T b = bias.defined() ? bias[o] : T(0);
       for (std::int64_t p = 0; p < HW; ++p) yo[p] = so[p] + b;
     }
-  return cols;
+  return {cols, nullptr};
 }
 
 /// dw [Cout, K] += G cols^T for the output gradients gy of `images` consecutive images starting
 /// at image i of x: straight from the images' phase stack where conv2d_gather.hpp can (dw is then
 /// [K, Cout], see weight_grad_direct), else G (interleaved into scratch.out when there are several
-/// images) times the packed column matrix (`cols`: that matrix if already built for these images,
-/// else null; `stack_filled`: the direct forward has just filled the phase stack with them).
+/// images) times the packed column matrix (`built`: what the forward of these images built, if
+/// it ran just before: the matrix or the stack is then not built again).
 template <class T>
 void weight_grad_group(const Conv2dGeometry& g, const T* x, const T* gy, std::int64_t i, std::int64_t images,
-                       const ConvScratch<T>& scratch, T* dw, const T* cols = nullptr,
-                       [[maybe_unused]] bool stack_filled = false) {
+                       const ConvScratch<T>& scratch, T* dw, const ForwardColumns<T>& built = {}) {
   const std::int64_t K = g.k(), HW = g.hw_out(), ld = images * HW;
 #if defined(__AVX512F__)
   if constexpr (kGatherColumns<T>) {
     if (weight_grad_direct<T>(g)) {
-      weight_grad_direct_group(g, x + i * g.cin * g.h * g.w, gy, images, dw, stack_filled);
+      weight_grad_direct_group(g, x + i * g.cin * g.h * g.w, gy, images, dw, built.stack);
       return;
     }
   }
 #endif
+  const T* cols = built.matrix;
   if (images > 1) {
     interleave_images(gy, scratch.out, images, g.cout, HW);
     gy = scratch.out;
@@ -606,13 +612,11 @@ bool input_grad_by_phases(const Conv2dGeometry& g, const Tensor<T>& grad_out, co
 template <class T>
 Tensor<T> conv2d_forward(const Conv2dGeometry& g, const Tensor<T>& x, const Tensor<T>& w, const Tensor<T>& bias) {
   Tensor<T> y(g.output_shape());
-  const bool direct = detail::forward_direct<T>(g);
-  const PackedA<T> wp = direct ? PackedA<T>() : detail::packed_weight_panels(g, w, false);
-  const Tensor<T> wt = direct ? detail::direct_weight_panels(g, w) : Tensor<T>();
+  const detail::ForwardWeights<T> fw = detail::forward_weights(g, w);
   const std::int64_t out_size = g.cout * g.hw_out();
   detail::for_each_image_group<T>(
       g, detail::batch_chunks(g), [&](std::int64_t, std::int64_t i, std::int64_t n, const auto& scratch) {
-        detail::forward_group(g, wp, x.data(), i, n, bias, y.data() + i * out_size, scratch, wt);
+        detail::forward_group(g, fw, x.data(), i, n, bias, y.data() + i * out_size, scratch);
       });
   return y;
 }
@@ -665,17 +669,14 @@ template <class T>
 std::pair<Tensor<T>, Tensor<T>> conv2d_forward_and_weight_grad(const Conv2dGeometry& g, const Tensor<T>& x,
                                                                const Tensor<T>& w, const Tensor<T>& grad_out) {
   Tensor<T> y(g.output_shape());
-  const bool direct = detail::forward_direct<T>(g);
-  const PackedA<T> wp = direct ? PackedA<T>() : detail::packed_weight_panels(g, w, false);
-  const Tensor<T> wt = direct ? detail::direct_weight_panels(g, w) : Tensor<T>();
+  const detail::ForwardWeights<T> fw = detail::forward_weights(g, w);
   const std::int64_t K = g.k(), out_size = g.cout * g.hw_out(), chunks = detail::batch_chunks(g);
   Tensor<T> partial = zeros<T>(Shape{chunks, g.cout, K});
   detail::for_each_image_group<T>(g, chunks, [&](std::int64_t c, std::int64_t i, std::int64_t n, const auto& scratch) {
     // The forward's grouped result passes through scratch.out before the gradients use it.
-    const T* cols = detail::forward_group(g, wp, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch, wt);
-    // The direct forward leaves this thread's phase stack filled with these images.
+    const auto built = detail::forward_group(g, fw, x.data(), i, n, Tensor<T>(), y.data() + i * out_size, scratch);
     detail::weight_grad_group(g, x.data(), grad_out.data() + i * out_size, i, n, scratch,
-                              partial.data() + c * g.cout * K, cols, direct);
+                              partial.data() + c * g.cout * K, built);
   });
   return {std::move(y), detail::reduce_weight_partials(g, partial)};
 }

@@ -487,17 +487,13 @@ bool forward_direct(const Conv2dGeometry& g) {
   return (g.stride_h > 1 || g.stride_w > 1) && direct_from_stack<T>(g);
 }
 
-/// This thread's phase-stack buffer, of at least `size` elements (grown, never shrunk).
-inline float* phase_stack_buffer(std::int64_t size) {
-  thread_local Tensor<float> store;
-  if (!store.defined() || store.numel() < size) store = Tensor<float>(Shape{size});
-  return store.data();
-}
-/// The phase stack of `images` images at x, filled into this thread's buffer.
+/// The phase stack of `images` images at x, filled into this thread's buffer (grown, never
+/// shrunk; one for every user of the stack, so a step allocates nothing once warm).
 inline const float* filled_phase_stack(const Conv2dGeometry& g, const PermuteTables& t, const float* x) {
-  float* stack = phase_stack_buffer(t.stack_size(g.cin));
-  fill_phase_stack(g, t, x, stack);
-  return stack;
+  thread_local Tensor<float> store;
+  if (!store.defined() || store.numel() < t.stack_size(g.cin)) store = Tensor<float>(Shape{t.stack_size(g.cin)});
+  fill_phase_stack(g, t, x, store.data());
+  return store.data();
 }
 
 #if defined(__AVX512F__)
@@ -536,84 +532,87 @@ inline void multiply_direct_tile(std::int64_t depth, const float* const* rows, c
     }
 }
 
-/// dW^T [K x Cout] += cols G^T for the `images` images at x [images, Cin, H, W] with output
-/// gradients gy [images, Cout, Ho, Wo]. The column matrix is neither formed nor packed: its row
-/// (channel c, tap t) is the phase stack at c * channel + the tap's offset, read at each pixel's
-/// position by broadcasts. Only G^T is packed (64 output channels by a block of pixels), and each
-/// of its elements then serves all K rows, where with cols^T as the packed operand each served
-/// only Cout.
-inline void weight_grad_direct_group(const Conv2dGeometry& g, const float* x, const float* gy, std::int64_t images,
-                                     float* dwt, bool stack_filled = false) {
+/// C [m x n] (row stride n) += A B over blocks of multiply_direct_tile: A's row i at depth kk is
+/// row_of(i)[offsets[kk]], and b_panel(k0, depth, j0, cols) returns the depth-major B panel (64
+/// columns wide, zero past n) of that block. The forward and the weight gradient below are this
+/// product with the roles of pixels and rows of K exchanged.
+template <class RowOf, class BPanel>
+void multiply_direct(std::int64_t m, std::int64_t n, std::int64_t k, RowOf&& row_of, const std::int32_t* offsets,
+                     BPanel&& b_panel, float* c) {
   constexpr int MR = 6, NV = 4, NRD = NV * 16;
-  constexpr std::int64_t KC = 128;
-  const PermuteTables& t = PermuteTables::of(g, images);
-  // stack_filled: the forward of these images just filled this thread's stack (the fused pass).
-  const float* stack = stack_filled ? phase_stack_buffer(t.stack_size(g.cin)) : filled_phase_stack(g, t, x);
-  float* panel = tile::panel_scratch<float, 0>(KC * NRD);
-  const std::int64_t hw = g.hw_out(), n = images * hw, K = g.k(), nt = g.num_taps(), cout = g.cout;
-  for (std::int64_t p0 = 0; p0 < n; p0 += KC) {
-    const std::int64_t depth = std::min(KC, n - p0);
-    for (std::int64_t j0 = 0; j0 < cout; j0 += NRD) {
-      const std::int64_t cols = std::min<std::int64_t>(NRD, cout - j0);
-      // panel[kk * NRD + o] = G[image of p][j0 + o][pixel of p] for p = p0 + kk; zero past Cout.
-      for (std::int64_t p = p0; p < p0 + depth;) {
-        const std::int64_t img = p / hw, pix = p % hw, run = std::min(hw - pix, p0 + depth - p);
-        for (std::int64_t o = 0; o < cols; o += 16)
-          tile::transpose_rows(gy + (img * cout + j0 + o) * hw + pix, hw,
-                               static_cast<int>(std::min<std::int64_t>(16, cols - o)), run, panel + (p - p0) * NRD + o,
-                               NRD);
-        p += run;
-      }
-      if (cols < NRD)
-        for (std::int64_t kk = 0; kk < depth; ++kk) std::fill(panel + kk * NRD + cols, panel + (kk + 1) * NRD, 0.0f);
+  constexpr std::int64_t KC = 128;  // a B panel of 32 KB
+  for (std::int64_t k0 = 0; k0 < k; k0 += KC) {
+    const std::int64_t depth = std::min(KC, k - k0);
+    for (std::int64_t j0 = 0; j0 < n; j0 += NRD) {
+      const std::int64_t cols = std::min<std::int64_t>(NRD, n - j0);
       const int vectors = static_cast<int>((cols + 15) / 16);
       const auto last = static_cast<__mmask16>((1u << (cols - (vectors - 1) * 16)) - 1u);
-      for (std::int64_t i0 = 0; i0 < K; i0 += MR) {
+      const float* b = b_panel(k0, depth, j0, cols);
+      for (std::int64_t i0 = 0; i0 < m; i0 += MR) {
         const float* rows[MR];
-        for (int i = 0; i < MR; ++i) {
-          const std::int64_t k = std::min(i0 + i, K - 1);  // rows past K repeat the last (not stored)
-          rows[i] = stack + (k / nt) * t.channel + t.tap_offsets[static_cast<std::size_t>(k % nt)];
-        }
-        multiply_direct_tile<MR, NV>(depth, rows, t.positions.data() + p0, panel, dwt + i0 * cout + j0, cout,
-                                     static_cast<int>(std::min<std::int64_t>(MR, K - i0)), vectors, last);
+        for (int i = 0; i < MR; ++i) rows[i] = row_of(std::min(i0 + i, m - 1));  // rows past m: never stored
+        multiply_direct_tile<MR, NV>(depth, rows, offsets + k0, b, c + i0 * n + j0, n,
+                                     static_cast<int>(std::min<std::int64_t>(MR, m - i0)), vectors, last);
       }
     }
   }
 }
 
-/// y = W cols (+ bias) for the `images` images at x (where forward_direct), as Y^T [pixels x Cout] = cols^T W^T: row i
-/// of cols^T (a pixel) is broadcast from the phase stack at the pixel's position plus each row
-/// offset of K, so neither operand is packed per call but W^T, once (wt: direct_weight_panels).
-/// Y^T is built in yt (images x HW x Cout) and transposed into y [images, Cout, Ho, Wo].
-inline void forward_direct_group(const Conv2dGeometry& g, const float* wt, const float* x, std::int64_t images,
-                                 const float* bias, float* y, float* yt) {
-  constexpr int MR = 6, NV = 4, NRD = NV * 16;
-  constexpr std::int64_t KC = 128;
+/// dW^T [K x Cout] += cols G^T for the `images` images at x [images, Cin, H, W] with output
+/// gradients gy [images, Cout, Ho, Wo]. The column matrix is neither formed nor packed: its row
+/// (channel c, tap t) is the phase stack at its row offset, read at each pixel's position by
+/// broadcasts. Only G^T is packed (a block of pixels by 64 output channels), and each of its
+/// elements then serves all K rows, where with cols^T as the packed operand each served only Cout.
+/// `stack`: these images' phase stack if already filled (by their forward), else null.
+inline void weight_grad_direct_group(const Conv2dGeometry& g, const float* x, const float* gy, std::int64_t images,
+                                     float* dwt, const float* stack = nullptr) {
+  constexpr std::int64_t NRD = 64, KC = 128;
+  const PermuteTables& t = PermuteTables::of(g, images);
+  if (stack == nullptr) stack = filled_phase_stack(g, t, x);
+  float* panel = tile::panel_scratch<float, 0>(KC * NRD);
+  const std::int64_t hw = g.hw_out(), cout = g.cout;
+  // panel[kk * NRD + o] = G[image of p][j0 + o][pixel of p] for p = p0 + kk; zero past Cout.
+  const auto pack_gt = [&](std::int64_t p0, std::int64_t depth, std::int64_t j0, std::int64_t cols) {
+    for (std::int64_t p = p0; p < p0 + depth;) {
+      const std::int64_t img = p / hw, pix = p % hw, run = std::min(hw - pix, p0 + depth - p);
+      for (std::int64_t o = 0; o < cols; o += 16)
+        tile::transpose_rows(gy + (img * cout + j0 + o) * hw + pix, hw,
+                             static_cast<int>(std::min<std::int64_t>(16, cols - o)), run, panel + (p - p0) * NRD + o,
+                             NRD);
+      p += run;
+    }
+    if (cols < NRD)
+      for (std::int64_t kk = 0; kk < depth; ++kk) std::fill(panel + kk * NRD + cols, panel + (kk + 1) * NRD, 0.0f);
+    return static_cast<const float*>(panel);
+  };
+  multiply_direct(
+      g.k(), cout, images * hw, [&](std::int64_t k) { return stack + t.row_offsets[static_cast<std::size_t>(k)]; },
+      t.positions.data(), pack_gt, dwt);
+}
+
+/// y = W cols (+ bias) for the `images` images at x (where forward_direct), as Y^T [pixels x
+/// Cout] = cols^T W^T: row i of cols^T (a pixel) is broadcast from the phase stack at the pixel's
+/// position plus each row offset of K, so the only packed operand is W^T, once per call (wt:
+/// ForwardWeights). Y^T is built in yt (images x HW x Cout) and transposed into y [images, Cout,
+/// Ho, Wo]. Returns the filled phase stack.
+inline const float* forward_direct_group(const Conv2dGeometry& g, const float* wt, const float* x, std::int64_t images,
+                                         const float* bias, float* y, float* yt) {
+  constexpr std::int64_t NRD = 64;
   const PermuteTables& t = PermuteTables::of(g, images);
   const float* stack = filled_phase_stack(g, t, x);
   const std::int64_t hw = g.hw_out(), n = images * hw, K = g.k(), cout = g.cout;
   for (std::int64_t p = 0; p < n; ++p)
     for (std::int64_t o = 0; o < cout; ++o) yt[p * cout + o] = bias != nullptr ? bias[o] : 0.0f;
-  for (std::int64_t k0 = 0; k0 < K; k0 += KC) {
-    const std::int64_t depth = std::min(KC, K - k0);
-    for (std::int64_t j0 = 0; j0 < cout; j0 += NRD) {
-      const std::int64_t cols = std::min<std::int64_t>(NRD, cout - j0);
-      const int vectors = static_cast<int>((cols + 15) / 16);
-      const auto last = static_cast<__mmask16>((1u << (cols - (vectors - 1) * 16)) - 1u);
-      const float* panel = wt + ((j0 / NRD) * K + k0) * NRD;
-      for (std::int64_t i0 = 0; i0 < n; i0 += MR) {
-        const float* rows[MR];
-        for (int i = 0; i < MR; ++i)  // pixels past n repeat the last (not stored)
-          rows[i] = stack + t.positions[static_cast<std::size_t>(std::min(i0 + i, n - 1))];
-        multiply_direct_tile<MR, NV>(depth, rows, t.row_offsets.data() + k0, panel, yt + i0 * cout + j0, cout,
-                                     static_cast<int>(std::min<std::int64_t>(MR, n - i0)), vectors, last);
-      }
-    }
-  }
+  multiply_direct(
+      n, cout, K, [&](std::int64_t p) { return stack + t.positions[static_cast<std::size_t>(p)]; },
+      t.row_offsets.data(),
+      [&](std::int64_t k0, std::int64_t, std::int64_t j0, std::int64_t) { return wt + ((j0 / NRD) * K + k0) * NRD; },
+      yt);
   for (std::int64_t img = 0; img < images; ++img)
     for (std::int64_t p0 = 0; p0 < hw; p0 += 16)
       tile::transpose_rows(yt + (img * hw + p0) * cout, cout, static_cast<int>(std::min<std::int64_t>(16, hw - p0)),
                            cout, y + img * cout * hw + p0, hw);
+  return stack;
 }
 #endif  // __AVX512F__
 
