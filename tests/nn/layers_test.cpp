@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "autodiff/ops/gradcheck_util.hpp"
+#include "support/gradcheck.hpp"
 #include "genmod/nn/nn.hpp"
 
 using namespace genmod;
@@ -180,8 +180,9 @@ TEST_CASE("LSTMCell: PyTorch layout, gradients through two steps", "[gradcheck][
     auto s2 = cell.step(V(x), cell.step(V(x), cell.initial_state(2)));
     return add(s2.h, s2.c);
   });
-  CHECK(cell(V(x)).shape() == (Shape{2, 2}));
-  CHECK_THROWS_AS(cell(V(zeros<double>({2, 4}))), ShapeError);
+  CHECK(cell.step(V(x), cell.initial_state(2)).h.shape() == (Shape{2, 2}));
+  CHECK_THROWS_AS(cell.step(V(zeros<double>({2, 4})), cell.initial_state(2)), ShapeError);
+  CHECK_THROWS_AS(cell.step(V(x), cell.initial_state(3)), ShapeError);
 }
 
 TEST_CASE("Layer parameter gradients: Linear, Conv2d, ConvTranspose2d, MaskedConv2d, BatchNorm2d, LayerNorm",

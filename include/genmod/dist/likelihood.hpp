@@ -26,14 +26,17 @@ struct Bernoulli {
   /// Decoder outputs per data dimension.
   static constexpr int params_per_dim = 1;
 
+  /// log p(x | logits) summed per sample, [N], in nats.
   template <class T>
   Var<T> log_prob(const Var<T>& logits, const Var<T>& x) const {
     return neg(losses::sum_per_sample(losses::bce_with_logits(logits, x)));
   }
+  /// The expected x: sigmoid(logits).
   template <class T>
   Var<T> mean(const Var<T>& logits) const {
     return sigmoid(logits);
   }
+  /// One 0/1 draw per pixel.
   template <class T>
   Tensor<T> sample(const Var<T>& logits, Generator& g) const {
     Tensor<T> p = sigmoid(logits).value().clone();
@@ -47,10 +50,12 @@ struct Bernoulli {
 /// [N, 2D] (mean first, log-variance second).
 struct Gaussian {
   double variance = 1.0;  ///< fixed variance (ignored when learned)
-  bool learned = false;
+  bool learned = false;   ///< true: the decoder outputs [mean, log-variance]
 
+  /// Decoder outputs per data dimension: 2 when the variance is learned, else 1.
   int params_per_dim_runtime() const { return learned ? 2 : 1; }
 
+  /// The Normal that the decoder output describes.
   template <class T>
   Normal<T> distribution(const Var<T>& out) const {
     if (!learned) return Normal<T>(out, Var<T>(full<T>(out.shape(), static_cast<T>(std::log(variance)))));
@@ -59,14 +64,17 @@ struct Gaussian {
     const std::int64_t d = out.dim(1) / 2;
     return Normal<T>(slice(out, 1, 0, d), slice(out, 1, d, d));
   }
+  /// log p(x | decoder output) summed per sample, [N], in nats.
   template <class T>
   Var<T> log_prob(const Var<T>& out, const Var<T>& x) const {
     return losses::sum_per_sample(distribution(out).log_prob(x));
   }
+  /// The expected x: the Normal's mean.
   template <class T>
   Var<T> mean(const Var<T>& out) const {
     return distribution(out).mean();
   }
+  /// One draw of x.
   template <class T>
   Tensor<T> sample(const Var<T>& out, Generator& g) const {
     return distribution(out).rsample(g).value();

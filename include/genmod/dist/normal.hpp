@@ -13,9 +13,11 @@
 
 namespace genmod::dist {
 
+/// A diagonal Normal N(mean, e^logvar), elementwise: the VAE posterior.
 template <class T = float>
 class Normal {
  public:
+  /// From the mean and the log-variance (same shape; ShapeError otherwise).
   Normal(Var<T> mean, Var<T> logvar) : mean_(std::move(mean)), logvar_(std::move(logvar)) {
     if (!(mean_.shape() == logvar_.shape()))
       throw ShapeError("Normal: mean " + mean_.shape().to_string() + " and log-variance " +
@@ -24,7 +26,9 @@ class Normal {
   /// N(0, 1) of a shape.
   static Normal standard(const Shape& s) { return Normal(Var<T>(zeros<T>(s)), Var<T>(zeros<T>(s))); }
 
+  /// The mean.
   const Var<T>& mean() const noexcept { return mean_; }
+  /// The log-variance.
   const Var<T>& logvar() const noexcept { return logvar_; }
   /// sigma = e^(logvar / 2).
   Var<T> stddev() const { return exp(scale(logvar_, T(0.5))); }

@@ -1,11 +1,12 @@
 #pragma once
 /// \file elbo.hpp
-/// Likelihood bounds for VAEs, in nats per sample.
+/// Likelihood bounds for VAEs, in nats per sample, for unconditional and conditional models.
 ///
 /// negative_elbo: -ELBO = -log p(x|z) + KL(q(z|x) || p(z)) with one z sample per image.
 /// iwae_nll: -log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z|x): a bound on -log p(x) that
 ///   tightens as k grows (Burda et al.); k = 1 is the negative ELBO in expectation. Computed in
 ///   chunks of samples with a running log-sum-exp, so k = 5000 needs no more memory than a chunk.
+/// The conditional overloads take the condition c [N, C] beside x and bound -log p(x | c).
 
 #include <algorithm>
 #include <cmath>
@@ -17,44 +18,63 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/random.hpp"
+#include "genmod/models/concepts.hpp"
 
 namespace genmod::eval {
 
+/// Batch sizes of the evaluations.
 struct EvalOptions {
   std::int64_t batch_size = 500;  ///< images per forward pass (ELBO); images per group (IWAE)
   std::int64_t chunk = 1000;      ///< importance samples per forward pass (IWAE)
 };
 
-/// Mean negative ELBO over the rows of x (any model with negative_elbo(x, g) -> [N]).
-template <class Model, class T>
-double negative_elbo(Model& model, const Tensor<T>& x, Generator& g, EvalOptions o = {}) {
+namespace detail {
+
+template <class T>
+void check_batch(const char* op, const Tensor<T>& x) {
+  if (!x.defined() || x.rank() < 1 || x.dim(0) == 0)
+    throw ShapeError(std::string(op) + ": expected a non-empty batch [N, ...], got " +
+                     (x.defined() ? x.shape().to_string() : std::string("an undefined tensor")));
+}
+
+template <class T>
+void check_condition(const char* op, const Tensor<T>& x, const Tensor<T>& c) {
+  if (!c.defined() || c.rank() != 2 || c.dim(0) != x.dim(0))
+    throw ShapeError(std::string(op) + ": expected a condition [" + std::to_string(x.dim(0)) + ", C], got " +
+                     (c.defined() ? c.shape().to_string() : std::string("an undefined tensor")));
+}
+
+/// Mean over rows of x of per_sample(s, b) ([b] values for rows s..s+b), batch by batch.
+template <class T, class PerSample>
+double mean_over_batches(const Tensor<T>& x, std::int64_t batch_size, PerSample per_sample) {
+  if (batch_size <= 0) throw ValueError("negative_elbo: batch_size must be positive, got " + std::to_string(batch_size));
   NoGradGuard no_grad;
   double total = 0;
   const std::int64_t n = x.dim(0);
-  for (std::int64_t s = 0; s < n; s += o.batch_size) {
-    const std::int64_t b = std::min(o.batch_size, n - s);
-    const Tensor<T> per = model.negative_elbo(Var<T>(x.rows(s, b)), g).value();
+  for (std::int64_t s = 0; s < n; s += batch_size) {
+    const std::int64_t b = std::min(batch_size, n - s);
+    const Tensor<T> per = per_sample(s, b);
     for (std::int64_t i = 0; i < b; ++i) total += static_cast<double>(per[i]);
   }
   return total / static_cast<double>(n);
 }
 
-/// Mean importance-weighted bound on -log p(x) with k samples per image, for a VAE (encode,
-/// decode, likelihood, latent_dim). Returns nats per image. Each forward pass decodes about
-/// `chunk` codes: several images' samples together when k is small, part of one image's when large.
-template <class Model, class T>
-double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o = {}) {
+/// The importance-weighted bound for x [N, ...], given encode(i0, gi) -> (mu, logvar) of rows
+/// i0..i0+gi and log_lik(z, xr, image_of_row) -> log p(xr | z) per row ([rows]).
+template <class T, class Encode, class LogLik>
+double iwae_core(const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o, Encode encode, LogLik log_lik) {
   if (k < 1) throw ValueError("iwae_nll: expected k >= 1 samples, got " + std::to_string(k));
+  if (o.chunk <= 0) throw ValueError("iwae_nll: chunk must be positive, got " + std::to_string(o.chunk));
   NoGradGuard no_grad;
   const std::int64_t n = x.dim(0), d = x.numel() / std::max<std::int64_t>(n, 1);
   const double log2pi = std::log(2.0 * std::numbers::pi);
-  const std::int64_t per_pass = std::max<std::int64_t>(1, std::min(k, o.chunk));        // samples per image per pass
-  const std::int64_t group = std::max<std::int64_t>(1, o.chunk / per_pass);              // images per pass
+  const std::int64_t per_pass = std::max<std::int64_t>(1, std::min(k, o.chunk));  // samples per image per pass
+  const std::int64_t group = std::max<std::int64_t>(1, o.chunk / per_pass);        // images per pass
   double total = 0;
   for (std::int64_t i0 = 0; i0 < n; i0 += group) {
     const std::int64_t gi = std::min(group, n - i0);
     const Tensor<T> xg = x.rows(i0, gi);
-    auto [mu_v, lv_v] = model.encode(Var<T>(xg));
+    auto [mu_v, lv_v] = encode(i0, gi);
     const Tensor<T> mu = mu_v.value(), lv = lv_v.value();
     const std::int64_t zdim = mu.dim(1);
     std::vector<double> run_max(static_cast<std::size_t>(gi), -std::numeric_limits<double>::infinity());
@@ -64,9 +84,11 @@ double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, 
       Tensor<T> eps = randn<T>(Shape{rows, zdim}, g);
       Tensor<T> z(Shape{rows, zdim});
       Tensor<T> xr(xg.shape().with_dim(0, rows));
+      std::vector<std::int64_t> image_of_row(static_cast<std::size_t>(rows));
       std::vector<double> log_w(static_cast<std::size_t>(rows), 0.0);
       for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t img = r / m;
+        image_of_row[static_cast<std::size_t>(r)] = i0 + img;
         double lp_z = 0, lq = 0;
         for (std::int64_t j = 0; j < zdim; ++j) {
           const double mean_j = static_cast<double>(mu(img, j)), logvar_j = static_cast<double>(lv(img, j));
@@ -79,7 +101,7 @@ double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, 
         log_w[static_cast<std::size_t>(r)] = lp_z - lq;
         std::copy(xg.data() + img * d, xg.data() + (img + 1) * d, xr.data() + r * d);
       }
-      const Tensor<T> lpx = model.likelihood.log_prob(model.decode(Var<T>(z)), Var<T>(xr)).value();
+      const Tensor<T> lpx = log_lik(z, xr, image_of_row);
       for (std::int64_t r = 0; r < rows; ++r) {
         const auto img = static_cast<std::size_t>(r / m);
         const double lw = log_w[static_cast<std::size_t>(r)] + static_cast<double>(lpx[r]);
@@ -96,6 +118,66 @@ double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, 
                  std::log(static_cast<double>(k)));
   }
   return total / static_cast<double>(n);
+}
+
+/// Rows `image_of_row` of c, stacked: the condition of each replicated row.
+template <class T>
+Tensor<T> gather_rows(const Tensor<T>& c, const std::vector<std::int64_t>& image_of_row) {
+  const std::int64_t width = c.dim(1);
+  Tensor<T> out(Shape{static_cast<std::int64_t>(image_of_row.size()), width});
+  for (std::size_t r = 0; r < image_of_row.size(); ++r)
+    std::copy(c.data() + image_of_row[r] * width, c.data() + (image_of_row[r] + 1) * width,
+              out.data() + static_cast<std::int64_t>(r) * width);
+  return out;
+}
+
+}  // namespace detail
+
+/// Mean negative ELBO over the rows of x, one z sample per image, in nats.
+template <models::BoundedDensityModel Model, class T>
+double negative_elbo(Model& model, const Tensor<T>& x, Generator& g, EvalOptions o = {}) {
+  detail::check_batch("negative_elbo", x);
+  return detail::mean_over_batches(x, o.batch_size, [&](std::int64_t s, std::int64_t b) {
+    return model.negative_elbo(Var<T>(x.rows(s, b)), g).value();
+  });
+}
+
+/// Mean negative ELBO of a conditional model over the rows of x given their conditions c [N, C].
+template <models::ConditionalBoundedDensityModel Model, class T>
+double negative_elbo(Model& model, const Tensor<T>& x, const Tensor<T>& c, Generator& g, EvalOptions o = {}) {
+  detail::check_batch("negative_elbo", x);
+  detail::check_condition("negative_elbo", x, c);
+  return detail::mean_over_batches(x, o.batch_size, [&](std::int64_t s, std::int64_t b) {
+    return model.negative_elbo(Var<T>(x.rows(s, b)), Var<T>(c.rows(s, b)), g).value();
+  });
+}
+
+/// Mean importance-weighted bound on -log p(x) with k samples per image, in nats per image.
+/// Each forward pass decodes about `chunk` codes: several images' samples together when k is
+/// small, part of one image's when large.
+template <models::LatentVariableModel Model, class T>
+double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o = {}) {
+  detail::check_batch("iwae_nll", x);
+  return detail::iwae_core(
+      x, k, g, o, [&](std::int64_t i0, std::int64_t gi) { return model.encode(Var<T>(x.rows(i0, gi))); },
+      [&](const Tensor<T>& z, const Tensor<T>& xr, const std::vector<std::int64_t>&) {
+        return model.likelihood.log_prob(model.decode(Var<T>(z)), Var<T>(xr)).value();
+      });
+}
+
+/// The importance-weighted bound on -log p(x | c) of a conditional model, conditions c [N, C].
+template <models::ConditionalLatentVariableModel Model, class T>
+double iwae_nll(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64_t k, Generator& g,
+                EvalOptions o = {}) {
+  detail::check_batch("iwae_nll", x);
+  detail::check_condition("iwae_nll", x, c);
+  return detail::iwae_core(
+      x, k, g, o,
+      [&](std::int64_t i0, std::int64_t gi) { return model.encode(Var<T>(x.rows(i0, gi)), Var<T>(c.rows(i0, gi))); },
+      [&](const Tensor<T>& z, const Tensor<T>& xr, const std::vector<std::int64_t>& image_of_row) {
+        const Var<T> cr(detail::gather_rows(c, image_of_row));
+        return model.likelihood.log_prob(reshape(model.decode(Var<T>(z), cr), xr.shape()), Var<T>(xr)).value();
+      });
 }
 
 }  // namespace genmod::eval

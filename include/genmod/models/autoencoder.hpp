@@ -35,26 +35,32 @@ enum class Reconstruction {
   bce_with_logits,  ///< Bernoulli cross-entropy; the decoder outputs logits (for data in [0, 1])
 };
 
+/// Options of Autoencoder: the reconstruction error.
 struct AutoencoderOptions {
   Reconstruction reconstruction = Reconstruction::squared_error;  ///< the training criterion
 };
 
+/// The loss of a batch and its terms.
 /// The loss of a batch and its terms.
 template <class T = float>
 struct AutoencoderLoss {
   Var<T> loss;                              ///< reconstruction + weighted penalty: what to differentiate
   Var<T> reconstruction;                    ///< reconstruction error per sample, mean over the batch
   Var<T> penalty;                           ///< the weighted regularizer (0 for a plain autoencoder)
-  operator Var<T>() const { return loss; }  // NOLINT: `Var loss = ae.loss(x)` reads as it should
+  /// The loss itself, so `Var loss = ae.loss(x)` reads as it should.
+  operator Var<T>() const { return loss; }  // NOLINT: implicit on purpose
 };
 
+/// An autoencoder: encoder (x -> codes [N, K]) and decoder (codes -> x), trained on the reconstruction error.
 template <class Encoder, class Decoder>
 class Autoencoder : public nn::Module<typename Encoder::value_type> {
  public:
+  /// The scalar type.
   using T = typename Encoder::value_type;
   static_assert(std::is_same_v<T, typename Decoder::value_type>,
                 "Autoencoder: encoder and decoder must share a value type");
 
+  /// An autoencoder from its two networks.
   Autoencoder(Encoder enc, Decoder dec, AutoencoderOptions options = {})
       : encoder(std::move(enc)), decoder(std::move(dec)), options_(options) {}
 
@@ -97,20 +103,20 @@ class Autoencoder : public nn::Module<typename Encoder::value_type> {
     return batched(h, batch_size, [this](const Var<T>& b) { return decode(b); });
   }
 
-  /// forward(x) is the reconstruction.
-  Var<T> forward(const Var<T>& x) override { return reconstruct(x); }
-
+  /// Visits the encoder and the decoder ("encoder.*", "decoder.*").
   void visit(nn::ModuleVisitor<T>& v) override {
     v.child("encoder", encoder);
     v.child("decoder", decoder);
   }
 
+  /// The reconstruction options.
   const AutoencoderOptions& options() const noexcept { return options_; }
 
-  Encoder encoder;
-  Decoder decoder;
+  Encoder encoder;  ///< x -> codes [N, K]
+  Decoder decoder;  ///< codes -> the decoder's raw output (logits for BCE)
 
  protected:
+  /// The decoder's raw output mapped to data space (sigmoid of logits for BCE).
   Var<T> to_data(const Var<T>& out) const {
     return options_.reconstruction == Reconstruction::bce_with_logits ? sigmoid(out) : out;
   }
@@ -159,8 +165,10 @@ class Autoencoder : public nn::Module<typename Encoder::value_type> {
   AutoencoderOptions options_;
 };
 
+/// Deduction guide: Autoencoder{encoder, decoder}.
 template <class E, class D>
 Autoencoder(E, D) -> Autoencoder<E, D>;
+/// Deduction guide: Autoencoder{encoder, decoder, options}.
 template <class E, class D>
 Autoencoder(E, D, AutoencoderOptions) -> Autoencoder<E, D>;
 

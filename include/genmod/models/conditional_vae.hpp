@@ -12,20 +12,32 @@
 
 namespace genmod::models {
 
+/// A VAE conditioned on c (see the file comment). It has no one-input `forward`: every call takes
+/// the condition (`loss(x, c)`, `encode(x, c)`, `decode(z, c)`, `sample(condition)`).
 template <class Encoder, class Decoder, class Likelihood = dist::Bernoulli>
 class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
  public:
+  /// The scalar type.
   using T = typename Encoder::value_type;
+  static_assert(nn::LayerType<Encoder> && nn::LayerType<Decoder>,
+                "ConditionalVAE: the encoder and the decoder must be nn::Layer types (Var<T> forward(const Var<T>&))");
+  static_assert(std::is_same_v<T, typename Decoder::value_type>,
+                "ConditionalVAE: encoder and decoder must share a value type");
+  static_assert(dist::Likelihood<Likelihood, T>,
+                "ConditionalVAE: the likelihood must satisfy dist::Likelihood<L, T>: log_prob(params, x) -> Var<T> "
+                "[N], mean(params) -> Var<T>, sample(params, g) -> Tensor<T>");
 
-  /// The encoder takes [N, D + C] (flattened x and c), the decoder [N, Z + C].
+  /// The encoder takes [N, D + C] (flattened x and c), the decoder [N, Z + C]; throws ValueError for
+  /// a negative beta.
   ConditionalVAE(Encoder enc, Decoder dec, Likelihood lik = {}, VAEOptions options = {})
       : encoder(std::move(enc)), decoder(std::move(dec)), likelihood(lik), rng(options.seed, 0x63766165ULL),
         options_(options) {
-    if (!(options.beta >= 0)) throw ValueError("ConditionalVAE: beta must be >= 0");
+    if (!(options.beta >= 0))
+      throw ValueError("ConditionalVAE: beta must be >= 0, got " + std::to_string(options.beta));
     latent_ = options.latent_dim;
   }
 
-  /// q(z | x, c).
+  /// q(z | x, c) = N(mu, e^logvar), from the encoder's output on [flatten(x), c].
   dist::Normal<T> posterior(const Var<T>& x, const Var<T>& c) {
     check_condition(x.dim(0), c);
     Var<T> h = encoder(concat({flatten(x, 1), c}, 1));
@@ -36,34 +48,36 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
     if (z != latent_) throw ShapeError("ConditionalVAE: the encoder's latent size changed");
     return dist::Normal<T>(slice(h, 1, 0, z), slice(h, 1, z, z));
   }
+  /// (mu, logvar) of q(z | x, c).
   std::pair<Var<T>, Var<T>> encode(const Var<T>& x, const Var<T>& c) {
     auto q = posterior(x, c);
     return {q.mean(), q.logvar()};
   }
+  /// The likelihood's parameters for codes z [N, Z] under conditions c [N, C].
   Var<T> decode(const Var<T>& z, const Var<T>& c) {
     check_condition(z.dim(0), c);
     return decoder(concat({z, c}, 1));
   }
 
-  /// Negative ELBO of the batch given the conditions, and its terms (as VAE::loss).
-  VAELoss<T> loss(const Var<T>& x, const Var<T>& c, Generator& g) {
+  /// The ELBO's per-sample terms given the conditions, one reparameterized z per image.
+  ElboTerms<T> elbo(const Var<T>& x, const Var<T>& c, Generator& g) {
     auto q = posterior(x, c);
-    Var<T> rec = neg(likelihood.log_prob(reshape(decode(q.rsample(g), c), x.shape()), x));
-    Var<T> kl = losses::sum_per_sample(q.kl_standard());
-    Var<T> rec_mean = mean(rec), kl_mean = mean(kl);
-    return {add(rec_mean, scale(kl_mean, static_cast<T>(options_.beta))), rec_mean, kl_mean};
+    return elbo_terms(q, likelihood, reshape(decode(q.rsample(g), c), x.shape()), x, options_.beta);
   }
+
+  /// Negative ELBO of the batch given the conditions, and its terms (as VAE::loss).
+  VAELoss<T> loss(const Var<T>& x, const Var<T>& c, Generator& g) { return elbo(x, c, g).loss(); }
+  /// As loss(x, c, g), with the model's own generator.
   VAELoss<T> loss(const Var<T>& x, const Var<T>& c) { return loss(x, c, rng); }
 
-  /// Per-sample negative ELBO, [N].
-  Var<T> negative_elbo(const Var<T>& x, const Var<T>& c, Generator& g) {
-    auto q = posterior(x, c);
-    Var<T> rec = neg(likelihood.log_prob(reshape(decode(q.rsample(g), c), x.shape()), x));
-    return add(rec, losses::sum_per_sample(q.kl_standard()));
-  }
+  /// Per-sample negative ELBO given the conditions, [N].
+  Var<T> negative_elbo(const Var<T>& x, const Var<T>& c, Generator& g) { return elbo(x, c, g).negative_elbo(); }
 
   /// One sample per row of `condition` [n, C]: z ~ N(0, temperature^2 I) decoded given c.
   Tensor<T> sample(const Tensor<T>& condition, double temperature = 1.0) { return sample(condition, temperature, rng); }
+  /// As sample(condition), with noise from `g`.
+  Tensor<T> sample(const Tensor<T>& condition, Generator& g) { return sample(condition, 1.0, g); }
+  /// As sample(condition, temperature), with noise from `g`.
   Tensor<T> sample(const Tensor<T>& condition, double temperature, Generator& g) {
     if (latent_ == 0) throw ValueError("ConditionalVAE::sample: set VAEOptions::latent_dim or encode data first");
     NoGradGuard no_grad;
@@ -78,19 +92,18 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
     return likelihood.mean(decode(Var<T>(z), Var<T>(condition))).value();
   }
 
-  Var<T> forward(const Var<T>&) override {
-    throw ValueError("ConditionalVAE: call loss(x, c), encode(x, c) or decode(z, c); forward needs a condition");
-  }
+  /// Visits the encoder and the decoder ("encoder.*", "decoder.*").
   void visit(nn::ModuleVisitor<T>& v) override {
     v.child("encoder", encoder);
     v.child("decoder", decoder);
   }
+  /// The latent size Z (0 until known).
   std::int64_t latent_dim() const noexcept { return latent_; }
 
-  Encoder encoder;
-  Decoder decoder;
-  Likelihood likelihood;
-  Generator rng;
+  Encoder encoder;        ///< [flatten(x), c] -> [N, 2Z]
+  Decoder decoder;        ///< [z, c] -> the likelihood's parameters
+  Likelihood likelihood;  ///< p(x | decoder output)
+  Generator rng;          ///< noise of loss() and sample()
 
  private:
   void check_condition(std::int64_t n, const Var<T>& c) const {
@@ -101,8 +114,10 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
   std::int64_t latent_ = 0;
 };
 
+/// Deduction guides: ConditionalVAE{encoder, decoder, likelihood[, options]}.
 template <class E, class D, class L>
 ConditionalVAE(E, D, L) -> ConditionalVAE<E, D, L>;
+/// Deduction guide: ConditionalVAE{encoder, decoder, likelihood, options}.
 template <class E, class D, class L>
 ConditionalVAE(E, D, L, VAEOptions) -> ConditionalVAE<E, D, L>;
 

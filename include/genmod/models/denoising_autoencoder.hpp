@@ -21,20 +21,24 @@
 
 namespace genmod::models {
 
+/// Options of DenoisingAutoencoder: the corruption and its strength.
 struct DenoisingAutoencoderOptions {
   Reconstruction reconstruction = Reconstruction::squared_error;  ///< the reconstruction criterion
   data::CorruptionOptions corruption = {};                        ///< what training does to the inputs
   std::uint64_t seed = 0;  ///< of the model's own generator (the corruption noise)
 };
 
+/// An autoencoder trained to reconstruct clean inputs from corrupted ones.
 template <class Encoder, class Decoder>
 class DenoisingAutoencoder : public Autoencoder<Encoder, Decoder> {
   using Base = Autoencoder<Encoder, Decoder>;
 
  public:
+  /// The scalar type.
   using T = typename Base::T;
   static_assert(std::is_same_v<T, float>, "DenoisingAutoencoder: the corruptions of data/transforms.hpp are float");
 
+  /// A denoising autoencoder; throws ValueError for a corruption level out of range.
   DenoisingAutoencoder(Encoder enc, Decoder dec, DenoisingAutoencoderOptions options = {})
       : Base(std::move(enc), std::move(dec), {.reconstruction = options.reconstruction}),
         rng(options.seed, 0x646165ULL),
@@ -54,6 +58,7 @@ class DenoisingAutoencoder : public Autoencoder<Encoder, Decoder> {
     Var<T> rec = mean(this->per_sample_error(this->decoder(this->encode(Var<T>(corrupt(x.value(), g)))), x));
     return {rec, rec, Var<T>(zeros<T>(Shape{}))};
   }
+  /// As loss(x, g), with the model's own generator.
   AutoencoderLoss<T> loss(const Var<T>& x) override { return loss(x, rng); }
 
   /// The model's estimate of the clean images behind noisy ones (reconstruct_all under its
@@ -62,6 +67,7 @@ class DenoisingAutoencoder : public Autoencoder<Encoder, Decoder> {
     return this->reconstruct_all(noisy, batch_size);
   }
 
+  /// The corruption options.
   const DenoisingAutoencoderOptions& denoising_options() const noexcept { return denoising_; }
 
   Generator rng;  ///< noise of loss(x); save its state to resume exactly
@@ -70,8 +76,10 @@ class DenoisingAutoencoder : public Autoencoder<Encoder, Decoder> {
   DenoisingAutoencoderOptions denoising_;
 };
 
+/// Deduction guide: DenoisingAutoencoder{encoder, decoder}.
 template <class E, class D>
 DenoisingAutoencoder(E, D) -> DenoisingAutoencoder<E, D>;
+/// Deduction guide: DenoisingAutoencoder{encoder, decoder, options}.
 template <class E, class D>
 DenoisingAutoencoder(E, D, DenoisingAutoencoderOptions) -> DenoisingAutoencoder<E, D>;
 

@@ -20,6 +20,8 @@
 
 namespace genmod::models {
 
+/// Principal component analysis by the covariance's eigendecomposition (in double): the linear
+/// autoencoder's closed form, for comparison with a trained linear Autoencoder.
 template <class T = float>
 class PCA {
  public:
@@ -92,7 +94,9 @@ class PCA {
     for (double v : variance_) s += v;
     return total_variance_ > 0 ? s / total_variance_ : 0.0;
   }
+  /// Number of components k.
   std::int64_t k() const noexcept { return components_.cols(); }
+  /// Data dimension D.
   std::int64_t dim() const noexcept { return components_.rows(); }
 
  private:

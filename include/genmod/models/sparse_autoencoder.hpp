@@ -25,6 +25,7 @@ enum class SparsityPenalty {
   bernoulli_kl,  ///< weight * sum_j KL(rho || mean_n h_nj), for codes in (0, 1)
 };
 
+/// Options of SparseAutoencoder: the penalty, its weight and target activation.
 struct SparseAutoencoderOptions {
   Reconstruction reconstruction = Reconstruction::squared_error;  ///< the reconstruction criterion
   SparsityPenalty penalty = SparsityPenalty::bernoulli_kl;        ///< the regularizer on the codes
@@ -32,13 +33,16 @@ struct SparseAutoencoderOptions {
   double rho = 0.05;  ///< target mean activation of each unit (bernoulli_kl), in (0, 1)
 };
 
+/// An autoencoder whose loss adds a sparsity penalty on the codes (L1 or Bernoulli-KL).
 template <class Encoder, class Decoder>
 class SparseAutoencoder : public Autoencoder<Encoder, Decoder> {
   using Base = Autoencoder<Encoder, Decoder>;
 
  public:
+  /// The scalar type.
   using T = typename Base::T;
 
+  /// A sparse autoencoder; throws ValueError for a negative weight or rho outside (0, 1).
   SparseAutoencoder(Encoder enc, Decoder dec, SparseAutoencoderOptions options = {})
       : Base(std::move(enc), std::move(dec), {.reconstruction = options.reconstruction}), sparse_(options) {
     if (!(options.weight >= 0))
@@ -61,14 +65,17 @@ class SparseAutoencoder : public Autoencoder<Encoder, Decoder> {
                                                   : losses::kl_sparsity_penalty(h, sparse_.rho);
   }
 
+  /// The penalty's options.
   const SparseAutoencoderOptions& sparsity_options() const noexcept { return sparse_; }
 
  private:
   SparseAutoencoderOptions sparse_;
 };
 
+/// Deduction guide: SparseAutoencoder{encoder, decoder}.
 template <class E, class D>
 SparseAutoencoder(E, D) -> SparseAutoencoder<E, D>;
+/// Deduction guide: SparseAutoencoder{encoder, decoder, options}.
 template <class E, class D>
 SparseAutoencoder(E, D, SparseAutoencoderOptions) -> SparseAutoencoder<E, D>;
 

@@ -16,23 +16,16 @@
 #include <utility>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/dist/concepts.hpp"
 #include "genmod/dist/likelihood.hpp"
 #include "genmod/dist/normal.hpp"
-#include "genmod/losses/kl.hpp"
-#include "genmod/losses/reconstruction.hpp"
+#include "genmod/models/elbo.hpp"
+#include "genmod/nn/layer.hpp"
 #include "genmod/nn/module.hpp"
 
 namespace genmod::models {
 
-/// The loss of a batch and its two terms (see the file comment for signs and reductions).
-template <class T = float>
-struct VAELoss {
-  Var<T> loss;            ///< reconstruction + beta * kl, mean over the batch
-  Var<T> reconstruction;  ///< -log p(x | z), mean over the batch
-  Var<T> kl;              ///< KL(q(z|x) || p(z)), mean over the batch
-  operator Var<T>() const { return loss; }  // NOLINT: `Var loss = vae.loss(x)` reads as it should
-};
-
+/// Options of VAE and ConditionalVAE.
 struct VAEOptions {
   double beta = 1.0;             ///< weight of the KL term (beta-VAE when != 1)
   std::int64_t latent_dim = 0;   ///< 0: taken from the encoder's output (or the decoder's first Linear)
@@ -40,7 +33,10 @@ struct VAEOptions {
 };
 
 /// How interpolate moves between two codes.
-enum class Interpolation { linear, spherical };
+enum class Interpolation {
+  linear,     ///< (1 - t) a + t b
+  spherical,  ///< slerp: sin((1-t) theta)/sin theta a + sin(t theta)/sin theta b, theta the angle between a and b
+};
 
 namespace detail {
 
@@ -75,12 +71,21 @@ std::int64_t decoder_input_features(D& decoder) {
 
 }  // namespace detail
 
+/// The variational autoencoder (see the file comment): an encoder and a decoder (layers), a
+/// likelihood (dist::Likelihood), a diagonal Normal posterior and a N(0, I) prior.
 template <class Encoder, class Decoder, class Likelihood = dist::Bernoulli>
 class VAE : public nn::Module<typename Encoder::value_type> {
  public:
+  /// The scalar type.
   using T = typename Encoder::value_type;
+  static_assert(nn::LayerType<Encoder> && nn::LayerType<Decoder>,
+                "VAE: the encoder and the decoder must be nn::Layer types (Var<T> forward(const Var<T>&))");
   static_assert(std::is_same_v<T, typename Decoder::value_type>, "VAE: encoder and decoder must share a value type");
+  static_assert(dist::Likelihood<Likelihood, T>,
+                "VAE: the likelihood must satisfy dist::Likelihood<L, T>: log_prob(params, x) -> Var<T> [N], "
+                "mean(params) -> Var<T>, sample(params, g) -> Tensor<T>");
 
+  /// A VAE from its networks and likelihood; throws ValueError for a negative beta.
   VAE(Encoder enc, Decoder dec, Likelihood lik = {}, VAEOptions options = {})
       : encoder(std::move(enc)), decoder(std::move(dec)), likelihood(lik), rng(options.seed, 0x766165ULL),
         options_(options) {
@@ -110,31 +115,28 @@ class VAE : public nn::Module<typename Encoder::value_type> {
   /// The likelihood's parameters for codes z [N, Z].
   Var<T> decode(const Var<T>& z) { return decoder(z); }
 
-  /// Negative ELBO of the batch and its terms, with noise from `g`.
-  VAELoss<T> loss(const Var<T>& x, Generator& g) {
+  /// The ELBO's per-sample terms for one reparameterized z per image, with noise from `g`.
+  ElboTerms<T> elbo(const Var<T>& x, Generator& g) {
     auto q = posterior(x);
-    Var<T> z = q.rsample(g);
-    Var<T> rec = neg(likelihood.log_prob(decode(z), x));          // [N]
-    Var<T> kl = losses::sum_per_sample(q.kl_standard());           // [N]
-    Var<T> rec_mean = mean(rec), kl_mean = mean(kl);
-    Var<T> total = options_.beta == 1.0 ? add(rec_mean, kl_mean) : add(rec_mean, scale(kl_mean, static_cast<T>(options_.beta)));
-    return {total, rec_mean, kl_mean};
+    return elbo_terms(q, likelihood, decode(q.rsample(g)), x, options_.beta);
   }
+
+  /// Negative ELBO of the batch and its terms, with noise from `g`.
+  VAELoss<T> loss(const Var<T>& x, Generator& g) { return elbo(x, g).loss(); }
   /// As loss(x, g), with the model's own generator.
   VAELoss<T> loss(const Var<T>& x) { return loss(x, rng); }
 
   /// Per-sample negative ELBO (reconstruction + KL, one z sample), [N], in nats.
-  Var<T> negative_elbo(const Var<T>& x, Generator& g) {
-    auto q = posterior(x);
-    Var<T> rec = neg(likelihood.log_prob(decode(q.rsample(g)), x));
-    return add(rec, losses::sum_per_sample(q.kl_standard()));
-  }
+  Var<T> negative_elbo(const Var<T>& x, Generator& g) { return elbo(x, g).negative_elbo(); }
 
   /// The expected x given the posterior mean code.
   Var<T> reconstruct(const Var<T>& x) { return likelihood.mean(decode(posterior(x).mean())); }
 
   /// n new samples: z ~ N(0, temperature^2 I), decoded to the likelihood's mean.
   Tensor<T> sample(std::int64_t n, double temperature = 1.0) { return sample(n, temperature, rng); }
+  /// n new samples at temperature 1 with noise from `g`.
+  Tensor<T> sample(std::int64_t n, Generator& g) { return sample(n, 1.0, g); }
+  /// As sample(n, temperature), with noise from `g`.
   Tensor<T> sample(std::int64_t n, double temperature, Generator& g) {
     if (latent_ == 0)
       throw ValueError("VAE::sample: the latent size is unknown: set VAEOptions::latent_dim or encode data first");
@@ -159,20 +161,20 @@ class VAE : public nn::Module<typename Encoder::value_type> {
     return likelihood.mean(decode(Var<T>(z))).value();
   }
 
-  /// forward(x) is the reconstruction.
-  Var<T> forward(const Var<T>& x) override { return reconstruct(x); }
-
+  /// Visits the encoder and the decoder ("encoder.*", "decoder.*").
   void visit(nn::ModuleVisitor<T>& v) override {
     v.child("encoder", encoder);
     v.child("decoder", decoder);
   }
 
+  /// The latent size Z (0 until known).
   std::int64_t latent_dim() const noexcept { return latent_; }
+  /// The KL weight.
   double beta() const noexcept { return options_.beta; }
 
-  Encoder encoder;
-  Decoder decoder;
-  Likelihood likelihood;
+  Encoder encoder;        ///< x -> [N, 2Z] (mean, log-variance)
+  Decoder decoder;        ///< z [N, Z] -> the likelihood's parameters
+  Likelihood likelihood;  ///< p(x | decoder output)
   Generator rng;  ///< noise of loss() and sample(); save its state to resume exactly
 
  private:
@@ -180,10 +182,13 @@ class VAE : public nn::Module<typename Encoder::value_type> {
   std::int64_t latent_ = 0;
 };
 
+/// Deduction guides: VAE{encoder, decoder[, likelihood[, options]]}.
 template <class E, class D, class L>
 VAE(E, D, L) -> VAE<E, D, L>;
+/// Deduction guide: VAE{encoder, decoder, likelihood, options}.
 template <class E, class D, class L>
 VAE(E, D, L, VAEOptions) -> VAE<E, D, L>;
+/// Deduction guide: VAE{encoder, decoder} with a Bernoulli likelihood.
 template <class E, class D>
 VAE(E, D) -> VAE<E, D, dist::Bernoulli>;
 

@@ -18,8 +18,12 @@
 
 namespace genmod::nn::init {
 
+/// fan_in and fan_out of a weight: the number of inputs and of outputs each unit connects to.
 struct Fans {
+  ///@{
+  /// Inputs (in) and outputs (out) per unit, each times the receptive field (kh * kw).
   std::int64_t in, out;
+  ///@}
 };
 
 /// fan_in and fan_out of a weight tensor (rank >= 2: [out, in, receptive...]).
@@ -40,18 +44,22 @@ inline double gain(const std::string& nonlinearity, double a = 0.01) {
   throw ValueError("init::gain: unknown nonlinearity '" + nonlinearity + "'");
 }
 
+/// Fills t with U(lo, hi) draws from g.
 template <class T>
 void uniform(Tensor<T>& t, Generator& g, double lo, double hi) {
   fill_uniform(t, g, static_cast<T>(lo), static_cast<T>(hi));
 }
+/// Fills t with N(mean, stddev^2) draws from g.
 template <class T>
 void normal(Tensor<T>& t, Generator& g, double mean, double stddev) {
   fill_normal(t, g, static_cast<T>(mean), static_cast<T>(stddev));
 }
+/// Sets every element of t to v (converted to T).
 template <class T>
 void constant(Tensor<T>& t, double v) {
   t.fill(static_cast<T>(v));
 }
+/// Sets every element of t to zero (biases, residual branches started at identity).
 template <class T>
 void zeros(Tensor<T>& t) {
   t.fill(T(0));
@@ -71,6 +79,8 @@ void xavier_normal(Tensor<T>& t, Generator& g, double gain = 1.0) {
   normal(t, g, 0.0, gain * std::sqrt(2.0 / static_cast<double>(f.in + f.out)));
 }
 
+/// Which fan the Kaiming initializers scale by: fan_in keeps the forward activations' variance,
+/// fan_out the backward gradients'.
 enum class FanMode { fan_in, fan_out };
 
 /// U(-b, b), b = gain(nonlinearity, a) * sqrt(3 / fan).

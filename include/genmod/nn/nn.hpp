@@ -3,6 +3,7 @@
 /// Modules, initializers and layers.
 
 #include "genmod/nn/any_module.hpp"
+#include "genmod/nn/freeze.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/layers/activation.hpp"
 #include "genmod/nn/layers/conv.hpp"
@@ -13,5 +14,7 @@
 #include "genmod/nn/layers/norm.hpp"
 #include "genmod/nn/layers/pool.hpp"
 #include "genmod/nn/layers/reshape.hpp"
+#include "genmod/nn/layer.hpp"
 #include "genmod/nn/module.hpp"
+#include "genmod/nn/module_list.hpp"
 #include "genmod/nn/sequential.hpp"

@@ -9,26 +9,36 @@
 #include "genmod/autodiff/ops/conv.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/nn/init.hpp"
-#include "genmod/nn/module.hpp"
+#include "genmod/nn/layer.hpp"
 
 namespace genmod::nn {
 
 /// Options of Conv2d and MaskedConv2d.
 struct Conv2dLayerOptions {
+  /// Step between output positions (>= 1); H_out = (H + 2p - d(k - 1) - 1) / stride + 1.
   std::int64_t stride = 1;
+  /// Zeros added on each side of both spatial axes (>= 0); k / 2 keeps H and W at stride 1.
   std::int64_t padding = 0;
+  /// Spacing between kernel taps (>= 1).
   std::int64_t dilation = 1;
+  /// Learn a per-output-channel bias [Cout].
   bool bias = true;
   Generator* generator = nullptr;  ///< for the initialization; default_generator() when null
 };
 
 /// Options of ConvTranspose2d.
 struct ConvTranspose2dLayerOptions {
+  /// Upsampling factor (>= 1): H_out = (H - 1) stride - 2p + d(k - 1) + output_padding + 1.
   std::int64_t stride = 1;
+  /// Padding of the convolution this layer transposes (removes rows and columns of the output).
   std::int64_t padding = 0;
+  /// Extra rows and columns on the bottom and right of the output (< stride or < dilation).
   std::int64_t output_padding = 0;
+  /// Spacing between kernel taps (>= 1).
   std::int64_t dilation = 1;
+  /// Learn a per-output-channel bias [Cout].
   bool bias = true;
+  /// For the initialization; default_generator() when null.
   Generator* generator = nullptr;
 };
 
@@ -73,8 +83,9 @@ auto with_layer_name(const char* layer, const Parameter<T>& w, F&& f) {
 
 /// 2-D convolution over [N, Cin, H, W] inputs; weight [Cout, Cin, k, k].
 template <class T = float>
-class Conv2d : public Module<T> {
+class Conv2d : public Layer<T> {
  public:
+  /// A k x k convolution from in_channels to out_channels, initialized as PyTorch's Conv2d.
   Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, Conv2dLayerOptions o = {})
       : opt_{o.stride, o.padding, o.dilation} {
     detail::check_channels("Conv2d", in_channels, out_channels, kernel_size);
@@ -84,10 +95,12 @@ class Conv2d : public Module<T> {
                       o.generator);
   }
 
+  /// x [N, Cin, H, W] -> [N, Cout, H_out, W_out]; ShapeError names the layer and both shapes.
   Var<T> forward(const Var<T>& x) override {
     const auto g = detail::with_layer_name("Conv2d", weight, [&] { return conv2d_geometry_for(x.shape(), weight.shape(), opt_); });
     return conv2d_geometry(g, x, weight.var(), bias.defined() ? bias.var() : Var<T>());
   }
+  /// Lists `weight` and, when present, `bias`.
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
     if (bias.defined()) v.param("bias", bias);
@@ -102,8 +115,9 @@ class Conv2d : public Module<T> {
 
 /// Transposed 2-D convolution; weight [Cin, Cout, k, k] as PyTorch's ConvTranspose2d.
 template <class T = float>
-class ConvTranspose2d : public Module<T> {
+class ConvTranspose2d : public Layer<T> {
  public:
+  /// A k x k transposed convolution from in_channels to out_channels (PyTorch's initialization).
   ConvTranspose2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
                   ConvTranspose2dLayerOptions o = {})
       : opt_{o.stride, o.padding, o.output_padding, o.dilation} {
@@ -112,12 +126,14 @@ class ConvTranspose2d : public Module<T> {
                       o.generator);
   }
 
+  /// x [N, Cin, H, W] -> [N, Cout, H_out, W_out], the adjoint of a Conv2d's input map.
   Var<T> forward(const Var<T>& x) override {
     const auto g = detail::with_layer_name("ConvTranspose2d", weight,
                                            [&] { return conv_transpose2d_geometry_for(x.shape(), weight.shape(), opt_); });
     Var<T> y = conv2d_adjoint_input(g, x, weight.var());
     return bias.defined() ? add_channel_bias(y, bias.var()) : y;
   }
+  /// Lists `weight` and, when present, `bias`.
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
     if (bias.defined()) v.param("bias", bias);
@@ -138,8 +154,9 @@ enum class MaskType { A, B };
 /// 24/49 of a dense one. The weight keeps the full [Cout, Cin, k, k] layout (masked entries are
 /// unused and get zero gradient), so checkpoints line up with PyTorch's masked-multiply version.
 template <class T = float>
-class MaskedConv2d : public Module<T> {
+class MaskedConv2d : public Layer<T> {
  public:
+  /// A masked k x k convolution (odd k, at most 7) from in_channels to out_channels.
   MaskedConv2d(MaskType type, std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size,
                Conv2dLayerOptions o = {})
       : type_(type), opt_{o.stride, o.padding, o.dilation} {
@@ -161,6 +178,8 @@ class MaskedConv2d : public Module<T> {
     return keep;
   }
 
+  /// x [N, Cin, H, W] -> [N, Cout, H_out, W_out]; output pixel (i, j) depends only on the pixels
+  /// the mask keeps (above, and left of or at (i, j)).
   Var<T> forward(const Var<T>& x) override {
     auto g = detail::with_layer_name("MaskedConv2d", weight, [&] { return conv2d_geometry_for(x.shape(), weight.shape(), opt_); });
     const std::int64_t k = weight.shape()[2];
@@ -168,11 +187,13 @@ class MaskedConv2d : public Module<T> {
     g.set_mask(std::span<const bool>(keep.data(), static_cast<std::size_t>(k * k)));
     return conv2d_geometry(g, x, weight.var(), bias.defined() ? bias.var() : Var<T>());
   }
+  /// Lists `weight` (full k x k layout) and, when present, `bias`.
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight", weight);
     if (bias.defined()) v.param("bias", bias);
   }
 
+  /// A or B, as constructed.
   MaskType mask_type() const noexcept { return type_; }
 
   Parameter<T> weight;  ///< [Cout, Cin, k, k]; masked taps unused

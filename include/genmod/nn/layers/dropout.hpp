@@ -11,6 +11,7 @@
 
 namespace genmod::nn {
 
+/// Inverted dropout with probability p in training, the identity in evaluation (see the file comment).
 template <class T = float>
 class Dropout : public Stateless<T> {
  public:
@@ -19,6 +20,7 @@ class Dropout : public Stateless<T> {
     if (!(p >= 0 && p < 1)) throw ValueError("Dropout: expected p in [0, 1), got " + std::to_string(p));
   }
 
+  /// Same shape as x. Training: x * mask / (1 - p) with a fresh Bernoulli(1 - p) mask; evaluation: x.
   Var<T> forward(const Var<T>& x) override {
     if (!this->is_training() || p_ == 0) return x;
     Tensor<T> mask(x.shape());

@@ -8,13 +8,15 @@
 
 #include "genmod/autodiff/ops/select.hpp"
 #include "genmod/core/random.hpp"
-#include "genmod/nn/module.hpp"
+#include "genmod/nn/layer.hpp"
 
 namespace genmod::nn {
 
+/// A learned table of num_embeddings vectors of size dim, looked up by index (see the file comment).
 template <class T = float>
-class Embedding : public Module<T> {
+class Embedding : public Layer<T> {
  public:
+  /// A [num_embeddings, dim] table initialized N(0, 1) from generator (default_generator() when null).
   Embedding(std::int64_t num_embeddings, std::int64_t dim, Generator* generator = nullptr) {
     if (num_embeddings <= 0 || dim <= 0)
       throw ValueError("Embedding: expected positive sizes, got " + std::to_string(num_embeddings) + " x " +
@@ -50,6 +52,7 @@ class Embedding : public Module<T> {
     return lookup(idx);
   }
 
+  /// Lists `weight`.
   void visit(ModuleVisitor<T>& v) override { v.param("weight", weight); }
 
   Parameter<T> weight;  ///< [num_embeddings, dim]

@@ -21,13 +21,16 @@ namespace genmod::nn {
 /// Hidden and cell state of an LSTM.
 template <class T = float>
 struct LSTMState {
-  Var<T> h;
-  Var<T> c;
+  Var<T> h;  ///< hidden state [N, H]
+  Var<T> c;  ///< cell state [N, H]
 };
 
+/// One LSTM step as a module with state: `step(x, state) -> state`. It is not a Layer (it has two
+/// inputs and two outputs); a recurrent model holds it as a member and loops over time itself.
 template <class T = float>
 class LSTMCell : public Module<T> {
  public:
+  /// A cell from input_size features to hidden_size units, every parameter U(-1/sqrt(H), 1/sqrt(H)).
   LSTMCell(std::int64_t input_size, std::int64_t hidden_size, Generator* generator = nullptr) : hidden_(hidden_size) {
     if (input_size <= 0 || hidden_size <= 0)
       throw ValueError("LSTMCell: expected positive sizes, got input " + std::to_string(input_size) + ", hidden " +
@@ -65,9 +68,7 @@ class LSTMCell : public Module<T> {
     return {Var<T>(zeros<T>(Shape{n, hidden_})), Var<T>(zeros<T>(Shape{n, hidden_}))};
   }
 
-  /// One step from the zero state; returns h.
-  Var<T> forward(const Var<T>& x) override { return step(x, initial_state(x.dim(0))).h; }
-
+  /// Lists weight_ih, weight_hh, bias_ih and bias_hh (PyTorch's names, so checkpoints line up).
   void visit(ModuleVisitor<T>& v) override {
     v.param("weight_ih", weight_ih);
     v.param("weight_hh", weight_hh);
@@ -75,9 +76,13 @@ class LSTMCell : public Module<T> {
     v.param("bias_hh", bias_hh);
   }
 
+  /// H, the size of h and c.
   std::int64_t hidden_size() const noexcept { return hidden_; }
 
+  ///@{
+  /// weight_ih [4H, I], weight_hh [4H, H], bias_ih and bias_hh [4H]; rows in gate order i, f, g, o.
   Parameter<T> weight_ih, weight_hh, bias_ih, bias_hh;
+  ///@}
 
  private:
   std::int64_t hidden_;

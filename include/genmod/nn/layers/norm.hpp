@@ -6,20 +6,24 @@
 #include <string>
 
 #include "genmod/autodiff/ops/norm.hpp"
-#include "genmod/nn/module.hpp"
+#include "genmod/nn/layer.hpp"
 
 namespace genmod::nn {
 
+/// Options of BatchNorm1d and BatchNorm2d: `nn::BatchNorm2d(64, {.momentum = 0.01})`.
 struct BatchNormLayerOptions {
+  /// Running-statistics update: running = (1 - momentum) running + momentum batch.
   double momentum = 0.1;
+  /// Added to the variance: y = (x - mean) / sqrt(var + eps) * gamma + beta.
   double eps = 1e-5;
   bool affine = true;  ///< learn gamma (weight, init 1) and beta (bias, init 0)
 };
 
 /// Batch normalization over channel dimension 1, for inputs of rank `Rank` (2 or 4).
 template <class T, int Rank>
-class BatchNormNd : public Module<T> {
+class BatchNormNd : public Layer<T> {
  public:
+  /// Normalization of `channels` channels; gamma = 1, beta = 0, running mean 0 and variance 1.
   explicit BatchNormNd(std::int64_t channels, BatchNormLayerOptions o = {}) : opt_(o) {
     if (channels <= 0) throw ValueError("BatchNorm: expected a positive channel count, got " + std::to_string(channels));
     if (!(o.momentum >= 0 && o.momentum <= 1) || !(o.eps > 0))
@@ -32,6 +36,8 @@ class BatchNormNd : public Module<T> {
     running_var = ones<T>(Shape{channels});
   }
 
+  /// Same shape as x. Training: batch statistics (biased variance), updating the running ones with
+  /// the unbiased variance; evaluation: the running statistics.
   Var<T> forward(const Var<T>& x) override {
     if (x.rank() != Rank || x.dim(1) != running_mean.numel())
       throw ShapeError(std::string(Rank == 2 ? "BatchNorm1d(" : "BatchNorm2d(") + std::to_string(running_mean.numel()) +
@@ -42,6 +48,7 @@ class BatchNormNd : public Module<T> {
                       {.training = this->is_training(), .momentum = opt_.momentum, .eps = opt_.eps});
   }
 
+  /// Lists weight and bias (when affine) and the buffers running_mean and running_var.
   void visit(ModuleVisitor<T>& v) override {
     if (weight.defined()) {
       v.param("weight", weight);
@@ -53,22 +60,39 @@ class BatchNormNd : public Module<T> {
 
   Parameter<T> weight;  ///< gamma [C]
   Parameter<T> bias;    ///< beta [C]
+  /// Running mean per channel [C], a buffer (saved, not trained).
   Tensor<T> running_mean;
+  /// Running unbiased variance per channel [C], a buffer.
   Tensor<T> running_var;
 
  private:
   BatchNormLayerOptions opt_;
 };
 
+// BatchNorm1d and BatchNorm2d are classes, not alias templates: class template argument deduction
+// through an alias template (`nn::BatchNorm2d(128)`) is C++20 that clang 14 does not implement.
+
+/// Batch normalization of [N, C] inputs over the batch.
 template <class T = float>
-using BatchNorm1d = BatchNormNd<T, 2>;
+class BatchNorm1d : public BatchNormNd<T, 2> {
+ public:
+  /// `channels` features C.
+  explicit BatchNorm1d(std::int64_t channels, BatchNormLayerOptions o = {}) : BatchNormNd<T, 2>(channels, o) {}
+};
+
+/// Batch normalization of [N, C, H, W] inputs over batch and pixels.
 template <class T = float>
-using BatchNorm2d = BatchNormNd<T, 4>;
+class BatchNorm2d : public BatchNormNd<T, 4> {
+ public:
+  /// `channels` channels C.
+  explicit BatchNorm2d(std::int64_t channels, BatchNormLayerOptions o = {}) : BatchNormNd<T, 4>(channels, o) {}
+};
 
 /// Normalizes each sample over its trailing dimensions `normalized_shape` (e.g. {C, H, W}).
 template <class T = float>
-class LayerNorm : public Module<T> {
+class LayerNorm : public Layer<T> {
  public:
+  /// Normalization over the trailing `normalized_shape`; affine adds gamma (ones) and beta (zeros) of that shape.
   LayerNorm(std::initializer_list<std::int64_t> normalized_shape, double eps = 1e-5, bool affine = true)
       : shape_(normalized_shape), eps_(eps) {
     if (shape_.rank() == 0 || shape_.numel() <= 0) throw ValueError("LayerNorm: expected a non-empty normalized shape");
@@ -78,6 +102,8 @@ class LayerNorm : public Module<T> {
     }
   }
 
+  /// Same shape as x, whose trailing dimensions must equal normalized_shape: each sample's mean 0
+  /// and variance 1 over them (biased variance plus eps), then * gamma + beta.
   Var<T> forward(const Var<T>& x) override {
     const int r = shape_.rank();
     bool ok = x.rank() >= r;
@@ -88,6 +114,7 @@ class LayerNorm : public Module<T> {
     const bool affine = weight.defined();
     return layer_norm(x, r, affine ? weight.var() : Var<T>(), affine ? bias.var() : Var<T>(), eps_);
   }
+  /// Lists weight and bias when affine.
   void visit(ModuleVisitor<T>& v) override {
     if (weight.defined()) {
       v.param("weight", weight);
@@ -95,7 +122,9 @@ class LayerNorm : public Module<T> {
     }
   }
 
+  /// gamma, of the normalized shape (undefined without affine).
   Parameter<T> weight;
+  /// beta, of the normalized shape (undefined without affine).
   Parameter<T> bias;
 
  private:

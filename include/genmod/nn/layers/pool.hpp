@@ -7,22 +7,28 @@
 
 namespace genmod::nn {
 
+/// Max over k x k windows of [N, C, H, W] inputs; the gradient goes to each window's maximum.
 template <class T = float>
 class MaxPool2d : public Stateless<T> {
  public:
+  /// Windows of kernel x kernel moved by stride (0: stride = kernel), padding with -inf.
   explicit MaxPool2d(std::int64_t kernel, std::int64_t stride = 0, std::int64_t padding = 0)
       : k_(kernel), s_(stride ? stride : kernel), p_(padding) {}
+  /// x [N, C, H, W] -> [N, C, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1].
   Var<T> forward(const Var<T>& x) override { return max_pool2d(x, k_, s_, p_); }
 
  private:
   std::int64_t k_, s_, p_;
 };
 
+/// Mean over k x k windows of [N, C, H, W] inputs.
 template <class T = float>
 class AvgPool2d : public Stateless<T> {
  public:
+  /// Windows of kernel x kernel moved by stride (0: stride = kernel), zero padding.
   explicit AvgPool2d(std::int64_t kernel, std::int64_t stride = 0, std::int64_t padding = 0)
       : k_(kernel), s_(stride ? stride : kernel), p_(padding) {}
+  /// x [N, C, H, W] -> [N, C, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1].
   Var<T> forward(const Var<T>& x) override { return avg_pool2d(x, k_, s_, p_); }
 
  private:
@@ -33,9 +39,11 @@ class AvgPool2d : public Stateless<T> {
 template <class T = float>
 class Upsample : public Stateless<T> {
  public:
+  /// Each pixel repeated scale_factor times along H and W (scale_factor >= 1).
   explicit Upsample(std::int64_t scale_factor) : f_(scale_factor) {
     if (f_ < 1) throw ValueError("Upsample: expected a scale factor >= 1, got " + std::to_string(f_));
   }
+  /// x [N, C, H, W] -> [N, C, f H, f W].
   Var<T> forward(const Var<T>& x) override { return upsample_nearest(x, f_); }
 
  private:

@@ -15,6 +15,7 @@ namespace genmod::nn {
 template <class T = float>
 class Flatten : public Stateless<T> {
  public:
+  /// x [N, ...] -> [N, numel / N] (a view, no copy).
   Var<T> forward(const Var<T>& x) override { return flatten(x, 1); }
 };
 
@@ -22,11 +23,13 @@ class Flatten : public Stateless<T> {
 template <class T = float>
 class Reshape : public Stateless<T> {
  public:
+  /// Per-sample extents (at most 3): `nn::Reshape({64, 7, 7})` maps [N, 3136] to [N, 64, 7, 7].
   Reshape(std::initializer_list<std::int64_t> dims) {
     if (dims.size() + 1 > static_cast<std::size_t>(kMaxRank))
       throw ShapeError("Reshape: at most " + std::to_string(kMaxRank - 1) + " per-sample dimensions");
     for (auto d : dims) dims_[rank_++] = d;
   }
+  /// x [N, ...] -> [N, dims...]; ShapeError when the element counts differ.
   Var<T> forward(const Var<T>& x) override {
     std::int64_t d[kMaxRank] = {x.dim(0)};
     for (int i = 0; i < rank_; ++i) d[i + 1] = dims_[static_cast<std::size_t>(i)];

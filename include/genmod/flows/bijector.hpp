@@ -1,0 +1,117 @@
+#pragma once
+/// \file bijector.hpp
+/// The contract of a normalizing-flow step, and FlowSequence, a chain of steps.
+///
+/// A bijector f is an invertible map with a tractable Jacobian determinant:
+///   forward(x) -> {y = f(x), logdet_i = log |det df/dx (x_i)|}   logdet per sample, [N]
+///   inverse(y) -> x = f^-1(y)
+/// A chain f = f_K o ... o f_1 has log|det| = sum_k log|det df_k/dh_(k-1)| (the chain rule of
+/// determinants), which is what FlowSequence returns. Change of variables: when forward maps data
+/// to the base distribution (density flows), log p(x) = log p_z(f(x)) + logdet; when forward maps a
+/// base sample onward (a VAE's flow posterior), log q(z_K) = log q_0(z_0) - logdet.
+///
+/// A step is an nn::Module (parameters, train/eval) with those two members: the concept
+/// flows::Bijector checks it at compile time. FlowSequence holds steps of different classes
+/// through the base class flows::BijectorModule, whose two members are virtual.
+
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "genmod/autodiff/autodiff.hpp"
+#include "genmod/config.hpp"
+#include "genmod/nn/module.hpp"
+#include "genmod/nn/module_list.hpp"
+
+namespace genmod::flows {
+
+/// The output of a bijector's forward pass.
+template <class T = float>
+struct FlowResult {
+  Var<T> y;       ///< f(x), the shape of x
+  Var<T> logdet;  ///< log |det df/dx| per sample, [N]
+};
+
+/// An invertible module with a per-sample log-determinant (see the file comment).
+template <class B>
+concept Bijector = nn::ModuleType<B> && requires(B& b, const Var<typename B::value_type>& x) {
+  { b.forward(x) } -> std::same_as<FlowResult<typename B::value_type>>;
+  { b.inverse(x) } -> std::same_as<Var<typename B::value_type>>;
+};
+
+/// Base class of the flow steps FlowSequence holds: forward and inverse as virtual members.
+template <class T = float>
+class BijectorModule : public nn::Module<T> {
+ public:
+  /// y = f(x) and log |det df/dx| per sample.
+  virtual FlowResult<T> forward(const Var<T>& x) = 0;
+  /// x = f^-1(y).
+  virtual Var<T> inverse(const Var<T>& y) = 0;
+
+ protected:
+  /// Only subclasses construct flow steps.
+  BijectorModule() = default;
+  /// Copies share the parameters' buffers.
+  BijectorModule(const BijectorModule&) = default;
+  /// Moves the handles.
+  BijectorModule(BijectorModule&&) noexcept = default;
+  /// Copies share the parameters' buffers.
+  BijectorModule& operator=(const BijectorModule&) = default;
+  /// Moves the handles.
+  BijectorModule& operator=(BijectorModule&&) noexcept = default;
+};
+
+/// f_K o ... o f_1: forward applies the steps in order and sums their log-determinants, inverse
+/// applies the inverses in reverse order. Steps are children "steps.0", "steps.1", ...
+template <class T = float>
+class FlowSequence : public BijectorModule<T> {
+ public:
+  /// An empty chain (the identity, log-determinant 0).
+  FlowSequence() = default;
+
+  /// Appends a step (any BijectorModule<T> subclass); returns it.
+  template <class B>
+  std::decay_t<B>& push_back(B&& step) {
+    using S = std::decay_t<B>;
+    static_assert(Bijector<S> && std::is_base_of_v<BijectorModule<T>, S>,
+                  "FlowSequence<T>::push_back: a step must derive from flows::BijectorModule<T> and satisfy "
+                  "flows::Bijector (forward(x) -> FlowResult<T>{y, logdet [N]}, inverse(y) -> Var<T>)");
+    return steps_.push_back(std::forward<B>(step));
+  }
+
+  /// Number of steps.
+  std::size_t size() const noexcept { return steps_.size(); }
+  /// The i-th step.
+  BijectorModule<T>& operator[](std::size_t i) const { return steps_[i]; }
+
+  /// {f(x), sum of the steps' log|det|}; the identity with logdet 0 when empty.
+  FlowResult<T> forward(const Var<T>& x) override {
+    if (x.rank() < 1) throw ShapeError("FlowSequence: expected a batch [N, ...], got " + x.shape().to_string());
+    Var<T> h = x, logdet;
+    for (auto& step : steps_) {
+      FlowResult<T> r = step.forward(h);
+      if (!(r.logdet.shape() == Shape{x.dim(0)}))
+        throw ShapeError("FlowSequence: a step returned a log-determinant of shape " + r.logdet.shape().to_string() +
+                         ", expected one per sample [" + std::to_string(x.dim(0)) + "]");
+      h = r.y;
+      logdet = logdet.defined() ? add(logdet, r.logdet) : r.logdet;
+    }
+    if (!logdet.defined()) logdet = Var<T>(zeros<T>(Shape{x.dim(0)}));
+    return {h, logdet};
+  }
+
+  /// f^-1(y): the steps' inverses, last step first.
+  Var<T> inverse(const Var<T>& y) override {
+    Var<T> h = y;
+    for (std::size_t i = steps_.size(); i-- > 0;) h = steps_[i].inverse(h);
+    return h;
+  }
+
+  /// Visits the steps as "steps.0", "steps.1", ...
+  void visit(nn::ModuleVisitor<T>& v) override { v.child("steps", steps_); }
+
+ private:
+  nn::ModuleList<BijectorModule<T>> steps_;
+};
+
+}  // namespace genmod::flows
