@@ -22,8 +22,9 @@
 ///                 scatter-add
 ///
 /// Available where the target has AVX-512 gathers, for float (the training type); elsewhere, and
-/// for double, the explicit path in conv2d.hpp runs (the double gradient checks therefore test the
-/// explicit path, and tests/kernels/conv2d_test.cpp holds the float path to it).
+/// for double, the explicit path (conv2d_layout.hpp) runs. conv2d.hpp's table says which geometry
+/// takes which path; tests/kernels/conv2d_reference_test.cpp holds every path to the plain-loop
+/// reference.
 
 #include <algorithm>
 #include <cstdint>
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "genmod/kernels/conv2d_geometry.hpp"
+#include "genmod/kernels/conv2d_layout.hpp"
 #include "genmod/kernels/microkernel.hpp"
 
 namespace genmod::kernels::detail {
@@ -695,6 +697,55 @@ struct InputGradPlan {
     });
   }
 };
+
+/// dX rows of `images` images from the phase blocks (block[p]: [Cin, images x P_p], phase p's
+/// pixels row-major per image). With stride 2 along the row and rows of at most 16 pixels (the
+/// small images of strided convolutions), the two column phases of a row are interleaved in
+/// registers; otherwise each phase row is scattered at the stride.
+template <class T>
+void write_phases(const Conv2dGeometry& g, const std::vector<InputGradPhase>& phases, const T* const* block,
+                  std::int64_t images, T* dx) {
+  const std::int64_t in_size = g.cin * g.h * g.w, plane = g.h * g.w;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.stride_w == 2 && g.w <= 16 && static_cast<std::int64_t>(phases.size()) == g.stride_h * 2) {
+      // Lane 2q of a row is lane q of the even-column phase, lane 2q + 1 lane q of the odd one.
+      const __m512i pick = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+      const auto row_mask = static_cast<__mmask16>((1u << g.w) - 1u);
+      for (std::int64_t ry = 0; ry < g.stride_h; ++ry) {
+        const InputGradPhase& p0 = phases[static_cast<std::size_t>(ry * 2)];
+        const InputGradPhase& p1 = phases[static_cast<std::size_t>(ry * 2 + 1)];
+        const InputGradPhase& even = p0.ix0 == 0 ? p0 : p1;
+        const InputGradPhase& odd = p0.ix0 == 0 ? p1 : p0;
+        const T* be = block[p0.ix0 == 0 ? ry * 2 : ry * 2 + 1];
+        const T* bo = block[p0.ix0 == 0 ? ry * 2 + 1 : ry * 2];
+        const std::int64_t lde = images * even.pixels(), ldo = images * odd.pixels();
+        const auto me = static_cast<__mmask16>((1u << even.cols) - 1u),
+                   mo = static_cast<__mmask16>((1u << odd.cols) - 1u);
+        for (std::int64_t j = 0; j < images; ++j)
+          for (std::int64_t c = 0; c < g.cin; ++c)
+            for (std::int64_t a = 0; a < even.rows; ++a) {
+              const __m512 e = _mm512_maskz_loadu_ps(me, be + c * lde + j * even.pixels() + a * even.cols);
+              const __m512 o = _mm512_maskz_loadu_ps(mo, bo + c * ldo + j * odd.pixels() + a * odd.cols);
+              _mm512_mask_storeu_ps(dx + j * in_size + c * plane + (even.iy0 + a * g.stride_h) * g.w, row_mask,
+                                    _mm512_permutex2var_ps(e, pick, o));
+            }
+      }
+      return;
+    }
+  }
+#endif
+  for (std::size_t p = 0; p < phases.size(); ++p) {
+    const InputGradPhase& ph = phases[p];
+    const std::int64_t np = ph.pixels(), ld = images * np;
+    for (std::int64_t j = 0; j < images; ++j)
+      for (std::int64_t c = 0; c < g.cin; ++c)
+        for (std::int64_t a = 0; a < ph.rows; ++a)
+          move_strided<true>(block[p] + c * ld + j * np + a * ph.cols,
+                             dx + j * in_size + c * plane + (ph.iy0 + a * g.stride_h) * g.w + ph.ix0, ph.cols,
+                             g.stride_w);
+  }
+}
 
 /// Whether dX of geometry g goes by stride phases: strided (or stride 1 with "same" width, one
 /// phase whose columns are runs of G), a product of some depth (Cout x the taps of a phase) and
