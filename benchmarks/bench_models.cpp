@@ -7,7 +7,7 @@
 //   {"workload": "mlp_vae", "threads": 2, "median_s": ..., "gflops": ..., "allocs_per_step": ...,
 //    "heap_calls_per_step": ..., ...}
 //
-//   bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR]
+//   bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR] [--params]
 //
 // Without --threads, each workload runs at 1 and then 2 threads. gflops = the analytic FLOPs of
 // common.py's flops_per_step (matmul / conv MACs only, x2) divided by the median step time.
@@ -15,6 +15,7 @@
 // to get from the system) per timed step. heap_calls_per_step: calls to malloc / calloc / realloc /
 // aligned_alloc / posix_memalign / memalign (operator new included, it calls malloc) per timed step,
 // from every thread, counted by interposing glibc's allocator in this executable.
+// --params lists the parameters each optimizer trains (name and shape), to check a refactor keeps them.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -27,8 +28,10 @@
 #include <memory>
 #include <numbers>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "genmod/flows/bijector.hpp"
 #include "genmod/genmod.hpp"
 
 // ------------------------------------------------------------------------------------- heap counter
@@ -59,7 +62,9 @@ void* realloc(void* p, std::size_t n) {
   g_heap_calls.fetch_add(1, std::memory_order_relaxed);
   return __libc_realloc(p, n);
 }
-void free(void* p) { __libc_free(p); }
+void free(void* p) {
+  __libc_free(p);
+}
 void* memalign(std::size_t a, std::size_t n) {
   g_heap_calls.fetch_add(1, std::memory_order_relaxed);
   return __libc_memalign(a, n);
@@ -97,9 +102,15 @@ using V = Var<F>;
 
 // ----------------------------------------------------------------------------------- FLOP counts
 // Exactly common.py's flops_per_step (1 multiply-add = 2 FLOPs; training = 3 x forward).
-double lin(double b, double i, double o) { return 2 * b * i * o; }
-double conv(double b, double ci, double co, double k, double ho, double wo) { return 2 * b * ci * co * k * k * ho * wo; }
-double convT(double b, double ci, double co, double k, double hi, double wi) { return 2 * b * ci * co * k * k * hi * wi; }
+double lin(double b, double i, double o) {
+  return 2 * b * i * o;
+}
+double conv(double b, double ci, double co, double k, double ho, double wo) {
+  return 2 * b * ci * co * k * k * ho * wo;
+}
+double convT(double b, double ci, double co, double k, double hi, double wi) {
+  return 2 * b * ci * co * k * k * hi * wi;
+}
 
 double flops_per_step(const std::string& name, double b) {
   if (name == "mlp_vae") {
@@ -126,10 +137,14 @@ double flops_per_step(const std::string& name, double b) {
 // ----------------------------------------------------------------------------------- losses
 // Sum over everything of BCE-with-logits against targets x: softplus(l) - x l
 // (= max(l, 0) - x l + log(1 + e^-|l|), the stable form PyTorch uses).
-V bce_logits_sum(const V& logits, const V& x) { return sum(softplus(logits) - x * logits); }
+V bce_logits_sum(const V& logits, const V& x) {
+  return sum(softplus(logits) - x * logits);
+}
 
 // Sum over the batch of the Gaussian KL to N(0, I): -0.5 sum(1 + lv - mu^2 - e^lv).
-V gaussian_kl_sum(const V& mu, const V& lv) { return sum(1.0f + lv - square(mu) - exp(lv)) * -0.5f; }
+V gaussian_kl_sum(const V& mu, const V& lv) {
+  return sum(1.0f + lv - square(mu) - exp(lv)) * -0.5f;
+}
 
 // z = mu + eps * exp(0.5 lv), eps ~ N(0, I) from a genmod Generator.
 V reparameterize(const V& mu, const V& lv, Generator& g) {
@@ -139,40 +154,55 @@ V reparameterize(const V& mu, const V& lv, Generator& g) {
 }
 
 // ----------------------------------------------------------------------------------- workloads
+// Each model is one nn::Module (its sub-networks are members, listed by one `visit`); optimizers
+// are built over a module's named_parameters(). Member order is construction order, which is the
+// order the layers draw their initial weights from the default generator (manual_seed(0) per run).
+
 // A workload: its batch size and one training step on a uint8 batch [B, 28, 28].
 struct Workload {
   std::int64_t batch = 128;
   std::function<float(const Tensor<std::uint8_t>&)> step;
-  std::shared_ptr<void> state;  // keeps the model and optimizers alive
+  std::shared_ptr<void> state;                         // keeps the model and optimizers alive
+  std::vector<const optim::Optimizer<F>*> optimizers;  // for --params
+};
+
+/// The MLP VAE: 784 -> 512 -> 256 -> (mu, log-variance) [32] -> 256 -> 512 -> 784 logits.
+class MlpVae : public nn::Module<F> {
+ public:
+  nn::Linear<F> e1{784, 512}, e2{512, 256}, mu{256, 32}, lv{256, 32}, d1{32, 256}, d2{256, 512}, d3{512, 784};
+
+  /// Lists the seven layers under their member names.
+  void visit(nn::ModuleVisitor<F>& v) override {
+    v.child("e1", e1), v.child("e2", e2), v.child("mu", mu), v.child("lv", lv);
+    v.child("d1", d1), v.child("d2", d2), v.child("d3", d3);
+  }
+
+  /// Negative ELBO (Bernoulli likelihood) averaged over the batch, x [B, 784] in [0, 1].
+  V loss(const V& x, Generator& noise) {
+    V h = relu(e2(relu(e1(x))));
+    V m = mu(h), l = lv(h);
+    V z = reparameterize(m, l, noise);
+    V logits = d3(relu(d2(relu(d1(z)))));
+    return (bce_logits_sum(logits, x) + gaussian_kl_sum(m, l)) * (1.0f / static_cast<float>(x.dim(0)));
+  }
 };
 
 Workload make_mlp_vae() {
   struct S {
-    nn::Linear<F> e1{784, 512}, e2{512, 256}, mu{256, 32}, lv{256, 32}, d1{32, 256}, d2{256, 512}, d3{512, 784};
-    std::vector<nn::NamedParameter<F>> params() {
-      std::vector<nn::NamedParameter<F>> out;
-      const char* names[] = {"e1", "e2", "mu", "lv", "d1", "d2", "d3"};
-      nn::Linear<F>* ls[] = {&e1, &e2, &mu, &lv, &d1, &d2, &d3};
-      for (int i = 0; i < 7; ++i)
-        for (auto& np : ls[i]->named_parameters()) out.push_back({std::string(names[i]) + "." + np.name, np.parameter});
-      return out;
-    }
-    optim::Adam<F> opt{params(), {.lr = 1e-3}};
+    MlpVae model;
+    optim::Adam<F> opt{model.named_parameters(), {.lr = 1e-3}};
     Generator noise{1234};
   };
   auto s = std::make_shared<S>();
   Workload w;
   w.batch = 128;
   w.state = s;
+  w.optimizers = {&s->opt};
   w.step = [s](const Tensor<std::uint8_t>& u8) {
     const std::int64_t b = u8.dim(0);
     Tape<F> tape;
     V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 784}));
-    V h = relu(s->e2(relu(s->e1(x))));
-    V mu = s->mu(h), lv = s->lv(h);
-    V z = reparameterize(mu, lv, s->noise);
-    V logits = s->d3(relu(s->d2(relu(s->d1(z)))));
-    V loss = (bce_logits_sum(logits, x) + gaussian_kl_sum(mu, lv)) * (1.0f / static_cast<float>(b));
+    V loss = s->model.loss(x, s->noise);
     s->opt.zero_grad();
     tape.backward(loss);
     s->opt.step();
@@ -181,36 +211,48 @@ Workload make_mlp_vae() {
   return w;
 }
 
+/// The convolutional VAE: two stride-2 convs to [64, 7, 7], linear heads to a 32-d latent, a linear
+/// layer back to [64, 7, 7] and two stride-2 transposed convs to [1, 28, 28] logits.
+class ConvVae : public nn::Module<F> {
+ public:
+  nn::Conv2d<F> c1{1, 32, 4, {.stride = 2, .padding = 1}}, c2{32, 64, 4, {.stride = 2, .padding = 1}};
+  nn::Linear<F> mu{3136, 32}, lv{3136, 32}, d0{32, 3136};
+  nn::ConvTranspose2d<F> t1{64, 32, 4, {.stride = 2, .padding = 1}}, t2{32, 1, 4, {.stride = 2, .padding = 1}};
+
+  /// Lists the seven layers under their member names.
+  void visit(nn::ModuleVisitor<F>& v) override {
+    v.child("c1", c1), v.child("c2", c2), v.child("mu", mu), v.child("lv", lv), v.child("d0", d0);
+    v.child("t1", t1), v.child("t2", t2);
+  }
+
+  /// Negative ELBO (Bernoulli likelihood) averaged over the batch, x [B, 1, 28, 28] in [0, 1].
+  V loss(const V& x, Generator& noise) {
+    const std::int64_t b = x.dim(0);
+    V h = flatten(relu(c2(relu(c1(x)))), 1);
+    V m = mu(h), l = lv(h);
+    V z = reparameterize(m, l, noise);
+    V g = reshape(relu(d0(z)), Shape{b, 64, 7, 7});
+    V logits = t2(relu(t1(g)));
+    return (bce_logits_sum(logits, x) + gaussian_kl_sum(m, l)) * (1.0f / static_cast<float>(b));
+  }
+};
+
 Workload make_conv_vae() {
   struct S {
-    nn::Conv2d<F> c1{1, 32, 4, {.stride = 2, .padding = 1}}, c2{32, 64, 4, {.stride = 2, .padding = 1}};
-    nn::Linear<F> mu{3136, 32}, lv{3136, 32}, d0{32, 3136};
-    nn::ConvTranspose2d<F> t1{64, 32, 4, {.stride = 2, .padding = 1}}, t2{32, 1, 4, {.stride = 2, .padding = 1}};
-    std::vector<nn::NamedParameter<F>> params() {
-      std::vector<nn::NamedParameter<F>> out;
-      auto add = [&](const char* n, nn::Module<F>& m) {
-        for (auto& np : m.named_parameters()) out.push_back({std::string(n) + "." + np.name, np.parameter});
-      };
-      add("c1", c1), add("c2", c2), add("mu", mu), add("lv", lv), add("d0", d0), add("t1", t1), add("t2", t2);
-      return out;
-    }
-    optim::Adam<F> opt{params(), {.lr = 1e-3}};
+    ConvVae model;
+    optim::Adam<F> opt{model.named_parameters(), {.lr = 1e-3}};
     Generator noise{1234};
   };
   auto s = std::make_shared<S>();
   Workload w;
   w.batch = 128;
   w.state = s;
+  w.optimizers = {&s->opt};
   w.step = [s](const Tensor<std::uint8_t>& u8) {
     const std::int64_t b = u8.dim(0);
     Tape<F> tape;
     V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 1, 28, 28}));
-    V h = flatten(relu(s->c2(relu(s->c1(x)))), 1);
-    V mu = s->mu(h), lv = s->lv(h);
-    V z = reparameterize(mu, lv, s->noise);
-    V g = reshape(relu(s->d0(z)), Shape{b, 64, 7, 7});
-    V logits = s->t2(relu(s->t1(g)));
-    V loss = (bce_logits_sum(logits, x) + gaussian_kl_sum(mu, lv)) * (1.0f / static_cast<float>(b));
+    V loss = s->model.loss(x, s->noise);
     s->opt.zero_grad();
     tape.backward(loss);
     s->opt.step();
@@ -219,73 +261,91 @@ Workload make_conv_vae() {
   return w;
 }
 
+/// DCGAN generator: z [B, 64] -> linear to [128, 7, 7] -> two stride-2 transposed convs -> tanh
+/// image [B, 1, 28, 28], BatchNorm + ReLU between.
+class DcganGenerator : public nn::Layer<F> {
+ public:
+  nn::Linear<F> fc{64, 128 * 7 * 7};
+  nn::BatchNorm1d<F> bn0{128 * 7 * 7};
+  nn::ConvTranspose2d<F> t1{128, 64, 4, {.stride = 2, .padding = 1}};
+  nn::BatchNorm2d<F> bn1{64};
+  nn::ConvTranspose2d<F> t2{64, 1, 4, {.stride = 2, .padding = 1}};
+
+  /// z [B, 64] -> images [B, 1, 28, 28] in (-1, 1).
+  V forward(const V& z) override {
+    V h = reshape(relu(bn0(fc(z))), Shape{z.dim(0), 128, 7, 7});
+    h = relu(bn1(t1(h)));
+    return tanh(t2(h));
+  }
+  /// Lists the five layers under their member names.
+  void visit(nn::ModuleVisitor<F>& v) override {
+    v.child("fc", fc), v.child("bn0", bn0), v.child("t1", t1), v.child("bn1", bn1), v.child("t2", t2);
+  }
+};
+
+/// DCGAN discriminator: two stride-2 convs with LeakyReLU(0.2) (BatchNorm on the second) and a
+/// linear layer to one logit per image.
+class DcganDiscriminator : public nn::Layer<F> {
+ public:
+  nn::Conv2d<F> c1{1, 64, 4, {.stride = 2, .padding = 1}}, c2{64, 128, 4, {.stride = 2, .padding = 1}};
+  nn::BatchNorm2d<F> bn2{128};
+  nn::Linear<F> fc{6272, 1};
+
+  /// x [B, 1, 28, 28] -> logits [B].
+  V forward(const V& x) override {
+    V h = leaky_relu(c1(x), 0.2f);
+    h = leaky_relu(bn2(c2(h)), 0.2f);
+    return reshape(fc(flatten(h, 1)), Shape{x.dim(0)});
+  }
+  /// Lists the four layers under their member names.
+  void visit(nn::ModuleVisitor<F>& v) override {
+    v.child("c1", c1), v.child("c2", c2), v.child("bn2", bn2), v.child("fc", fc);
+  }
+};
+
+/// The GAN: generator and discriminator as two children "g" and "d" (each trained by its own
+/// optimizer over that child's parameters).
+class Dcgan : public nn::Module<F> {
+ public:
+  DcganGenerator g;
+  DcganDiscriminator d;
+
+  /// Lists the two networks.
+  void visit(nn::ModuleVisitor<F>& v) override { v.child("g", g), v.child("d", d); }
+};
+
 Workload make_dcgan() {
-  struct G {
-    nn::Linear<F> fc{64, 128 * 7 * 7};
-    nn::BatchNorm1d<F> bn0{128 * 7 * 7};
-    nn::ConvTranspose2d<F> t1{128, 64, 4, {.stride = 2, .padding = 1}};
-    nn::BatchNorm2d<F> bn1{64};
-    nn::ConvTranspose2d<F> t2{64, 1, 4, {.stride = 2, .padding = 1}};
-    V operator()(const V& z) {
-      V h = reshape(relu(bn0(fc(z))), Shape{z.dim(0), 128, 7, 7});
-      h = relu(bn1(t1(h)));
-      return tanh(t2(h));
-    }
-    std::vector<nn::NamedParameter<F>> params() {
-      std::vector<nn::NamedParameter<F>> out;
-      auto add = [&](const char* n, nn::Module<F>& m) {
-        for (auto& np : m.named_parameters()) out.push_back({std::string(n) + "." + np.name, np.parameter});
-      };
-      add("fc", fc), add("bn0", bn0), add("t1", t1), add("bn1", bn1), add("t2", t2);
-      return out;
-    }
-  };
-  struct D {
-    nn::Conv2d<F> c1{1, 64, 4, {.stride = 2, .padding = 1}}, c2{64, 128, 4, {.stride = 2, .padding = 1}};
-    nn::BatchNorm2d<F> bn2{128};
-    nn::Linear<F> fc{6272, 1};
-    V operator()(const V& x) {
-      V h = leaky_relu(c1(x), 0.2f);
-      h = leaky_relu(bn2(c2(h)), 0.2f);
-      return reshape(fc(flatten(h, 1)), Shape{x.dim(0)});
-    }
-    std::vector<nn::NamedParameter<F>> params() {
-      std::vector<nn::NamedParameter<F>> out;
-      auto add = [&](const char* n, nn::Module<F>& m) {
-        for (auto& np : m.named_parameters()) out.push_back({std::string(n) + "." + np.name, np.parameter});
-      };
-      add("c1", c1), add("c2", c2), add("bn2", bn2), add("fc", fc);
-      return out;
-    }
-  };
   struct S {
-    G g;
-    D d;
-    optim::Adam<F> og{g.params(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
-    optim::Adam<F> od{d.params(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
+    Dcgan gan;
+    optim::Adam<F> og{gan.g.named_parameters(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
+    optim::Adam<F> od{gan.d.named_parameters(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
     Generator noise{1234};
   };
   auto s = std::make_shared<S>();
   Workload w;
   w.batch = 128;
   w.state = s;
+  w.optimizers = {&s->og, &s->od};
   // BCE with logits, mean over the batch: target 1 -> softplus(-l), target 0 -> softplus(l).
   w.step = [s](const Tensor<std::uint8_t>& u8) {
     const std::int64_t b = u8.dim(0);
+    DcganGenerator& g = s->gan.g;
+    DcganDiscriminator& d = s->gan.d;
     Tape<F> tape;
     V real(data::scale_pixels(u8, data::PixelRange::symmetric).reshape({b, 1, 28, 28}));
     Tensor<F> zt(Shape{b, 64});
     fill_normal(zt, s->noise);
-    V fake = s->g(V(zt));
+    V fake = g(V(zt));
     // D update: real and detached fake, separate forwards (BatchNorm sees each half separately).
     s->od.zero_grad();
-    V ld = mean(softplus(-s->d(real))) + mean(softplus(s->d(fake.detach())));
+    V ld = mean(softplus(-d(real))) + mean(softplus(d(fake.detach())));
     tape.backward(ld);
     s->od.step();
-    // G update, non-saturating: -log D(G(z)), reusing `fake`; D's weight gradients are computed
-    // too (as in PyTorch, where D's parameters require grad), and zeroed before the next D step.
+    // G update, non-saturating: -log D(G(z)), reusing `fake`. D is deliberately not frozen: its
+    // weight gradients are computed too (as in the PyTorch reference, where D's parameters require
+    // grad) and zeroed before the next D step, so the work per step matches the reference.
     s->og.zero_grad();
-    V lg = mean(softplus(-s->d(fake)));
+    V lg = mean(softplus(-d(fake)));
     tape.backward(lg);
     s->og.step();
     return ld.item() + lg.item();
@@ -293,50 +353,107 @@ Workload make_dcgan() {
   return w;
 }
 
+/// One RealNVP affine coupling step on x [B, 784] with a fixed binary mask m (1 = pass through):
+///   (s, t) = net(x m),  s <- tanh(s) * scale * (1 - m),  t <- t * (1 - m)
+///   y = x m + (1 - m) (x e^s + t),  log|det dy/dx| = sum_i s_i (the Jacobian is triangular).
+/// The last layer starts at zero, so the step starts as the identity map.
+class Coupling : public flows::BijectorModule<F> {
+ public:
+  /// A step with mask `mask` [784] (0 or 1 per dimension).
+  explicit Coupling(Tensor<F> mask) : mask_(std::move(mask)), inv_mask_(Shape{784}) {
+    for (std::int64_t i = 0; i < 784; ++i) inv_mask_[i] = 1.0f - mask_[i];
+    net.get<4>().weight.value().fill(0.0f);
+    net.get<4>().bias.value().fill(0.0f);
+  }
+
+  /// {y, log|det dy/dx| [B]}.
+  flows::FlowResult<F> forward(const V& x) override {
+    const V m(mask_), im(inv_mask_);
+    auto [s, t] = shift_log_scale(x * m, im);
+    V logdet = sum(s, 1);
+    return {x * m + im * (x * exp(s) + t), logdet};
+  }
+
+  /// x = y m + (1 - m) (y - t) e^-s, with (s, t) from y m = x m.
+  V inverse(const V& y) override {
+    const V m(mask_), im(inv_mask_);
+    auto [s, t] = shift_log_scale(y * m, im);
+    return y * m + im * ((y - t) * exp(-s));
+  }
+
+  /// Lists `net` and `scale`.
+  void visit(nn::ModuleVisitor<F>& v) override {
+    v.child("net", net);
+    v.param("scale", scale);
+  }
+
+  nn::Sequential<nn::Linear<F>, nn::ReLU<F>, nn::Linear<F>, nn::ReLU<F>, nn::Linear<F>> net{
+      nn::Linear<F>(784, 1024), nn::ReLU<F>(), nn::Linear<F>(1024, 1024), nn::ReLU<F>(), nn::Linear<F>(1024, 2 * 784)};
+  Parameter<F> scale{ones<F>(Shape{784})};  ///< per-dimension bound of the log-scale
+
+ private:
+  // (s, t) of the class comment from the masked input xm; both zero where the mask passes through.
+  std::pair<V, V> shift_log_scale(const V& xm, const V& im) {
+    V st = net(xm);
+    V s = tanh(slice(st, 1, 0, 784)) * scale.var() * im;
+    V t = slice(st, 1, 784, 784) * im;
+    return {s, t};
+  }
+
+  Tensor<F> mask_, inv_mask_;  // [784]: 1 where x passes through unchanged, and 1 - mask
+};
+
+/// RealNVP on flattened images: 8 coupling steps with alternating checkerboard masks, held in a
+/// ModuleList "layers" (not a flows::FlowSequence: that would name the steps "steps.k" and sum the
+/// log-determinants in another order than the preprocessing-first chain below).
+class RealNvp : public nn::Module<F> {
+ public:
+  nn::ModuleList<Coupling> layers;
+
+  /// Eight steps; step k keeps the checkerboard (i + j) % 2 when k is even, its complement when odd.
+  RealNvp() {
+    Tensor<F> cb(Shape{784});
+    for (std::int64_t i = 0; i < 28; ++i)
+      for (std::int64_t j = 0; j < 28; ++j) cb[i * 28 + j] = static_cast<F>((i + j) % 2);
+    for (int k = 0; k < 8; ++k) {
+      Tensor<F> m(Shape{784});
+      for (std::int64_t i = 0; i < 784; ++i) m[i] = k % 2 == 0 ? cb[i] : 1.0f - cb[i];
+      layers.emplace_back(std::move(m));
+    }
+  }
+
+  /// Lists the steps as "layers.0", "layers.1", ...
+  void visit(nn::ModuleVisitor<F>& v) override { v.child("layers", layers); }
+
+  /// Negative log-likelihood in bits per dimension, averaged over the batch, of logit-space data
+  /// h [B, 784] whose preprocessing log-determinant is ld0 [B]:
+  ///   log p(x) = log N(f(h); 0, I) + ld0 + sum_k logdet_k,  bpd = -log p(x) / (784 ln 2).
+  V loss(const Tensor<F>& h, const Tensor<F>& ld0) {
+    const float d = static_cast<float>(h.dim(1));
+    V z(h), ld(ld0);
+    for (auto& step : layers) {
+      auto r = step.forward(z);
+      z = r.y;
+      ld = ld + r.logdet;
+    }
+    const float log2pi = std::log(2 * std::numbers::pi_v<float>);
+    V logpz = (sum(square(z), 1) + d * log2pi) * -0.5f;
+    return mean(logpz + ld) * (-1.0f / (d * std::numbers::ln2_v<float>));
+  }
+};
+
 Workload make_realnvp_mlp() {
   constexpr float kAlpha = 0.05f;
-  struct Coupling {
-    Tensor<F> mask, inv_mask;  // [784]: 1 where x passes through unchanged, and 1 - mask
-    nn::Sequential<nn::Linear<F>, nn::ReLU<F>, nn::Linear<F>, nn::ReLU<F>, nn::Linear<F>> net{
-        nn::Linear<F>(784, 1024), nn::ReLU<F>(), nn::Linear<F>(1024, 1024), nn::ReLU<F>(), nn::Linear<F>(1024, 2 * 784)};
-    Parameter<F> scale{ones<F>(Shape{784})};
-    explicit Coupling(Tensor<F> m) : mask(std::move(m)), inv_mask(Shape{784}) {
-      for (std::int64_t i = 0; i < 784; ++i) inv_mask[i] = 1.0f - mask[i];
-      net.get<4>().weight.value().fill(0.0f);  // start as the identity map
-      net.get<4>().bias.value().fill(0.0f);
-    }
-    // x -> y, and log|det dy/dx| per sample added into ld.
-    V forward(const V& x, V& ld) {
-      const V m(mask), im(inv_mask);
-      V st = net(x * m);
-      V s = tanh(slice(st, 1, 0, 784)) * scale.var() * im;
-      V t = slice(st, 1, 784, 784) * im;
-      ld = ld + sum(s, 1);
-      return x * m + im * (x * exp(s) + t);
-    }
-  };
   struct S {
-    std::vector<std::unique_ptr<Coupling>> layers;
-    std::unique_ptr<optim::Adam<F>> opt;
+    RealNvp flow;
+    optim::Adam<F> opt{flow.named_parameters(), {.lr = 1e-4}};
     Generator noise{1234};
   };
   auto s = std::make_shared<S>();
-  Tensor<F> cb(Shape{784});
-  for (std::int64_t i = 0; i < 28; ++i)
-    for (std::int64_t j = 0; j < 28; ++j) cb[i * 28 + j] = static_cast<F>((i + j) % 2);
-  std::vector<nn::NamedParameter<F>> params;
-  for (int k = 0; k < 8; ++k) {
-    Tensor<F> m(Shape{784});
-    for (std::int64_t i = 0; i < 784; ++i) m[i] = k % 2 == 0 ? cb[i] : 1.0f - cb[i];
-    s->layers.push_back(std::make_unique<Coupling>(m));
-    const std::string prefix = "layers." + std::to_string(k) + ".";
-    for (auto& np : s->layers.back()->net.named_parameters()) params.push_back({prefix + "net." + np.name, np.parameter});
-    params.push_back({prefix + "scale", s->layers.back()->scale});
-  }
-  s->opt = std::make_unique<optim::Adam<F>>(params, optim::AdamOptions{.lr = 1e-4});
   Workload w;
   w.batch = 128;
   w.state = s;
+  w.optimizers = {&s->opt};
   w.step = [s](const Tensor<std::uint8_t>& u8) {
     const std::int64_t b = u8.dim(0), d = 784;
     Tape<F> tape;
@@ -358,55 +475,63 @@ Workload make_realnvp_mlp() {
       }
       ld0[n] = acc;
     }
-    V z(h), ld(ld0);
-    for (auto& layer : s->layers) z = layer->forward(z, ld);
-    const float log2pi = std::log(2 * std::numbers::pi_v<float>);
-    V logpz = (sum(square(z), 1) + static_cast<float>(d) * log2pi) * -0.5f;
-    V loss = mean(logpz + ld) * (-1.0f / (static_cast<float>(d) * std::numbers::ln2_v<float>));
-    s->opt->zero_grad();
+    V loss = s->flow.loss(h, ld0);
+    s->opt.zero_grad();
     tape.backward(loss);
-    s->opt->step();
+    s->opt.step();
     return loss.item();
   };
   return w;
 }
 
+/// PixelCNN: a 7x7 type-A masked conv to 64 channels, 5 residual blocks h + conv3x3_B(relu(h)),
+/// then two 1x1 convs to 256 logits per pixel.
+class PixelCnn : public nn::Module<F> {
+ public:
+  nn::MaskedConv2d<F> inp{nn::MaskType::A, 1, 64, 7, {.padding = 3}};
+  nn::ModuleList<nn::MaskedConv2d<F>> res;
+  nn::Conv2d<F> o1{64, 64, 1}, o2{64, 256, 1};
+
+  /// The residual blocks are created after o1 and o2, in the constructor body: that is the order
+  /// in which the layers draw their initial weights.
+  PixelCnn() {
+    for (int i = 0; i < 5; ++i) res.emplace_back(nn::MaskType::B, 64, 64, 3, nn::Conv2dLayerOptions{.padding = 1});
+  }
+
+  /// Lists inp, res.0 ... res.4, o1, o2.
+  void visit(nn::ModuleVisitor<F>& v) override {
+    v.child("inp", inp), v.child("res", res), v.child("o1", o1), v.child("o2", o2);
+  }
+
+  /// x [B, 1, 28, 28] in [0, 1] -> logits [B, 256, 28, 28].
+  V logits(const V& x) {
+    V h = inp(x);
+    for (auto& r : res) h = h + r(relu(h));
+    return o2(relu(o1(relu(h))));
+  }
+};
+
 Workload make_pixelcnn() {
   struct S {
-    nn::MaskedConv2d<F> inp{nn::MaskType::A, 1, 64, 7, {.padding = 3}};
-    std::vector<nn::MaskedConv2d<F>> res;
-    nn::Conv2d<F> o1{64, 64, 1}, o2{64, 256, 1};
-    std::unique_ptr<optim::Adam<F>> opt;
-    S() {
-      for (int i = 0; i < 5; ++i) res.emplace_back(nn::MaskType::B, 64, 64, 3, nn::Conv2dLayerOptions{.padding = 1});
-      std::vector<nn::NamedParameter<F>> params;
-      auto add = [&](const std::string& n, nn::Module<F>& m) {
-        for (auto& np : m.named_parameters()) params.push_back({n + "." + np.name, np.parameter});
-      };
-      add("inp", inp);
-      for (int i = 0; i < 5; ++i) add("res." + std::to_string(i), res[static_cast<std::size_t>(i)]);
-      add("o1", o1), add("o2", o2);
-      opt = std::make_unique<optim::Adam<F>>(params, optim::AdamOptions{.lr = 1e-3});
-    }
+    PixelCnn model;
+    optim::Adam<F> opt{model.named_parameters(), {.lr = 1e-3}};
   };
   auto s = std::make_shared<S>();
   Workload w;
   w.batch = 32;
   w.state = s;
+  w.optimizers = {&s->opt};
   w.step = [s](const Tensor<std::uint8_t>& u8) {
     const std::int64_t b = u8.dim(0);
     Tape<F> tape;
     V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 1, 28, 28}));
     Tensor<std::int64_t> target(Shape{b, 28, 28});
     for (std::int64_t i = 0; i < target.numel(); ++i) target[i] = u8[i];
-    V h = s->inp(x);
-    for (auto& r : s->res) h = h + r(relu(h));
-    V logits = s->o2(relu(s->o1(relu(h))));
     // 256-way cross-entropy per pixel, mean over pixels and batch (F.cross_entropy in PyTorch).
-    V loss = mean(losses::cross_entropy(logits, target));
-    s->opt->zero_grad();
+    V loss = mean(losses::cross_entropy(s->model.logits(x), target));
+    s->opt.zero_grad();
     tape.backward(loss);
-    s->opt->step();
+    s->opt.step();
     return loss.item();
   };
   return w;
@@ -430,17 +555,19 @@ struct Options {
   int steps = 30;
   int warmup = 5;
   std::string data_dir;
+  bool params = false;  // list the trained parameters instead of timing
 };
 
 void usage() {
   std::printf(
-      "usage: bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR]\n"
+      "usage: bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR] [--params]\n"
       "Median seconds per full training step of the reference workloads (../shared/ref), as JSON lines.\n"
       "  --workload NAME  mlp_vae, conv_vae, dcgan, realnvp_mlp or pixelcnn (default: all)\n"
       "  --threads N      threads (default: 1, then 2)\n"
       "  --steps N        timed steps (default 30)\n"
       "  --warmup N       untimed steps first (default 5)\n"
-      "  --data DIR       Fashion-MNIST IDX directory (default: $GENMOD_DATA_DIR or the Debian path)\n");
+      "  --data DIR       Fashion-MNIST IDX directory (default: $GENMOD_DATA_DIR or the Debian path)\n"
+      "  --params         print each optimizer's parameters (name, shape) and the totals, then exit\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -464,14 +591,34 @@ Options parse(int argc, char** argv) {
       o.warmup = std::stoi(value());
     } else if (a == "--data") {
       o.data_dir = value();
+    } else if (a == "--params") {
+      o.params = true;
     } else {
       throw ValueError("unknown option " + a + " (see --help)");
     }
   }
-  if (o.steps < 1 || o.warmup < 0 || o.threads < 0) throw ValueError("expected --steps >= 1, --warmup >= 0, --threads >= 1");
-  if (!o.workload.empty() && std::find(std::begin(kWorkloads), std::end(kWorkloads), o.workload) == std::end(kWorkloads))
+  if (o.steps < 1 || o.warmup < 0 || o.threads < 0)
+    throw ValueError("expected --steps >= 1, --warmup >= 0, --threads >= 1");
+  if (!o.workload.empty() &&
+      std::find(std::begin(kWorkloads), std::end(kWorkloads), o.workload) == std::end(kWorkloads))
     throw ValueError("unknown workload " + o.workload + " (mlp_vae, conv_vae, dcgan, realnvp_mlp, pixelcnn)");
   return o;
+}
+
+// One line per trained parameter, "<workload> opt<k> <name> <shape>", then
+// "<workload> total: <tensors> tensors, <scalars> scalars".
+void list_params(const std::string& name) {
+  manual_seed(0);
+  const Workload w = make(name);
+  std::size_t tensors = 0;
+  std::int64_t scalars = 0;
+  for (std::size_t k = 0; k < w.optimizers.size(); ++k)
+    for (const auto& np : w.optimizers[k]->parameters()) {
+      std::printf("%s opt%zu %s %s\n", name.c_str(), k, np.name.c_str(), np.parameter.shape().to_string().c_str());
+      ++tensors;
+      scalars += np.parameter.numel();
+    }
+  std::printf("%s total: %zu tensors, %lld scalars\n", name.c_str(), tensors, static_cast<long long>(scalars));
 }
 
 void run(const std::string& name, int threads, const Options& o, const data::FashionMNIST& train,
@@ -534,6 +681,11 @@ void run(const std::string& name, int threads, const Options& o, const data::Fas
 
 int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
+  if (o.params) {
+    for (const char* name : kWorkloads)
+      if (o.workload.empty() || o.workload == name) list_params(name);
+    return 0;
+  }
   const auto train = data::FashionMNIST::load(data::Split::train, o.data_dir);
   // A fixed random permutation of the training set (Fisher-Yates with a genmod Generator).
   Generator g(0);

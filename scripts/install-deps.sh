@@ -10,6 +10,7 @@ packages=(
   catch2                          # Catch2 2.13 tests
   libbenchmark-dev                # Google Benchmark
   clang libclang-rt-14-dev        # libFuzzer for the parser fuzzers (scripts/fuzz.sh)
+  doxygen python3                 # API reference (docs target); scripts/check_docs.py
   dataset-fashion-mnist           # the real data: /usr/share/datasets/fashion-mnist
 )
 missing=()

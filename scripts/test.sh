@@ -8,6 +8,10 @@ build_root=${GENMOD_BUILD_ROOT:-build-ci}
 start=$(date +%s)
 stage() { echo; echo "=== $* ($(( $(date +%s) - start )) s)"; }
 
+# A few seconds: Doxygen lists every public entity of include/genmod/ without a `///` comment.
+stage "Every public entity is documented (Doxygen)"
+python3 scripts/check_docs.py
+
 stage "Release build"
 cmake -S . -B "$build_root/release" -DCMAKE_BUILD_TYPE=Release -DGENMOD_WERROR=ON -DGENMOD_BUILD_BENCHMARKS=ON
 cmake --build "$build_root/release" -j "$jobs"
@@ -43,13 +47,84 @@ stage "Sanitized tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$build_root/sanitize" -j "$jobs" --output-on-failure
 
-stage "Install and build the find_package consumer"
+# The consumer is built as a user would build it: its own CMakeLists asks for -Wall -Wextra
+# -march=native and nothing else, and -Werror here makes any warning from genmod's headers fail.
+# Once with GCC and once with Clang: each accepts code the other rejects (Clang 14 could not
+# deduce a class template's arguments through an alias template that GCC 12 accepted).
+stage "Install and build the find_package consumer (GCC and Clang, -Wall -Wextra -Werror)"
 prefix=$(mktemp -d)
 cmake --install "$build_root/release" --prefix "$prefix" >/dev/null
-cmake -S examples/cmake-consumer -B "$build_root/consumer" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix"
-cmake --build "$build_root/consumer" -j "$jobs"
-"$build_root/consumer/genmod_consumer"
+for cxx in g++ clang++; do
+  cmake -S examples/cmake-consumer -B "$build_root/consumer-$cxx" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS=-Werror -DCMAKE_PREFIX_PATH="$prefix"
+  cmake --build "$build_root/consumer-$cxx" -j "$jobs"
+  "$build_root/consumer-$cxx/genmod_consumer"
+done
 rm -rf "$prefix"
+
+# A user's editor and debug build compile without optimisation, where GCC's intrinsics headers
+# define some intrinsics as macros (xsimd 8 once failed there with "invalid cast"): the umbrella
+# header must pass -fsyntax-only with both compilers, warnings as errors.
+stage "The umbrella header without optimisation (-fsyntax-only, GCC and Clang)"
+user_flags=(-std=c++20 -march=native -fopenmp -Wall -Wextra -Werror -I include -I /usr/include/eigen3)
+printf '#include <genmod/genmod.hpp>\nint main() { return 0; }\n' > "$build_root/umbrella_only.cpp"
+for cxx in g++ clang++; do
+  "$cxx" "${user_flags[@]}" -fsyntax-only "$build_root/umbrella_only.cpp"
+  echo "$cxx -fsyntax-only: clean"
+done
+
+# The umbrella already includes every public header: a file that includes it and one of those
+# headers too only says the same thing twice.
+stage "No file includes genmod/genmod.hpp next to a header it already includes"
+umbrella_set() {  # the headers genmod.hpp includes, through the layer umbrellas it includes
+  local f
+  for f in "$@"; do
+    grep -oE '^#include "genmod/[^"]+"' "include/$f" | sed -E 's/^#include "(.*)"$/\1/' | while read -r h; do
+      echo "$h"
+      case "$h" in genmod/*/nn.hpp | genmod/autodiff/autodiff.hpp | genmod/optim/optim.hpp | genmod/train/train.hpp)
+        umbrella_set "$h" ;;
+      esac
+    done
+  done
+}
+umbrella_headers=$(umbrella_set genmod/genmod.hpp | sort -u)
+redundant=0
+while read -r f; do
+  while read -r h; do
+    if grep -qxF "$h" <<<"$umbrella_headers"; then
+      echo "$f includes genmod/genmod.hpp and $h, which it already includes" >&2
+      redundant=1
+    fi
+  done < <(grep -oE '^#include [<"]genmod/[^>"]+[>"]' "$f" | sed -E 's/^#include [<"](.*)[>"]$/\1/' | grep -vxF genmod/genmod.hpp)
+done < <(grep -rlE '^#include [<"]genmod/genmod.hpp[>"]' examples tests benchmarks)
+[ "$redundant" -eq 0 ] || exit 1
+echo "none"
+
+# What a user pays to compile one program: each example's translation unit with the flags a user
+# would choose (no extern templates). Goal: none above 15 s of CPU at -O2 (docs/compile_times.md);
+# only a generous limit fails, as CI machines are shared.
+stage "Compile time of each example translation unit (g++ -O2, user CPU seconds)"
+limit=${GENMOD_COMPILE_LIMIT_SECONDS:-60}
+slow=0
+for src in examples/*/main.cpp; do
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "%U %e %M" -o "$build_root/compile_time.txt" \
+      g++ "${user_flags[@]}" -O2 -c "$src" -o "$build_root/compile_time.o"
+    read -r user wall rss < "$build_root/compile_time.txt"
+  else
+    TIMEFORMAT="%U %R"
+    { time g++ "${user_flags[@]}" -O2 -c "$src" -o "$build_root/compile_time.o"; } 2> "$build_root/compile_time.txt"
+    read -r user wall < "$build_root/compile_time.txt"
+    rss=0
+  fi
+  printf '%-40s %6.1f s user %6.1f s wall %6d MB max RSS\n' "$src" "$user" "$wall" $((rss / 1024))
+  if awk -v u="$user" -v l="$limit" 'BEGIN { exit !(u > l) }'; then slow=1; fi
+done
+rm -f "$build_root/compile_time.o" "$build_root/compile_time.txt"
+if [ "$slow" -ne 0 ]; then
+  echo "an example took more than $limit s of CPU to compile (goal: 15 s; see docs/compile_times.md)" >&2
+  exit 1
+fi
 
 if [ -x scripts/fuzz.sh ]; then
   stage "Fuzz the file parsers (bounded time)"

@@ -15,17 +15,17 @@
 // sparse    A 256-unit sigmoid code with the Bernoulli-KL penalty (rho 0.05) and with L1, against
 //           no penalty: mean activation, share of near-zero activations, reconstruction error.
 //
-// Every result goes to OUT/metrics.jsonl (one JSON object per figure group) and is printed; the
-// pictures are PNG grids in OUT; each trained model is saved as OUT/<name>.npz.
+// Every model trains with train::Trainer (progress, NaN guard, Ctrl-C; no per-model files). Every
+// result goes to OUT/metrics.jsonl (one JSON object per figure group, train::append_metrics) and
+// is printed; the pictures are PNG grids in OUT; each trained model is saved as OUT/<name>.npz.
+// --data may name any directory of IDX files in Fashion-MNIST's format (MNIST, say): classes are
+// then named by their index alone.
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -59,23 +59,13 @@ struct Context {
   std::unique_ptr<AE> features_ae;  // trained by the first task that needs it (features, compress)
 };
 
-/// One line of metrics.jsonl.
-class Record {
- public:
-  explicit Record(const std::string& task) { s_ << "{\"task\": \"" << task << "\""; }
-  Record& add(const std::string& key, double v) {
-    s_ << ", \"" << key << "\": " << v;
-    return *this;
-  }
-  Record& add(const std::string& key, const std::string& v) {
-    s_ << ", \"" << key << "\": \"" << v << "\"";
-    return *this;
-  }
-  void write(const std::string& out) { std::ofstream(out + "/metrics.jsonl", std::ios::app) << s_.str() << "}\n"; }
+/// Thrown when Ctrl-C stopped a training run: main leaves with status 130.
+struct Interrupted {};
 
- private:
-  std::ostringstream s_;
-};
+/// Appends one record to OUT/metrics.jsonl.
+void record(const Context& c, const io::JsonObject& fields) {
+  train::append_metrics(c.out + "/metrics.jsonl", fields);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -87,7 +77,7 @@ std::pair<Net, Net> mlp_pair(std::int64_t code, std::int64_t in = 784) {
           Net{nn::Linear(code, 256), nn::ReLU(), nn::Linear(256, 512), nn::ReLU(), nn::Linear(512, in)}};
 }
 
-/// The conv_vae's encoder and decoder (../shared/ref) with a K-dimensional code; inputs flat [N, 784].
+/// The conv_vae reference workload's encoder and decoder with a K-dimensional code; inputs flat [N, 784].
 std::pair<Net, Net> conv_pair(std::int64_t code) {
   return {Net{nn::Reshape({1, 28, 28}), nn::Conv2d(1, 32, 4, {.stride = 2, .padding = 1}), nn::ReLU(),
               nn::Conv2d(32, 64, 4, {.stride = 2, .padding = 1}), nn::ReLU(), nn::Flatten(), nn::Linear(3136, code)},
@@ -96,38 +86,24 @@ std::pair<Net, Net> conv_pair(std::int64_t code) {
               nn::ConvTranspose2d(32, 1, 4, {.stride = 2, .padding = 1}), nn::Flatten()}};
 }
 
-/// Trains with Adam over shuffled mini-batches; stops with the step's number if the loss is not
-/// finite. Returns the last epoch's mean loss.
+/// Trains with Adam over shuffled mini-batches, in train::Trainer's loop (its lines prefixed with
+/// `label`; a NaN loss stops with the step and the op named). This program trains many models and
+/// saves the ones it keeps itself, so the trainer writes no files. Returns the last epoch's mean loss.
 template <class Model>
 double fit(Model& model, const Tensor<float>& x, std::int64_t epochs, const Context& c, const std::string& label) {
   optim::Adam adam{model.named_parameters(), {.lr = c.opt.lr}};
   data::Loader loader(data::Dataset(x), {.batch_size = c.args->batch_size, .shuffle = true, .seed = c.args->seed});
-  double last = 0;
-  std::int64_t step = 0;
-  for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
-    train::ProgressBar progress;
-    progress.start(label + " epoch " + std::to_string(epoch), loader.num_batches());
-    double sum = 0;
-    std::int64_t seen = 0, i = 0;
-    for (const auto& batch : loader) {
-      Tape<float> tape;
-      const Var<float> loss = model.loss(Var<float>(batch.x));
-      const float l = loss.item();
-      if (!std::isfinite(l))
-        throw NumericError(label + ": the loss became " + std::to_string(l) + " at epoch " + std::to_string(epoch) +
-                           ", step " + std::to_string(step + 1));
-      tape.backward(loss);
-      adam.step();
-      adam.zero_grad();
-      ++step;
-      sum += static_cast<double>(l) * static_cast<double>(batch.size());
-      seen += batch.size();
-      progress.update(++i, batch.size(), sum / static_cast<double>(seen));
-    }
-    last = sum / static_cast<double>(seen);
-    progress.finish("");
-  }
-  return last;
+  train::Trainer trainer({.epochs = epochs,
+                          .out_dir = c.out,
+                          .save_checkpoints = false,
+                          .write_metrics = false,
+                          .plot = false,
+                          .label = label});
+  trainer.add_model("model", model, &adam);
+  const train::FitResult r = trainer.fit(
+      loader, [&](const data::Batch& b) { return model.loss(Var<float>(b.x)); }, adam);
+  if (r.interrupted) throw Interrupted{};
+  return r.epochs.back().train_loss;
 }
 
 Tensor<float> images(const Tensor<float>& x) {
@@ -180,15 +156,14 @@ void task_features(Context& c) {
               100 * pca_probe.test_accuracy, 100 * pixel_probe.test_accuracy);
   std::printf("reconstruction PSNR on the test set: AE-%lld %.2f dB, PCA-%lld %.2f dB\n", static_cast<long long>(k),
               ae_psnr, static_cast<long long>(k), pca_psnr);
-  Record("features")
-      .add("code", static_cast<double>(k))
-      .add("ae_probe_test_accuracy", ae_probe.test_accuracy)
-      .add("pca_probe_test_accuracy", pca_probe.test_accuracy)
-      .add("pixels_probe_test_accuracy", pixel_probe.test_accuracy)
-      .add("ae_test_psnr_db", ae_psnr)
-      .add("pca_test_psnr_db", pca_psnr)
-      .add("pca_explained_variance", pca.explained_variance_ratio())
-      .write(c.out);
+  record(c, {{"task", "features"},
+             {"code", k},
+             {"ae_probe_test_accuracy", ae_probe.test_accuracy},
+             {"pca_probe_test_accuracy", pca_probe.test_accuracy},
+             {"pixels_probe_test_accuracy", pixel_probe.test_accuracy},
+             {"ae_test_psnr_db", ae_psnr},
+             {"pca_test_psnr_db", pca_psnr},
+             {"pca_explained_variance", pca.explained_variance_ratio()}});
   const Tensor<float> x = c.test_x.rows(0, 16);
   save_rows(c.out + "/features_reconstructions.png", {x, ae.reconstruct_all(x), pca.decode(pca.encode(x))}, 16);
 }
@@ -212,14 +187,13 @@ void task_compress(Context& c) {
       "compression: %.2f bytes per image (raw 784, %.1fx smaller); PSNR %.2f dB with 8-bit codes, %.2f dB with "
       "float codes; PCA-%lld with 8-bit codes %.2f dB\n",
       per_image, 784 / per_image, psnr_q, psnr_f, static_cast<long long>(k), pca_psnr_q);
-  Record("compress")
-      .add("code", static_cast<double>(k))
-      .add("file_bytes", static_cast<double>(bytes))
-      .add("bytes_per_image", per_image)
-      .add("ae_8bit_psnr_db", psnr_q)
-      .add("ae_float_psnr_db", psnr_f)
-      .add("pca_8bit_psnr_db", pca_psnr_q)
-      .write(c.out);
+  record(c, {{"task", "compress"},
+             {"code", k},
+             {"file_bytes", bytes},
+             {"bytes_per_image", per_image},
+             {"ae_8bit_psnr_db", psnr_q},
+             {"ae_float_psnr_db", psnr_f},
+             {"pca_8bit_psnr_db", pca_psnr_q}});
   save_rows(c.out + "/compression.png", {c.test_x.rows(0, 16), decoded.rows(0, 16), pca_decoded.rows(0, 16)}, 16);
 }
 
@@ -245,11 +219,7 @@ void task_denoise(Context& c) {
     const double after = eval::mean_psnr_per_sample(c.test_x, clean);
     std::printf("denoising %s: PSNR noisy %.2f dB -> denoised %.2f dB (%.0f s training)\n", cs.name, before, after,
                 secs);
-    Record("denoise")
-        .add("corruption", cs.name)
-        .add("noisy_psnr_db", before)
-        .add("denoised_psnr_db", after)
-        .write(c.out);
+    record(c, {{"task", "denoise"}, {"corruption", cs.name}, {"noisy_psnr_db", before}, {"denoised_psnr_db", after}});
     save_rows(c.out + "/denoise_" + std::string(cs.name) + ".png",
               {c.test_x.rows(0, 16), noisy.rows(0, 16), clean.rows(0, 16)}, 16);
     io::save_checkpoint(c.out + "/dae_" + std::string(cs.name) + ".npz", dae);
@@ -284,15 +254,13 @@ void task_anomaly(Context& c) {
     }
     const double a = eval::auroc(s, is_anomaly);
     aurocs.push_back(a);
-    std::printf("class %lld (%s): AUROC %.2f %%\n", static_cast<long long>(cls),
-                std::string(data::FashionMNIST::class_name(cls)).c_str(), 100 * a);
-    Record("anomaly")
-        .add("class", static_cast<double>(cls))
-        .add("class_name", std::string(data::FashionMNIST::class_name(cls)))
-        .add("auroc", a)
-        .write(c.out);
+    std::printf("class %s: AUROC %.2f %%\n", c.test.class_label(cls).c_str(), 100 * a);
+    io::JsonObject fields{{"task", "anomaly"}, {"class", cls}};
+    if (c.test.is_fashion_mnist()) fields.add("class_name", c.test.class_names[static_cast<std::size_t>(cls)]);
+    fields.add("auroc", a);
+    record(c, fields);
     if (cls == 0) {
-      // The picture: the 8 test images the T-shirt/top model finds least unusual (first row) and most.
+      // The picture: the 8 test images the class-0 model (T-shirt/top) finds least unusual (first row) and most.
       std::vector<std::int64_t> order(s.size());
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
       std::sort(order.begin(), order.end(),
@@ -312,13 +280,12 @@ void task_anomaly(Context& c) {
       "one-class AUROC, mean over the 10 classes: %.2f %% (%s AE, code %lld, %lld epochs, masking %.2f; %.0f s)\n",
       100 * mean, c.opt.anomaly_arch.c_str(), static_cast<long long>(c.opt.anomaly_code),
       static_cast<long long>(c.opt.anomaly_epochs), c.opt.anomaly_noise, seconds_since(t_all));
-  Record("anomaly")
-      .add("mean_auroc", mean)
-      .add("arch", c.opt.anomaly_arch)
-      .add("code", static_cast<double>(c.opt.anomaly_code))
-      .add("epochs", static_cast<double>(c.opt.anomaly_epochs))
-      .add("masking", c.opt.anomaly_noise)
-      .write(c.out);
+  record(c, {{"task", "anomaly"},
+             {"mean_auroc", mean},
+             {"arch", c.opt.anomaly_arch},
+             {"code", c.opt.anomaly_code},
+             {"epochs", c.opt.anomaly_epochs},
+             {"masking", c.opt.anomaly_noise}});
 }
 
 void task_sparse(Context& c) {
@@ -353,15 +320,14 @@ void task_sparse(Context& c) {
         "%lld/%lld, test PSNR %.2f dB\n",
         cs.name, st.mean_activation, cs.options.rho, 100 * st.near_zero_fraction, static_cast<long long>(selective),
         static_cast<long long>(hidden), psnr);
-    Record("sparse")
-        .add("penalty", cs.name)
-        .add("weight", cs.options.weight)
-        .add("rho", cs.options.rho)
-        .add("mean_activation", st.mean_activation)
-        .add("near_zero_fraction", st.near_zero_fraction)
-        .add("selective_units", static_cast<double>(selective))
-        .add("test_psnr_db", psnr)
-        .write(c.out);
+    record(c, {{"task", "sparse"},
+               {"penalty", cs.name},
+               {"weight", cs.options.weight},
+               {"rho", cs.options.rho},
+               {"mean_activation", st.mean_activation},
+               {"near_zero_fraction", st.near_zero_fraction},
+               {"selective_units", selective},
+               {"test_psnr_db", psnr}});
     // What the units stand for: each decoder column as an image, scaled to its own range.
     const Tensor<float> w = sae.decoder.named_parameters()[0].parameter.value();  // [784, hidden]
     Tensor<float> filters(Shape{64, 1, 28, 28});
@@ -410,10 +376,9 @@ int main(int argc, char** argv) try {
   c.train_x = c.train.float_images(data::ImageLayout::flat);
   c.test_x = c.test.float_images(data::ImageLayout::flat);
   std::filesystem::create_directories(c.out);
-  std::ofstream(c.out + "/metrics.jsonl", std::ios::trunc);
-  std::printf("autoencoders on %lld + %lld Fashion-MNIST images, %d threads, out: %s\n",
-              static_cast<long long>(c.train_x.dim(0)), static_cast<long long>(c.test_x.dim(0)), get_num_threads(),
-              c.out.c_str());
+  std::filesystem::remove(c.out + "/metrics.jsonl");  // this run's records only
+  std::printf("autoencoders, %d threads, out: %s\ntrain: %s\ntest: %s\n", get_num_threads(), c.out.c_str(),
+              c.train.description().c_str(), c.test.description().c_str());
   const std::vector<std::pair<std::string, std::function<void(Context&)>>> run = {{"features", task_features},
                                                                                   {"compress", task_compress},
                                                                                   {"denoise", task_denoise},
@@ -427,6 +392,9 @@ int main(int argc, char** argv) try {
     }
   std::printf("wrote %s/metrics.jsonl and the pictures\n", c.out.c_str());
   return 0;
+} catch (const Interrupted&) {
+  std::fprintf(stderr, "autoencoders: interrupted\n");
+  return 130;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "autoencoders: %s\n", e.what());
   return 1;

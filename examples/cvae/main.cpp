@@ -4,26 +4,25 @@
 //   cvae [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N] [--seed S]
 //        [--resume PATH] [--latent Z] [--lr X]
 //
-// Writes OUT/class_samples.png (one row per class, the same 10 codes in every row),
-// OUT/attribute.png (test sandals, then their codes decoded while the condition moves along the
-// class-difference direction "sneaker - sandal", alpha 0 to 1), OUT/metrics.jsonl and
-// OUT/checkpoint.npz.
-#include <chrono>
-#include <cmath>
+// train::Trainer runs the loop: after every epoch the test negative ELBO given the true classes
+// (eval::negative_elbo's conditional overload) goes to OUT/metrics.jsonl and OUT/loss.svg, and
+// OUT/checkpoint.npz is saved (--resume continues from one). Then the program writes
+// OUT/class_samples.png (one row per class, the same 10 codes in every row) and OUT/attribute.png
+// (test sandals, then their codes decoded while the condition moves along the class-difference
+// direction "sneaker - sandal", alpha 0 to 1). --data may name any directory of IDX files in
+// Fashion-MNIST's format (MNIST, say): classes 5 and 7 are then whatever those labels mean.
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <string>
+#include <vector>
 
 #include <genmod/genmod.hpp>
-#include <genmod/eval/elbo.hpp>
-#include <genmod/models/conditional_vae.hpp>
 
 using namespace genmod;
 
 namespace {
 
-constexpr std::int64_t kClasses = 10;
+constexpr std::int64_t kClasses = data::FashionMNIST::kClasses;
 using Net = nn::Sequential<nn::Linear<float>, nn::ReLU<float>, nn::Linear<float>, nn::ReLU<float>, nn::Linear<float>>;
 using CVAE = models::ConditionalVAE<Net, Net, dist::Bernoulli>;
 
@@ -36,8 +35,9 @@ Tensor<float> class_rows(std::int64_t n, std::int64_t c) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  train::ExampleArgs args("cvae", "Trains a class-conditional VAE on Fashion-MNIST; writes class_samples.png and attribute.png.",
-                          {.out = "cvae-out", .epochs = 10, .batch_size = 128});
+  train::ExampleArgs args(
+      "cvae", "Trains a class-conditional VAE on Fashion-MNIST; writes class_samples.png and attribute.png.",
+      {.out = "cvae-out", .epochs = 10, .batch_size = 128});
   std::int64_t latent = 16;
   double lr = 1e-3;
   args.add_option("--latent", latent, "latent dimensions", 1);
@@ -46,7 +46,6 @@ int main(int argc, char** argv) try {
   args.apply_threads();
   if (!(lr > 0)) throw ValueError("expected --lr > 0");
   const std::string out_dir = args.out;
-  std::filesystem::create_directories(out_dir);
   const auto train = data::FashionMNIST::load(data::Split::train, args.data);
   const auto test = data::FashionMNIST::load(data::Split::test, args.data);
   const Tensor<float> test_x = test.float_images(data::ImageLayout::flat);
@@ -60,52 +59,29 @@ int main(int argc, char** argv) try {
   optim::Adam adam{cvae.named_parameters(), {.lr = lr}};
   data::Loader loader(train.to_dataset(data::ImageLayout::flat),
                       {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
-  const std::string metrics_path = out_dir + "/metrics.jsonl", ckpt = out_dir + "/checkpoint.npz";
-  int first = 1;
-  std::int64_t step = 0;
-  if (!args.resume.empty()) {
-    const auto st = io::load_checkpoint(args.resume, cvae, &adam);
-    first = static_cast<int>(st.epoch) + 1;
-    step = st.step;
-    if (st.has_rng) cvae.rng.set_state(st.rng);
-    loader.set_epoch(st.epoch);
-  } else {
-    std::ofstream(metrics_path, std::ios::trunc);
-  }
-  Generator eval_rng(args.seed, 0x6576616cULL);
-  for (int epoch = first; epoch <= args.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    double sum = 0;
-    std::int64_t seen = 0;
-    for (const auto& batch : loader) {
-      Tape<float> tape;
-      const Tensor<float> c = one_hot<float>(batch.y, kClasses);
-      const auto out = cvae.loss(Var<float>(batch.x), Var<float>(c));
-      if (!std::isfinite(out.loss.item()))
-        throw NumericError("non-finite loss at epoch " + std::to_string(epoch) + ", step " + std::to_string(step + 1));
-      tape.backward(out.loss);
-      adam.step();
-      adam.zero_grad();
-      ++step;
-      sum += static_cast<double>(out.loss.item()) * static_cast<double>(batch.size());
-      seen += batch.size();
-    }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double test_loss = 0;
-    {
-      NoGradGuard no_grad;
-      for (std::int64_t s = 0; s < test_x.dim(0); s += 500) {
-        const Tensor<float> per =
-            cvae.negative_elbo(Var<float>(test_x.rows(s, 500)), Var<float>(test_c.rows(s, 500)), eval_rng).value();
-        for (float v : per) test_loss += v;
-      }
-      test_loss /= static_cast<double>(test_x.dim(0));
-    }
-    std::printf("epoch %d  train_loss %.2f  test_nelbo %.2f nats/image  %.1f s\n", epoch, sum / static_cast<double>(seen),
-                test_loss, secs);
-    std::ofstream(metrics_path, std::ios::app) << "{\"epoch\": " << epoch << ", \"train_loss\": " << sum / static_cast<double>(seen)
-                                               << ", \"test_loss\": " << test_loss << ", \"seconds\": " << secs << "}\n";
-    io::save_checkpoint(ckpt, cvae, &adam, {.step = step, .epoch = epoch, .has_rng = true, .rng = cvae.rng.state()});
+  Generator eval_rng(args.seed, 0x6576616cULL);  // the evaluation's z samples, apart from training's
+
+  train::TrainerOptions topt = args.trainer_options();
+  topt.metadata["latent"] = std::to_string(latent);
+  topt.plot_options = {.title = "class-conditional VAE", .x_label = "epoch", .y_label = "nats per image"};
+  train::Trainer trainer(topt);
+  trainer.add_model("model", cvae, &adam).add_generator(cvae.rng).add_generator(eval_rng, "eval_rng");
+  trainer.set_evaluate([&] {
+    const double nelbo = eval::negative_elbo(cvae, test_x, test_c, eval_rng);
+    return train::Metrics{{"test_loss", nelbo}, {"test_nelbo", nelbo}};
+  });
+  std::printf("conditional VAE (z = %lld, %lld parameters), %d threads\ntrain: %s\ntest: %s\n",
+              static_cast<long long>(z), static_cast<long long>(cvae.num_parameters()), get_num_threads(),
+              train.description().c_str(), test.description().c_str());
+  std::fflush(stdout);
+  // The condition of each image is its one-hot class.
+  const train::FitResult result = trainer.fit(
+      loader,
+      [&](const data::Batch& b) { return cvae.loss(Var<float>(b.x), Var<float>(one_hot<float>(b.y, kClasses))).loss; },
+      adam);
+  if (result.interrupted) {
+    std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
+    return 130;
   }
 
   // One row per class, the same 10 codes in every row: the class controls the garment, the code
@@ -118,6 +94,9 @@ int main(int argc, char** argv) try {
     std::copy(row.begin(), row.end(), grid.data() + c * 10 * 784);
   }
   io::save_image_grid(out_dir + "/class_samples.png", grid, {.columns = 10});
+  std::string rows;
+  for (std::int64_t c = 0; c < kClasses; ++c) rows += (c ? ", " : "") + test.class_label(c);
+  std::printf("class_samples.png, one row per class: %s\n", rows.c_str());
 
   // Attribute arithmetic on the condition: the direction from the mean condition of sandals (5)
   // to that of sneakers (7), added with growing alpha to sandals' conditions while each keeps its
@@ -133,11 +112,12 @@ int main(int argc, char** argv) try {
     auto rows_of = [](const Tensor<float>& t, const std::vector<std::int64_t>& idx, std::size_t count) {
       const std::int64_t w = t.numel() / t.dim(0);
       Tensor<float> out(t.shape().with_dim(0, static_cast<std::int64_t>(count)));
-      for (std::size_t r = 0; r < count; ++r) std::copy(t.data() + idx[r] * w, t.data() + (idx[r] + 1) * w, out.data() + r * w);
+      for (std::size_t r = 0; r < count; ++r)
+        std::copy(t.data() + idx[r] * w, t.data() + (idx[r] + 1) * w, out.data() + r * w);
       return out;
     };
-    const Tensor<float> direction = models::attribute_vector(rows_of(test_c, sneakers, sneakers.size()),
-                                                             rows_of(test_c, sandals, sandals.size()));
+    const Tensor<float> direction =
+        models::attribute_vector(rows_of(test_c, sneakers, sneakers.size()), rows_of(test_c, sandals, sandals.size()));
     const std::size_t shown = 8;
     const std::int64_t steps = 6;
     const Tensor<float> x = rows_of(test_x, sandals, shown), c = rows_of(test_c, sandals, shown);
@@ -152,8 +132,11 @@ int main(int argc, char** argv) try {
         std::copy(imgs.data() + r * 784, imgs.data() + (r + 1) * 784, pic.data() + (r * (steps + 1) + s + 1) * 784);
     }
     io::save_image_grid(out_dir + "/attribute.png", pic, {.columns = steps + 1});
+    std::printf("attribute.png: test images of class %s moved towards class %s\n", test.class_label(5).c_str(),
+                test.class_label(7).c_str());
   }
-  std::printf("wrote %s/{class_samples.png, attribute.png, metrics.jsonl, checkpoint.npz}\n", out_dir.c_str());
+  std::printf("wrote %s/{class_samples.png, attribute.png, metrics.jsonl, loss.svg, checkpoint.npz}\n",
+              out_dir.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "cvae: %s\n", e.what());

@@ -5,7 +5,8 @@
 //       [--resume PATH] [--hidden H] [--lr X]
 //
 // Writes OUT/metrics.jsonl (train_loss, test_loss, test_accuracy per epoch), OUT/loss.svg and
-// OUT/checkpoint.npz, and prints the test accuracy after every epoch.
+// OUT/checkpoint.npz, and prints the test accuracy after every epoch. --data may name any
+// directory of IDX files in Fashion-MNIST's format (MNIST, say): the program names what it loaded.
 #include <cmath>
 #include <cstdio>
 
@@ -16,10 +17,12 @@ using namespace genmod;
 namespace {
 
 /// A 784-H-10 ReLU network written with raw Parameters and ops (nn::Linear would do the same).
-class Classifier : public nn::Module<float> {
+class Classifier : public nn::Layer<float> {
  public:
   Classifier(std::int64_t hidden, Generator& g)
-      : w1(uniform({hidden, 784}, 784, g)), b1(uniform({hidden}, 784, g)), w2(uniform({10, hidden}, hidden, g)),
+      : w1(uniform({hidden, 784}, 784, g)),
+        b1(uniform({hidden}, 784, g)),
+        w2(uniform({10, hidden}, hidden, g)),
         b2(uniform({10}, hidden, g)) {}
 
   Var<float> forward(const Var<float>& x) override {
@@ -64,6 +67,8 @@ int main(int argc, char** argv) try {
   const auto train_data = data::FashionMNIST::load(data::Split::train, args.data);
   const auto test_data = data::FashionMNIST::load(data::Split::test, args.data);
   const Tensor<float> test_x = test_data.float_images(data::ImageLayout::flat);
+  std::printf("train: %s\ntest: %s\n", train_data.description().c_str(), test_data.description().c_str());
+  std::fflush(stdout);
   Generator init(args.seed);
   Classifier net(hidden, init);
   optim::SGD sgd{net.named_parameters(), {.lr = lr}};
@@ -84,8 +89,8 @@ int main(int argc, char** argv) try {
     std::printf("test accuracy %.2f%%\n", 100.0 * accuracy);
     return train::Metrics{{"test_loss", cross_entropy(logits, test_data.labels).item()}, {"test_accuracy", accuracy}};
   });
-  const train::FitResult r =
-      trainer.fit(loader, [&](const data::Batch& b) { return cross_entropy(net(Var<float>(b.x)), b.y); }, sgd);
+  const train::FitResult r = trainer.fit(
+      loader, [&](const data::Batch& b) { return cross_entropy(net(Var<float>(b.x)), b.y); }, sgd);
   return r.interrupted ? 130 : 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "mlp: %s\n", e.what());

@@ -1,25 +1,21 @@
-// The flagship: a variational autoencoder trained on Fashion-MNIST.
+// The flagship: a variational autoencoder trained on Fashion-MNIST with train::Trainer.
 //
 //   vae [--arch mlp|conv] [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N]
 //       [--seed S] [--resume PATH] [--latent Z] [--lr X] [--beta B] [--iwae-k K]
 //
-// --arch mlp is ../shared/ref's mlp_vae (784-512-256-(2x32) / 32-256-512-784), --arch conv its
-// conv_vae. Every epoch prints the training loss and the test negative ELBO (nats per image:
-// Bernoulli likelihood on [0,1] pixels, one z sample) and appends them to OUT/metrics.jsonl; at the
-// end the importance-weighted bound with K samples is added (test_iwae_nll). Writes
-// OUT/samples.png, OUT/reconstructions.png, OUT/interpolation.png, OUT/loss.svg and
-// OUT/checkpoint.npz (after every epoch; --resume continues from one).
-#include <chrono>
-#include <cmath>
+// --arch mlp is the mlp_vae reference workload (784-512-256-(2x32) / 32-256-512-784), --arch conv
+// the conv_vae one. The Trainer runs the loop: after every epoch it evaluates the test negative ELBO
+// (nats per image: Bernoulli likelihood on [0,1] pixels, one z sample), appends it to
+// OUT/metrics.jsonl, redraws OUT/loss.svg and saves OUT/checkpoint.npz (--resume continues from
+// one, exactly: the model's noise and the evaluation's are saved too); once training ends it adds
+// the importance-weighted bound with K samples (test_iwae_nll) as the final record. Then the
+// program writes OUT/samples.png, OUT/reconstructions.png and OUT/interpolation.png. --data may
+// name any directory of IDX files in Fashion-MNIST's format (MNIST, say).
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <string>
-#include <vector>
 
 #include <genmod/genmod.hpp>
-#include <genmod/eval/elbo.hpp>
-#include <genmod/models/vae.hpp>
 
 using namespace genmod;
 
@@ -44,16 +40,25 @@ DynVAE build(const Options& o) {
     enc = {nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(), nn::Linear(256, 2 * z)};
     dec = {nn::Linear(z, 256), nn::ReLU(), nn::Linear(256, 512), nn::ReLU(), nn::Linear(512, 784)};
   } else {
-    enc = {nn::Conv2d(1, 32, 4, {.stride = 2, .padding = 1}), nn::ReLU(), nn::Conv2d(32, 64, 4, {.stride = 2, .padding = 1}),
-           nn::ReLU(), nn::Flatten(), nn::Linear(3136, 2 * z)};
-    dec = {nn::Linear(z, 3136), nn::ReLU(), nn::Reshape({64, 7, 7}),
-           nn::ConvTranspose2d(64, 32, 4, {.stride = 2, .padding = 1}), nn::ReLU(),
+    enc = {nn::Conv2d(1, 32, 4, {.stride = 2, .padding = 1}),
+           nn::ReLU(),
+           nn::Conv2d(32, 64, 4, {.stride = 2, .padding = 1}),
+           nn::ReLU(),
+           nn::Flatten(),
+           nn::Linear(3136, 2 * z)};
+    dec = {nn::Linear(z, 3136),
+           nn::ReLU(),
+           nn::Reshape({64, 7, 7}),
+           nn::ConvTranspose2d(64, 32, 4, {.stride = 2, .padding = 1}),
+           nn::ReLU(),
            nn::ConvTranspose2d(32, 1, 4, {.stride = 2, .padding = 1})};
   }
   return DynVAE(enc, dec, dist::Bernoulli{}, {.beta = o.beta, .latent_dim = z, .seed = o.seed});
 }
 
-Tensor<float> as_images(const Tensor<float>& x) { return x.reshape({x.dim(0), 1, 28, 28}); }
+Tensor<float> as_images(const Tensor<float>& x) {
+  return x.reshape({x.dim(0), 1, 28, 28});
+}
 
 }  // namespace
 
@@ -72,82 +77,42 @@ int main(int argc, char** argv) try {
   if (opt.arch != "mlp" && opt.arch != "conv") throw ValueError("--arch: expected mlp or conv, got '" + opt.arch + "'");
   if (!(opt.lr > 0) || !(opt.beta >= 0)) throw ValueError("expected --lr > 0 and --beta >= 0");
   const std::string out_dir = args.out;
-  std::filesystem::create_directories(out_dir);
   const auto layout = opt.arch == "mlp" ? data::ImageLayout::flat : data::ImageLayout::nchw;
   const auto train = data::FashionMNIST::load(data::Split::train, args.data);
   const auto test = data::FashionMNIST::load(data::Split::test, args.data);
-  const data::Dataset train_set = train.to_dataset(layout);
   const Tensor<float> test_x = test.float_images(layout);
 
   manual_seed(opt.seed);
   DynVAE vae = build(opt);
   optim::Adam adam{vae.named_parameters(), {.lr = opt.lr}};
-  data::Loader loader(train_set, {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
-  Generator eval_rng(opt.seed, 0x6576616cULL);
-  int first_epoch = 1;
-  std::int64_t step = 0;
-  const std::string metrics_path = out_dir + "/metrics.jsonl";
-  const std::string ckpt_path = out_dir + "/checkpoint.npz";
-  if (!args.resume.empty()) {
-    const io::TrainingState st = io::load_checkpoint(args.resume, vae, &adam);
-    first_epoch = static_cast<int>(st.epoch) + 1;
-    step = st.step;
-    if (st.has_rng) vae.rng.set_state(st.rng);
-    loader.set_epoch(st.epoch);
-    std::printf("resumed from %s at epoch %lld, step %lld\n", args.resume.c_str(), static_cast<long long>(st.epoch),
-                static_cast<long long>(st.step));
-  } else {
-    std::ofstream(metrics_path, std::ios::trunc);
-  }
-  std::printf("VAE (%s, z = %lld, %lld parameters) on %lld Fashion-MNIST images, %d threads\n", opt.arch.c_str(),
-              static_cast<long long>(opt.latent), static_cast<long long>(vae.num_parameters()),
-              static_cast<long long>(train.size()), get_num_threads());
+  data::Loader loader(train.to_dataset(layout), {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+  Generator eval_rng(opt.seed, 0x6576616cULL);  // the evaluation's z samples, apart from training's
 
-  std::vector<double> epochs_axis, train_curve, test_curve;
-  for (int epoch = first_epoch; epoch <= args.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    train::ProgressBar progress;
-    progress.start("epoch " + std::to_string(epoch), loader.num_batches());
-    double loss_sum = 0;
-    std::int64_t seen = 0, i = 0;
-    for (const auto& batch : loader) {
-      Tape<float> tape;
-      const models::VAELoss<float> out = vae.loss(Var<float>(batch.x));
-      const float l = out.loss.item();
-      if (!std::isfinite(l))
-        throw NumericError("the loss became " + std::to_string(l) + " at epoch " + std::to_string(epoch) + ", step " +
-                           std::to_string(step + 1) + "; the last good checkpoint is " + ckpt_path);
-      tape.backward(out.loss);
-      adam.step();
-      adam.zero_grad();
-      ++step;
-      loss_sum += static_cast<double>(l) * static_cast<double>(batch.size());
-      seen += batch.size();
-      progress.update(++i, batch.size(), loss_sum / static_cast<double>(seen));
-    }
-    progress.finish("");
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double train_loss = loss_sum / static_cast<double>(seen);
-    const double test_nelbo = eval::negative_elbo(vae, test_x, eval_rng);
-    std::printf("epoch %d  train_loss %.2f  test_nelbo %.2f nats/image  %.1f s\n", epoch, train_loss, test_nelbo, secs);
-    std::ofstream(metrics_path, std::ios::app) << "{\"epoch\": " << epoch << ", \"train_loss\": " << train_loss
-                                               << ", \"test_loss\": " << test_nelbo << ", \"test_nelbo\": " << test_nelbo
-                                               << ", \"seconds\": " << secs << "}\n";
-    io::save_checkpoint(ckpt_path, vae, &adam,
-                        {.step = step, .epoch = epoch, .has_rng = true, .rng = vae.rng.state(),
-                         .extra = {{"arch", opt.arch}, {"latent", std::to_string(opt.latent)}}});
-    epochs_axis.push_back(epoch);
-    train_curve.push_back(train_loss);
-    test_curve.push_back(test_nelbo);
-  }
-
-  if (opt.iwae_k > 0) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const double iwae = eval::iwae_nll(vae, test_x, opt.iwae_k, eval_rng);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("test_iwae_nll (k = %lld) %.2f nats/image  (%.1f s)\n", static_cast<long long>(opt.iwae_k), iwae, secs);
-    std::ofstream(metrics_path, std::ios::app) << "{\"epoch\": " << args.epochs << ", \"test_iwae_nll\": " << iwae
-                                               << ", \"iwae_k\": " << opt.iwae_k << "}\n";
+  train::TrainerOptions topt = args.trainer_options();
+  topt.metadata["arch"] = opt.arch;
+  topt.metadata["latent"] = std::to_string(opt.latent);
+  topt.plot_options = {.title = "VAE (" + opt.arch + ")", .x_label = "epoch", .y_label = "nats per image"};
+  train::Trainer trainer(topt);
+  // "model" and "rng" are io::save_checkpoint's names: io::load_checkpoint(path, vae) reads the file.
+  trainer.add_model("model", vae, &adam).add_generator(vae.rng).add_generator(eval_rng, "eval_rng");
+  trainer.set_evaluate([&] {
+    const double nelbo = eval::negative_elbo(vae, test_x, eval_rng);
+    return train::Metrics{{"test_loss", nelbo}, {"test_nelbo", nelbo}};
+  });
+  if (opt.iwae_k > 0)
+    trainer.set_final_evaluate([&] {
+      return train::Metrics{{"test_iwae_nll", eval::iwae_nll(vae, test_x, opt.iwae_k, eval_rng)},
+                            {"iwae_k", static_cast<double>(opt.iwae_k)}};
+    });
+  std::printf("VAE (%s, z = %lld, %lld parameters), %d threads\ntrain: %s\ntest: %s\n", opt.arch.c_str(),
+              static_cast<long long>(opt.latent), static_cast<long long>(vae.num_parameters()), get_num_threads(),
+              train.description().c_str(), test.description().c_str());
+  std::fflush(stdout);
+  const train::FitResult result = trainer.fit(
+      loader, [&](const data::Batch& b) { return vae.loss(Var<float>(b.x)).loss; }, adam);
+  if (result.interrupted) {
+    std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
+    return 130;
   }
 
   // Pictures: samples, test images over their reconstructions, interpolations between test pairs.
@@ -162,18 +127,15 @@ int main(int argc, char** argv) try {
     io::save_image_grid(out_dir + "/reconstructions.png", both, {.columns = 16});
     Tensor<float> rows(Shape{6 * 10, 1, 28, 28});
     for (int r = 0; r < 6; ++r) {
-      const Tensor<float> line = vae.interpolate(test_x.rows(2 * r, 1), test_x.rows(2 * r + 1, 1), 10,
-                                                 models::Interpolation::spherical);
+      const Tensor<float> line =
+          vae.interpolate(test_x.rows(2 * r, 1), test_x.rows(2 * r + 1, 1), 10, models::Interpolation::spherical);
       std::copy(line.begin(), line.end(), rows.data() + r * 10 * 784);
     }
     io::save_image_grid(out_dir + "/interpolation.png", rows, {.columns = 10});
   }
-  if (!epochs_axis.empty())
-    io::save_line_plot_svg(out_dir + "/loss.svg",
-                           {io::Series{"train loss", train_curve, epochs_axis}, io::Series{"test -ELBO", test_curve, epochs_axis}},
-                           {.title = "VAE on Fashion-MNIST", .x_label = "epoch", .y_label = "nats per image"});
-  std::printf("wrote %s/{metrics.jsonl, samples.png, reconstructions.png, interpolation.png, loss.svg, checkpoint.npz}\n",
-              out_dir.c_str());
+  std::printf(
+      "wrote %s/{metrics.jsonl, samples.png, reconstructions.png, interpolation.png, loss.svg, checkpoint.npz}\n",
+      out_dir.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "vae: %s\n", e.what());

@@ -5,18 +5,36 @@
 #include <stdexcept>
 #include <string>
 
+/// Major version: incremented on incompatible API changes.
 #define GENMOD_VERSION_MAJOR 0
+/// Minor version: new features, source-compatible.
 #define GENMOD_VERSION_MINOR 1
+/// Patch version: fixes only.
 #define GENMOD_VERSION_PATCH 0
+/// "MAJOR.MINOR.PATCH", as also found by CMake's find_package(genmod VERSION).
 #define GENMOD_VERSION_STRING "0.1.0"
 
+/// 1 when compiled with OpenMP (parallel kernels), 0 when the kernels run on one thread.
 #if defined(_OPENMP)
 #define GENMOD_HAS_OPENMP 1
 #else
 #define GENMOD_HAS_OPENMP 0
 #endif
 
+/// 1 under GCC 12 and older, whose AVX-512 intrinsics warn about their own self-initialised
+/// `__Y` (-Wmaybe-uninitialized at -O2, -Wuninitialized at -O1; GCC bug 105593, fixed in GCC 13)
+/// wherever they are inlined. The headers that inline them (kernels/simd.hpp, kernels/microkernel.hpp
+/// and the umbrella genmod.hpp) silence those two warnings in a `#pragma GCC diagnostic` region
+/// when it is 1, so that a user's `-Wall` build is clean without flags of its own.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#define GENMOD_GCC_BUG_105593 1
+#else
+#define GENMOD_GCC_BUG_105593 0
+#endif
+
+/// Helper of GENMOD_STRINGIFY: stringizes its argument unexpanded.
 #define GENMOD_STRINGIFY_IMPL(x) #x
+/// The macro-expanded argument as a string literal: GENMOD_STRINGIFY(GENMOD_VERSION_MAJOR) is "0".
 #define GENMOD_STRINGIFY(x) GENMOD_STRINGIFY_IMPL(x)
 
 namespace genmod {

@@ -55,7 +55,7 @@ TEST_CASE("Parameter gradients accumulate across backward calls until zeroed", "
   for (int i = 0; i < 3; ++i) {
     Tape<double> tape;
     auto loss = sum(w.var() * w.var());  // the same leaf is reused within a tape
-    CHECK(tape.num_slots() == 3);         // one leaf (reused by both uses), the product, the sum
+    CHECK(tape.num_slots() == 3);        // one leaf (reused by both uses), the product, the sum
     tape.backward(loss);
   }
   CHECK(w.grad()[0] == 6.0);  // 3 x 2w
@@ -93,13 +93,84 @@ TEST_CASE("A Var from a finished tape is a constant on the next", "[autodiff][ta
   CHECK(t2.grad(y, {x})[0].value()[0] == 2.0);
 }
 
-TEST_CASE("grad of an input the root does not use is zero", "[autodiff][tape]") {
+TEST_CASE("grad of an input the root does not use throws, naming the input", "[autodiff][tape][errors]") {
   Tape<double> tape;
   auto x = tape.leaf(ones<double>({2}));
   auto unused = tape.leaf(ones<double>({3}));
-  auto g = tape.grad(sum(x), {x, unused});
+  auto y = sum(x);
+  CHECK_THROWS_AS(tape.grad(y, {x, unused}), AutodiffError);
+  CHECK_THROWS_WITH(tape.grad(y, {x, unused}), Catch::Contains("input 1 (of 2") && Catch::Contains("does not depend") &&
+                                                   Catch::Contains("allow_unused"));
+  // Not recorded on the tape at all: a constant, a detached copy, a value made under NoGradGuard.
+  V c(ones<double>({2}));
+  CHECK_THROWS_WITH(tape.grad(y, {c}), Catch::Contains("input 0 (of 1") && Catch::Contains("not recorded"));
+  CHECK_THROWS_WITH(tape.grad(y, {x, x.detach()}), Catch::Contains("input 1") && Catch::Contains("not recorded"));
+  V guarded;
+  {
+    NoGradGuard guard;
+    guarded = x * 2.0;
+  }
+  CHECK_THROWS_WITH(tape.grad(y, {guarded}), Catch::Contains("input 0") && Catch::Contains("not recorded"));
+  // The tape is still usable after the error.
+  CHECK(tape.grad(y, {x})[0].value()[1] == 1.0);
+}
+
+TEST_CASE("allow_unused gives an unused input a zero gradient", "[autodiff][tape]") {
+  Tape<double> tape;
+  auto x = tape.leaf(from_data<double>({2}, {1.0, 2.0}));
+  auto unused = tape.leaf(ones<double>({3}));
+  V c(ones<double>({4}));
+  auto g = tape.grad(sum(x * x), {x, unused, c}, {.allow_unused = true});
+  REQUIRE(g.size() == 3);
+  CHECK(g[0].value()[1] == 4.0);  // d(x^2)/dx = 2x
   CHECK(g[1].value().shape() == (Shape{3}));
-  CHECK(g[1].value()[0] == 0.0);
+  CHECK(g[2].value().shape() == (Shape{4}));
+  for (double v : g[1].value()) CHECK(v == 0.0);
+  for (double v : g[2].value()) CHECK(v == 0.0);
+  // With create_graph too (the option set is one struct).
+  auto h = tape.grad(sum(x * x), {unused, x}, {.create_graph = true, .allow_unused = true});
+  CHECK(h[0].value()[2] == 0.0);
+  CHECK(h[1].requires_grad());
+}
+
+TEST_CASE("A gradient penalty taken with respect to the wrong Var is an error, not a constant",
+          "[autodiff][tape][errors]") {
+  // WGAN-GP: penalty = (||d critic(x_hat) / d x_hat|| - 1)^2. If x_hat is not the Var the critic
+  // saw (here a detached copy was fed to it), the gradient used to be silently zero and the
+  // penalty the constant 1.
+  Tape<double> tape;
+  Parameter<double> w(from_data<double>({3}, {0.5, -1.0, 2.0}));
+  auto x_hat = tape.leaf(from_data<double>({3}, {1.0, 2.0, 3.0}));
+  auto critic = [&](const V& x) { return sum(x * w.var()); };
+  CHECK_THROWS_AS(tape.grad(critic(x_hat.detach()), {x_hat}, {.create_graph = true}), AutodiffError);
+  auto g = tape.grad(critic(x_hat), {x_hat}, {.create_graph = true})[0];
+  CHECK(g.value()[2] == 2.0);  // d(x . w)/dx = w
+}
+
+TEST_CASE("An input reached through an op with a zero derivative gets zero, not an error", "[autodiff][tape]") {
+  // The root depends on x, but the op between them adds no gradient (a step function): zero is
+  // the true gradient.
+  Tape<double> tape;
+  auto x = tape.leaf(from_data<double>({2}, {-1.0, 3.0}));
+  Tensor<double> step_value = from_data<double>({2}, {0.0, 1.0});
+  auto step = record_op(
+      "step", step_value, [](const V&, const V&, GradSink<double>&) {}, x);
+  REQUIRE(step.requires_grad());
+  auto g = tape.grad(sum(step * 2.0), {x});
+  CHECK(g[0].value()[0] == 0.0);
+  CHECK(g[0].value()[1] == 0.0);
+}
+
+TEST_CASE("grad with respect to an intermediate result and a leaf upstream of it", "[autodiff][tape]") {
+  Tape<double> tape;
+  auto x = tape.leaf(from_data<double>({1}, {2.0}));
+  auto y = x * x;         // an intermediate, also requested
+  auto z = sum(y * 3.0);  // dz/dy = 3, dz/dx = 3 * 2x = 12
+  auto g = tape.grad(z, {y, x});
+  CHECK(g[0].value()[0] == 3.0);
+  CHECK(g[1].value()[0] == 12.0);
+  CHECK(tape.grad(z, {y})[0].value()[0] == 3.0);
+  CHECK(tape.grad(z, {z})[0].value()[0] == 1.0);  // the root with respect to itself
 }
 
 TEST_CASE("Tapes nest, and the inner one sees the outer's Vars as constants", "[autodiff][tape]") {

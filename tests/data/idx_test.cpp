@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "genmod/data/idx.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (e.name == genmod::io::kMetadataKey && e.array.holds<std::uint8_t>()) {
         const auto& m = e.array.get<std::uint8_t>();
         const std::string_view text(reinterpret_cast<const char*>(m.data()), static_cast<std::size_t>(m.numel()));
-        (void)genmod::io::detail::MetadataParser(text, "fuzz.npz").parse();
+        (void)genmod::io::detail::metadata_from_json(text, "fuzz.npz");
       }
     }
   } catch (const genmod::IOError&) {

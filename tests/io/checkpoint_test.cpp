@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "genmod/io/checkpoint.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace genmod;
 

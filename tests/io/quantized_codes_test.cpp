@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "genmod/io/quantized_codes.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace genmod;
 

@@ -1,6 +1,6 @@
 #include <cmath>
 
-#include "autodiff/ops/gradcheck_util.hpp"
+#include "support/gradcheck.hpp"
 #include "genmod/losses/classification.hpp"
 
 using namespace genmod;

@@ -1,4 +1,4 @@
-#include "autodiff/ops/gradcheck_util.hpp"
+#include "support/gradcheck.hpp"
 #include "genmod/dist/likelihood.hpp"
 #include "genmod/dist/normal.hpp"
 #include "genmod/losses/kl.hpp"

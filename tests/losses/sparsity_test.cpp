@@ -1,7 +1,7 @@
 #include <cmath>
 #include <limits>
 
-#include "autodiff/ops/gradcheck_util.hpp"
+#include "support/gradcheck.hpp"
 #include "genmod/losses/sparsity.hpp"
 
 using namespace genmod;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "autodiff/ops/gradcheck_util.hpp"
+#include "support/gradcheck.hpp"
 #include "genmod/nn/nn.hpp"
 
 using namespace genmod;

@@ -75,5 +75,5 @@ TEST_CASE("Schedules reject bad arguments with clear messages", "[optim][schedul
   CHECK_THROWS_WITH(optim::CosineAnnealing(0.1, 10, 0.5), Contains("eta_min") && Contains("[0, base_lr]"));
   CHECK_THROWS_AS(optim::CosineAnnealing(0.1, 0), ValueError);
   CHECK_THROWS_AS(optim::LinearWarmup(-1, 0.1), ValueError);
-  CHECK_THROWS_WITH(optim::StepLR(0.1, 10).lr(-1), Contains("step must be >= 0"));
+  CHECK_THROWS_WITH(optim::StepLR(0.1, 10).lr(-1), Contains("expected step >= 0"));
 }

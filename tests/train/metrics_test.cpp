@@ -1,10 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <unistd.h>
 
 #include "genmod/io/model_checkpoint.hpp"
 #include "genmod/nn/nn.hpp"
@@ -38,7 +38,8 @@ TEST_CASE("Metric numbers print in the shortest form that reads back exactly", "
 }
 
 TEST_CASE("A metrics line round-trips, null reads as NaN, and bad lines name the column", "[train]") {
-  const std::string line = train::metrics_to_json({{"epoch", 3}, {"train_loss", 0.25}, {"test \"loss\"", std::nan("")}});
+  const std::string line =
+      train::metrics_to_json({{"epoch", 3}, {"train_loss", 0.25}, {"test \"loss\"", std::nan("")}});
   CHECK(line == R"({"epoch": 3, "train_loss": 0.25, "test \"loss\"": null})");
   const train::MetricsRecord r = train::parse_metrics_line(line);
   REQUIRE(r.values.size() == 3);
@@ -51,8 +52,10 @@ TEST_CASE("A metrics line round-trips, null reads as NaN, and bad lines name the
   CHECK(py.at("lr") == 1e-3);
   CHECK(py.at("ok") == 1);
   CHECK(py.find("note") == nullptr);
-  CHECK_THROWS_WITH(train::parse_metrics_line(R"({"epoch": 1, "loss": abc})"), Catch::Contains("column"));
-  CHECK_THROWS_AS(train::parse_metrics_line(R"({"epoch": 1} trailing)"), ValueError);
+  CHECK_THROWS_WITH(train::parse_metrics_line(R"({"epoch": 1, "loss": abc})"), Catch::Contains("column 22"));
+  CHECK_THROWS_AS(train::parse_metrics_line(R"({"epoch": 1} trailing)"), IOError);
+  // Arrays are not metrics either; a record with strings appends and reads back its numbers.
+  CHECK(train::parse_metrics_line(R"({"curve": [1, 2], "x": 2})").values.size() == 1);
 }
 
 TEST_CASE("read_metrics skips a torn last line but not a bad line in the middle", "[train]") {
@@ -70,11 +73,25 @@ TEST_CASE("read_metrics skips a torn last line but not a bad line in the middle"
   CHECK(recs[1].at("train_loss") == 0.4);
   {
     std::ofstream out(path, std::ios::app);
-    out << "\n" << R"({"epoch": 4})" << "\n";
+    out << "\n"
+        << R"({"epoch": 4})"
+        << "\n";
   }
   CHECK_THROWS_WITH(train::read_metrics(path), Catch::Contains(":3:"));
   train::write_metrics(path, recs);
   CHECK(train::read_metrics(path).size() == 2);
+  // What an example appends by itself: any flat object, NaN as null.
+  train::append_metrics(path, {{"task", "denoise"}, {"sigma", 0.3f}, {"psnr", std::nan("")}});
+  {
+    std::ifstream in(path);
+    std::string line, last;
+    while (std::getline(in, line)) last = line;
+    CHECK(last == R"({"task": "denoise", "sigma": 0.3, "psnr": null})");
+  }
+  recs = train::read_metrics(path);
+  REQUIRE(recs.size() == 3);
+  CHECK(recs[2].find("task") == nullptr);
+  CHECK(std::isnan(recs[2].at("psnr")));
   fs::remove(path);
 }
 

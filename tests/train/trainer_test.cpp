@@ -1,12 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/parallel.hpp"
@@ -118,19 +118,22 @@ TEST_CASE("Trainer resume is exact: 2 epochs equal 1 epoch, save, load into fres
 
   Run a(1);
   auto ta = a.trainer({.epochs = 2, .out_dir = dir_a.path.string()});
-  const auto ra = ta.fit(a.loader, [&](const data::Batch& b) { return a.loss(b); }, a.opt);
+  const auto ra = ta.fit(
+      a.loader, [&](const data::Batch& b) { return a.loss(b); }, a.opt);
   REQUIRE(ra.epochs_completed == 2);
   CHECK(ra.step == 8);
 
   {
     Run b1(1);
     auto tb = b1.trainer({.epochs = 1, .out_dir = dir_b.path.string()});
-    tb.fit(b1.loader, [&](const data::Batch& b) { return b1.loss(b); }, b1.opt);
+    tb.fit(
+        b1.loader, [&](const data::Batch& b) { return b1.loss(b); }, b1.opt);
   }
   Run b2(999);  // different initial weights, overwritten by the load
   CHECK(b2.weights() != a.weights());
   auto tb = b2.trainer({.epochs = 2, .out_dir = dir_b.path.string(), .resume = dir_b / "checkpoint.npz"});
-  const auto rb = tb.fit(b2.loader, [&](const data::Batch& b) { return b2.loss(b); }, b2.opt);
+  const auto rb = tb.fit(
+      b2.loader, [&](const data::Batch& b) { return b2.loss(b); }, b2.opt);
   CHECK(rb.epochs_completed == 2);
   CHECK(rb.step == 8);
   REQUIRE(rb.epochs.size() == 1);
@@ -157,7 +160,8 @@ TEST_CASE("Trainer resume is exact: 2 epochs equal 1 epoch, save, load into fres
   CHECK(c.weights() == a.weights());
 }
 
-TEST_CASE("The first SIGINT finishes the step, saves a checkpoint and leaves the loop, and resuming is exact", "[train]") {
+TEST_CASE("The first SIGINT finishes the step, saves a checkpoint and leaves the loop, and resuming is exact",
+          "[train]") {
   OneThread one;
   TempDir dir_a("sigint_a"), dir_b("sigint_b");
   Run a(1);
@@ -180,7 +184,7 @@ TEST_CASE("The first SIGINT finishes the step, saves a checkpoint and leaves the
   CHECK(train::read_metrics(dir_b / "metrics.jsonl").size() == 1);
 
   // The handler is gone again: the previous disposition is back.
-  struct sigaction now{};
+  struct sigaction now {};
   ::sigaction(SIGINT, nullptr, &now);
   CHECK(now.sa_handler != &train::detail::on_sigint);
 
@@ -214,14 +218,16 @@ struct Diverging {
 
 }  // namespace
 
-TEST_CASE("A NaN loss stops training naming the step, the epoch and the op, and keeps the last good checkpoint", "[train]") {
+TEST_CASE("A NaN loss stops training naming the step, the epoch and the op, and keeps the last good checkpoint",
+          "[train]") {
   TempDir dir("nan");
   Diverging d;
   train::Trainer t({.epochs = 5, .out_dir = dir.path.string(), .progress = train::Progress::off});
   t.add_model("model", d.lin, &d.opt);
   std::string msg;
   try {
-    t.fit(d.loader, [&](const data::Batch& b) { return d.loss(b); }, d.opt);
+    t.fit(
+        d.loader, [&](const data::Batch& b) { return d.loss(b); }, d.opt);
   } catch (const NumericError& e) {
     msg = e.what();
   }
@@ -282,7 +288,8 @@ TEST_CASE("Early stopping ends the run when the monitored metric stops improving
   t.set_evaluate([&] { return train::Metrics{{"val_score", scores[epoch++]}, {"test_loss", 1.0 / epoch}}; });
   std::vector<std::int64_t> seen;
   t.on_epoch_end([&](const train::EpochSummary& s) { seen.push_back(s.epoch); });
-  const auto res = t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  const auto res = t.fit(
+      r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
   CHECK(res.stopped_early);
   CHECK(res.epochs_completed == 4);
   CHECK(res.best == 0.7);
@@ -316,7 +323,9 @@ TEST_CASE("Early stopping on a metric nobody reports is an error naming it", "[t
   Run r(1);
   auto t = r.trainer({.epochs = 2, .out_dir = dir.path.string(), .early_stopping = {.metric = "tset_loss"}});
   t.set_evaluate([] { return train::Metrics{{"test_loss", 1.0}}; });
-  CHECK_THROWS_WITH(t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt), Catch::Contains("tset_loss"));
+  CHECK_THROWS_WITH(t.fit(
+                        r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt),
+                    Catch::Contains("tset_loss"));
 }
 
 TEST_CASE("Trainer progress lines go to the chosen stream every log_every steps", "[train]") {
@@ -324,10 +333,15 @@ TEST_CASE("Trainer progress lines go to the chosen stream every log_every steps"
   Run r(1);
   std::FILE* f = std::tmpfile();
   REQUIRE(f);
-  train::Trainer t({.epochs = 1, .out_dir = dir.path.string(), .save_checkpoints = false,
-                    .progress = train::Progress::lines, .log_every = 2, .progress_stream = f});
+  train::Trainer t({.epochs = 1,
+                    .out_dir = dir.path.string(),
+                    .save_checkpoints = false,
+                    .progress = train::Progress::lines,
+                    .log_every = 2,
+                    .progress_stream = f});
   t.add_model("model", r.net, &r.opt);
-  t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  t.fit(
+      r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
   std::rewind(f);
   std::string text;
   for (int c; (c = std::fgetc(f)) != EOF;) text += static_cast<char>(c);
@@ -367,11 +381,197 @@ TEST_CASE("A resume checkpoint that does not match the run is refused before tra
   TempDir dir("mismatch");
   Run r(1);
   auto t = r.trainer({.epochs = 1, .out_dir = dir.path.string()});
-  t.fit(r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  t.fit(
+      r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
   Diverging d;
-  train::Trainer t2({.epochs = 2, .out_dir = dir.path.string(), .resume = dir / "checkpoint.npz",
-                     .progress = train::Progress::off});
+  train::Trainer t2(
+      {.epochs = 2, .out_dir = dir.path.string(), .resume = dir / "checkpoint.npz", .progress = train::Progress::off});
   t2.add_model("model", d.lin, &d.opt);
-  CHECK_THROWS_AS(t2.fit(d.loader, [&](const data::Batch& b) { return d.loss(b); }, d.opt), IOError);
+  CHECK_THROWS_AS(t2.fit(
+                      d.loader, [&](const data::Batch& b) { return d.loss(b); }, d.opt),
+                  IOError);
   CHECK(d.lin.weight.value()[0] == 2.0f);
+}
+
+namespace {
+
+/// Everything a FILE* received, from the start.
+std::string read_stream(std::FILE* f) {
+  std::rewind(f);
+  std::string text;
+  for (int c; (c = std::fgetc(f)) != EOF;) text += static_cast<char>(c);
+  return text;
+}
+
+/// The records of a metrics file marked final.
+std::size_t final_records(const std::string& path) {
+  std::size_t n = 0;
+  for (const auto& r : train::read_metrics(path)) n += r.find("final") != nullptr;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("The final evaluation runs once, in eval mode, after the last epoch, and appends one final record",
+          "[train]") {
+  OneThread one;
+  TempDir dir("final");
+  Run r(1);
+  auto t = r.trainer({.epochs = 2, .out_dir = dir.path.string()});
+  t.set_evaluate([] { return train::Metrics{{"test_loss", 0.5}}; });
+  int final_calls = 0;
+  bool final_in_eval_mode = false;
+  t.set_final_evaluate([&] {
+    ++final_calls;
+    final_in_eval_mode = !r.net.is_training();
+    return train::Metrics{{"bound_loss", 3.5}, {"k", 100}};
+  });
+  // The epoch callback runs after that epoch's checkpoint and record are on disk, before the final evaluation.
+  std::vector<std::size_t> records_seen;
+  t.on_epoch_end([&](const train::EpochSummary& s) {
+    CHECK(fs::exists(dir / "checkpoint.npz"));
+    CHECK(final_calls == 0);
+    records_seen.push_back(train::read_metrics(dir / "metrics.jsonl").size());
+    CHECK(records_seen.back() == static_cast<std::size_t>(s.epoch));
+  });
+  const auto res = t.fit(
+      r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  CHECK(final_calls == 1);
+  CHECK(final_in_eval_mode);
+  CHECK(r.net.is_training());  // back in training mode afterwards
+  CHECK(records_seen == std::vector<std::size_t>{1, 2});
+  CHECK(res.final_metrics == train::Metrics{{"bound_loss", 3.5}, {"k", 100}});
+
+  const auto recs = train::read_metrics(dir / "metrics.jsonl");
+  REQUIRE(recs.size() == 3);
+  CHECK(recs[0].find("final") == nullptr);
+  CHECK(recs[2].at("final") == 1);
+  CHECK(recs[2].at("epoch") == 2);
+  CHECK(recs[2].at("step") == 8);
+  CHECK(recs[2].at("bound_loss") == 3.5);
+  CHECK(recs[2].at("k") == 100);
+  CHECK(recs[2].at("seconds") >= 0);
+  CHECK(recs[2].find("train_loss") == nullptr);
+  const std::string text = read_text(dir / "metrics.jsonl");
+  CHECK(text.find("\"final\": true") != std::string::npos);
+  // loss.svg draws per-epoch curves: the final record's "bound_loss" is not one of them.
+  const std::string svg = read_text(dir / "loss.svg");
+  CHECK(svg.find("test_loss") != std::string::npos);
+  CHECK(svg.find("bound_loss") == std::string::npos);
+
+  // Resuming for one more epoch replaces the old final record with the new run's.
+  Run r2(7);
+  auto t2 = r2.trainer({.epochs = 3, .out_dir = dir.path.string(), .resume = dir / "checkpoint.npz"});
+  t2.set_final_evaluate([] { return train::Metrics{{"bound_loss", 2.5}}; });
+  const auto res2 = t2.fit(
+      r2.loader, [&](const data::Batch& b) { return r2.loss(b); }, r2.opt);
+  CHECK(res2.epochs_completed == 3);
+  const auto recs2 = train::read_metrics(dir / "metrics.jsonl");
+  REQUIRE(recs2.size() == 4);
+  CHECK(final_records(dir / "metrics.jsonl") == 1);
+  CHECK(recs2[2].at("epoch") == 3);
+  CHECK(recs2[3].at("final") == 1);
+  CHECK(recs2[3].at("epoch") == 3);
+  CHECK(recs2[3].at("bound_loss") == 2.5);
+
+  // Resuming a finished run trains nothing and evaluates again, still with one final record.
+  Run r3(8);
+  auto t3 = r3.trainer({.epochs = 3, .out_dir = dir.path.string(), .resume = dir / "checkpoint.npz"});
+  t3.set_final_evaluate([] { return train::Metrics{{"bound_loss", 2.25}}; });
+  const auto res3 = t3.fit(
+      r3.loader, [&](const data::Batch& b) { return r3.loss(b); }, r3.opt);
+  CHECK(res3.epochs.empty());
+  CHECK(res3.final_metrics.at("bound_loss") == 2.25);
+  const auto recs3 = train::read_metrics(dir / "metrics.jsonl");
+  REQUIRE(recs3.size() == 4);
+  CHECK(final_records(dir / "metrics.jsonl") == 1);
+  CHECK(recs3[3].at("bound_loss") == 2.25);
+}
+
+TEST_CASE("Ctrl-C skips the final evaluation; early stopping does not", "[train]") {
+  OneThread one;
+  TempDir dir("final_stop");
+  {
+    Run r(1);
+    auto t = r.trainer({.epochs = 2, .out_dir = dir.path.string()});
+    int final_calls = 0, calls = 0;
+    t.set_final_evaluate([&] {
+      ++final_calls;
+      return train::Metrics{{"bound", 1.0}};
+    });
+    const auto res = t.fit(r.loader, [&](const data::Batch& batch) {
+      const double l = r.step(batch);
+      if (++calls == 6) std::raise(SIGINT);
+      return l;
+    });
+    CHECK(res.interrupted);
+    CHECK(final_calls == 0);
+    CHECK(res.final_metrics.empty());
+    CHECK(final_records(dir / "metrics.jsonl") == 0);
+  }
+  {
+    Run r(1);
+    auto t =
+        r.trainer({.epochs = 10, .out_dir = dir.path.string(), .early_stopping = {.metric = "score", .patience = 1}});
+    t.set_evaluate([] { return train::Metrics{{"score", 1.0}}; });  // never improves after the first epoch
+    t.set_final_evaluate([] { return train::Metrics{{"bound", 2.0}}; });
+    const auto res = t.fit(
+        r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+    CHECK(res.stopped_early);
+    CHECK(res.epochs_completed == 2);
+    CHECK(res.final_metrics.at("bound") == 2.0);
+    const auto recs = train::read_metrics(dir / "metrics.jsonl");
+    REQUIRE(recs.size() == 3);
+    CHECK(recs[2].at("epoch") == 2);
+    CHECK(recs[2].at("final") == 1);
+  }
+}
+
+TEST_CASE("A label prefixes every progress and epoch line; resuming says where it starts; the plot takes its options",
+          "[train]") {
+  OneThread one;
+  TempDir dir("label");
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  {
+    Run r(1);
+    train::Trainer t({.epochs = 1,
+                      .out_dir = dir.path.string(),
+                      .progress = train::Progress::lines,
+                      .log_every = 2,
+                      .progress_stream = f,
+                      .label = "AE-32",
+                      .plot_options = {.title = "AE on squares", .x_label = "epoch", .y_label = "nats per image"}});
+    t.add_model("model", r.net, &r.opt);
+    t.set_final_evaluate([] { return train::Metrics{{"bound", 1.5}}; });
+    t.fit(
+        r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+    const std::string svg = read_text(dir / "loss.svg");
+    CHECK(svg.find("AE on squares") != std::string::npos);
+    CHECK(svg.find("nats per image") != std::string::npos);
+  }
+  {
+    Run r(1);
+    train::Trainer t({.epochs = 2,
+                      .out_dir = dir.path.string(),
+                      .resume = dir / "checkpoint.npz",
+                      .progress = train::Progress::lines,
+                      .log_every = 2,
+                      .progress_stream = f,
+                      .label = "AE-32"});
+    t.add_model("model", r.net, &r.opt);
+    t.fit(
+        r.loader, [&](const data::Batch& b) { return r.loss(b); }, r.opt);
+  }
+  const std::string text = read_stream(f);
+  std::fclose(f);
+  CHECK(text.find("AE-32: epoch 1/1 step 2/4 ( 50%) loss ") != std::string::npos);
+  CHECK(text.find("AE-32: epoch 1/1: train_loss ") != std::string::npos);
+  CHECK(text.find("AE-32: final evaluation after epoch 1:  bound 1.5  ") != std::string::npos);
+  CHECK(text.find("AE-32: resumed from " + (dir / "checkpoint.npz") + " after epoch 1 (step 4)\n") !=
+        std::string::npos);
+  CHECK(text.find("AE-32: epoch 2/2: train_loss ") != std::string::npos);
+  const std::string svg = read_text(dir / "loss.svg");  // redrawn by the second run, with the default options
+  CHECK(svg.find("AE on squares") == std::string::npos);
+  CHECK(svg.find(">loss<") != std::string::npos);
 }

@@ -18,6 +18,7 @@ inline bool grad_enabled() noexcept { return detail::grad_mode_flag(); }
 /// Sets recording on or off for its lifetime, restoring the previous mode after.
 class GradModeGuard {
  public:
+  /// Records (enabled) or not until the guard is destroyed; guards nest.
   explicit GradModeGuard(bool enabled) noexcept : previous_(detail::grad_mode_flag()) {
     detail::grad_mode_flag() = enabled;
   }

@@ -5,7 +5,9 @@
 ///
 /// A Parameter is a handle: copies share the value, the gradient and the requires_grad flag, so
 /// the copies an optimizer or a checkpoint holds see exactly what the module sees (freezing a
-/// network after its optimizer was built freezes it for the optimizer too).
+/// network after its optimizer was built freezes it for the optimizer too, as
+/// tests/autodiff/parameter_test.cpp checks). To freeze a whole module: nn::freeze, nn::unfreeze
+/// or nn::FreezeGuard (nn/freeze.hpp).
 
 #include <algorithm>
 #include <cstdint>
@@ -19,9 +21,11 @@
 
 namespace genmod {
 
+/// A trainable tensor and its gradient buffer, shared by every copy of the handle (see the file comment).
 template <class T = float>
 class Parameter {
  public:
+  /// An undefined parameter (defined() is false), e.g. an absent bias.
   Parameter() = default;
   /// A parameter holding `value` (shared, not copied), with a zeroed gradient buffer.
   explicit Parameter(Tensor<T> value, bool requires_grad = true) : state_(std::make_shared<State>()) {
@@ -30,21 +34,29 @@ class Parameter {
     state_->requires_grad = requires_grad;
   }
 
+  /// The current value; optimizers update it in place.
   Tensor<T>& value() noexcept { return state().value; }
+  /// The current value, read-only.
   const Tensor<T>& value() const noexcept { return state().value; }
+  /// The accumulated gradient, same shape as value(); backward() adds into it.
   Tensor<T>& grad() noexcept { return state().grad; }
+  /// The accumulated gradient, read-only.
   const Tensor<T>& grad() const noexcept { return state().grad; }
+  /// Shape of the value (and of the gradient).
   const Shape& shape() const noexcept { return state().value.shape(); }
+  /// Number of scalar parameters in the tensor.
   std::int64_t numel() const noexcept { return state().value.numel(); }
   /// False for a default-constructed Parameter (e.g. a layer built without bias).
   bool defined() const noexcept { return state_ && state_->value.defined(); }
 
+  /// False when frozen (or undefined): ops then treat it as a constant.
   bool requires_grad() const noexcept { return state_ && state_->requires_grad; }
   /// A frozen parameter is used as a constant by ops (no node, no gradient), in every copy.
   void set_requires_grad(bool on) noexcept {
     if (state_) state_->requires_grad = on;
   }
 
+  /// Sets the gradient buffer to zero (before the next backward, unless accumulating on purpose).
   void zero_grad() noexcept {
     if (!state_ || !state_->grad.defined()) return;
     // Split over threads: for a large network this is a pass over as many bytes as the weights.
@@ -64,6 +76,7 @@ class Parameter {
     cached_ = tape->parameter_leaf(state_->value, state_->grad);
     return cached_;
   }
+  /// Same as var(): a parameter can be passed wherever a Var is expected.
   operator Var<T>() const { return var(); }  // NOLINT: lets parameters be used where Vars are
 
  private:

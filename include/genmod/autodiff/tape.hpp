@@ -41,6 +41,12 @@ namespace genmod {
 struct BackwardOptions {
   /// Record the backward computation so its results can be differentiated again.
   bool create_graph = false;
+  /// Tape::grad only: let an input that the root does not depend on (or that is not recorded on
+  /// the tape at all) have a zero gradient instead of throwing AutodiffError. Off by default
+  /// because such an input is nearly always a mistake that would otherwise pass in silence: a
+  /// WGAN-GP penalty taken with respect to the wrong Var becomes the constant lambda (||0|| - 1)^2
+  /// and training runs without it. (PyTorch's torch.autograd.grad has the same switch.)
+  bool allow_unused = false;
 };
 
 template <class T>
@@ -217,13 +223,17 @@ class Tape {
   }
 
   /// Gradients of `root` with respect to `inputs` only (nothing is added to parameter buffers).
-  /// An input that root does not depend on gets a zero gradient. With create_graph the results
+  /// An input may be a leaf or an intermediate result recorded on this tape. An input that root
+  /// does not depend on, or that is not recorded on this tape (a constant, a value computed under
+  /// NoGradGuard or detached, a Var of another tape), throws AutodiffError naming its position,
+  /// unless `options.allow_unused`, which gives it a zero gradient. With create_graph the results
   /// are recorded Vars that can be differentiated again.
   std::vector<Var<T>> grad(const Var<T>& root, std::span<const Var<T>> inputs, BackwardOptions options = {}) {
     std::vector<Var<T>> out(inputs.size());
     grad(root, inputs, std::span<Var<T>>(out), options);
     return out;
   }
+  /// As grad() above, with the inputs as a brace list: `tape.grad(loss, {x, y})`.
   std::vector<Var<T>> grad(const Var<T>& root, std::initializer_list<Var<T>> inputs, BackwardOptions options = {}) {
     return grad(root, std::span<const Var<T>>(inputs.begin(), inputs.size()), options);
   }
@@ -234,26 +244,38 @@ class Tape {
       throw AutodiffError("Tape::grad: " + std::to_string(inputs.size()) + " inputs but room for " +
                           std::to_string(out.size()) + " gradients");
     auto& st = *storage_;
+    if (!options.allow_unused)
+      for (std::size_t i = 0; i < inputs.size(); ++i)
+        if (!inputs[i].requires_grad()) throw unused_input(i, inputs, "it is not recorded on this tape");
+    // needed[s]: kRequested for the inputs (the sweep keeps their gradients), kNeeded for the
+    // slots that depend on one (the sweep runs their producers' backward), 0 otherwise.
     st.needed.assign(st.producer.size(), 0);
     for (const Var<T>& x : inputs)
-      if (x.requires_grad()) st.needed[static_cast<std::size_t>(x.id_)] = 1;
+      if (x.requires_grad()) st.needed[static_cast<std::size_t>(x.id_)] = kRequested;
     // Forward pass over the nodes: a slot is needed when one of its producer's inputs is.
     for (detail::Node<T>* n : st.nodes) {
-      const std::int32_t o = n->out.id_;
-      if (static_cast<std::size_t>(o) >= st.needed.size()) break;
+      const auto o = static_cast<std::size_t>(n->out.id_);
+      if (o >= st.needed.size()) break;
+      if (st.needed[o]) continue;  // a requested input stays kRequested
       for (std::int32_t k = 0; k < n->n_inputs; ++k)
         if (n->inputs[k] >= 0 && st.needed[static_cast<std::size_t>(n->inputs[k])]) {
-          st.needed[static_cast<std::size_t>(o)] = 1;
+          st.needed[o] = kNeeded;
           break;
         }
     }
     sweep(root, Tensor<T>(), options);
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const Var<T>& x = inputs[i];
-      if (x.requires_grad() && st.grads[static_cast<std::size_t>(x.id_)].defined())
+      if (x.requires_grad() && st.grads[static_cast<std::size_t>(x.id_)].defined()) {
         out[i] = st.grads[static_cast<std::size_t>(x.id_)];
-      else
+      } else if (options.allow_unused || (x.requires_grad() && reaches(root, x.id_))) {
+        // The second case: root does depend on x, but the ops between them returned no gradient
+        // (a derivative that is zero everywhere), so zero is the true gradient, not a mistake.
         out[i] = Var<T>(zeros<T>(x.shape()));
+      } else {
+        st.grads.clear();
+        throw unused_input(i, inputs, "the root does not depend on it");
+      }
     }
     st.grads.clear();
   }
@@ -271,8 +293,11 @@ class Tape {
   /// (a debug mode: it reads every output once).
   void set_check_finite(bool on) noexcept { check_finite_ = on; }
 
+  /// Number of ops recorded since construction or the last clear().
   std::size_t num_nodes() const noexcept { return storage_->nodes.size(); }
+  /// Number of recorded values (leaves and op outputs).
   std::size_t num_slots() const noexcept { return storage_->producer.size(); }
+  /// Identifies this recording: Vars carry it, and a Var of an older epoch counts as a constant.
   std::uint64_t epoch() const noexcept { return epoch_; }
 
   /// Name of the op that produced x (empty for leaves and constants).
@@ -299,6 +324,7 @@ class Tape {
   Var<T> add_node(const char* name, Tensor<T> out, F&& backward, const std::array<const Var<T>*, N>& inputs) {
     return add_node_impl(name, std::move(out), std::forward<F>(backward), inputs.data(), N);
   }
+  /// As add_node above, for a number of inputs known only at run time (concat, split).
   template <class F>
   Var<T> add_node(const char* name, Tensor<T> out, F&& backward, std::span<const Var<T>> inputs) {
     auto& st = *storage_;
@@ -309,6 +335,35 @@ class Tape {
 
  private:
   friend class GradSink<T>;
+
+  // Values of TapeStorage::needed during a sweep (backward() marks every slot kNeeded).
+  static constexpr unsigned char kNeeded = 1;
+  static constexpr unsigned char kRequested = 2;  // an input of grad(): its gradient is kept
+
+  static AutodiffError unused_input(std::size_t i, std::span<const Var<T>> inputs, const char* why) {
+    return AutodiffError("Tape::grad: input " + std::to_string(i) + " (of " + std::to_string(inputs.size()) +
+                         ", shape " + inputs[i].shape().to_string() + ") is unused: " + why +
+                         ". Differentiate with respect to the Var the root was computed from, or pass "
+                         "{.allow_unused = true} to get a zero gradient for it");
+  }
+
+  // True when `slot` is an input, direct or not, of the node that made `root` (or is root): a
+  // reverse walk over the nodes, the order of construction being topological.
+  bool reaches(const Var<T>& root, std::int32_t slot) const {
+    const auto& st = *storage_;
+    if (root.id_ == slot) return true;
+    std::vector<unsigned char> on_path(st.producer.size(), 0);
+    on_path[static_cast<std::size_t>(root.id_)] = 1;
+    for (std::size_t i = st.nodes.size(); i-- > 0;) {
+      const detail::Node<T>* n = st.nodes[i];
+      if (!on_path[static_cast<std::size_t>(n->out.id_)]) continue;
+      for (std::int32_t k = 0; k < n->n_inputs; ++k) {
+        if (n->inputs[k] == slot) return true;
+        if (n->inputs[k] >= 0) on_path[static_cast<std::size_t>(n->inputs[k])] = 1;
+      }
+    }
+    return false;
+  }
 
   void activate() noexcept {
     detail::current_tape<T>() = this;
@@ -373,7 +428,8 @@ class Tape {
       detail::Node<T>* node = st.nodes[i];
       const auto o = static_cast<std::size_t>(node->out.id_);
       if (!st.needed[o] || !st.grads[o].defined()) continue;
-      Var<T> gout = std::move(st.grads[o]);  // released after use: frees memory early
+      // Released after use to free memory early, unless it is a result grad() returns.
+      Var<T> gout = st.needed[o] == kRequested ? st.grads[o] : std::move(st.grads[o]);
       GradSink<T> sink(this, node->inputs, &st.needed);
       node->backward(gout, sink);
     }

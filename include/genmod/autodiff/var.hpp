@@ -27,17 +27,25 @@ std::uint64_t& current_tape_epoch() noexcept {
 template <class T = float>
 class Var {
  public:
+  /// Scalar type of the value (float, or double for gradient checks).
   using value_type = T;
 
+  /// An undefined Var (defined() is false).
   Var() = default;
   /// A constant (no gradient flows into it).
   Var(Tensor<T> value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose, x * tensor reads well
 
+  /// The computed value (shared, not copied).
   const Tensor<T>& value() const noexcept { return value_; }
+  /// Shape of the value.
   const Shape& shape() const noexcept { return value_.shape(); }
+  /// Rank of the value.
   int rank() const noexcept { return value_.rank(); }
+  /// Number of elements of the value.
   std::int64_t numel() const noexcept { return value_.numel(); }
+  /// Extent of dimension i of the value (negative counts from the end), checked.
   std::int64_t dim(int i) const { return value_.dim(i); }
+  /// False for a default-constructed Var.
   bool defined() const noexcept { return value_.defined(); }
   /// The single element of a one-element Var.
   T item() const { return value_.item(); }

@@ -29,7 +29,9 @@
 #define GENMOD_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define GENMOD_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
+/// Marks the n bytes at p unaddressable for AddressSanitizer (a freed pool block); a no-op without ASan.
 #define GENMOD_POISON(p, n) ((void)(p), (void)(n))
+/// Makes the n bytes at p addressable again (a block leaving the pool); a no-op without ASan.
 #define GENMOD_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 

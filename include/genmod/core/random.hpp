@@ -48,14 +48,18 @@ inline double u64_to_unit_double(std::uint64_t x) noexcept {
 
 /// Serializable state of a Generator (what a checkpoint stores).
 struct GeneratorState {
+  /// The key: two generators with different seeds give unrelated sequences.
   std::uint64_t seed = 0;
+  /// The stream within a seed (fork() makes independent streams).
   std::uint64_t stream = 0;
+  /// Number of 128-bit blocks already drawn: the position in the sequence.
   std::uint64_t offset = 0;
 };
 
 /// Philox4x32-10 random number generator. Cheap to copy; copies continue the same sequence.
 class Generator {
  public:
+  /// A generator at the start of the sequence (seed, stream); equal arguments give equal sequences.
   explicit Generator(std::uint64_t seed = 0, std::uint64_t stream = 0) noexcept : seed_(seed), stream_(stream) {}
 
   /// The 4 words of block `index` (absolute, independent of the current offset).
@@ -93,13 +97,16 @@ class Generator {
   /// A generator for an independent stream derived from this one's seed (e.g. per component).
   Generator fork(std::uint64_t stream) const noexcept { return Generator(seed_, stream); }
 
+  /// Seed, stream and position, enough to resume the sequence exactly (checkpoints).
   GeneratorState state() const noexcept { return {seed_, stream_, offset_}; }
+  /// Resumes the sequence saved by state().
   void set_state(const GeneratorState& s) noexcept {
     seed_ = s.seed;
     stream_ = s.stream;
     offset_ = s.offset;
   }
 
+  /// The seed this generator was made with.
   std::uint64_t seed() const noexcept { return seed_; }
 
  private:

@@ -20,8 +20,10 @@ class Shape {
  public:
   Shape() = default;
 
+  /// Shape from extents: `Shape{128, 1, 28, 28}`; at most kMaxRank of them, each >= 0.
   Shape(std::initializer_list<std::int64_t> dims) { assign(dims.begin(), dims.size()); }
 
+  /// Shape from extents held elsewhere (at most kMaxRank).
   explicit Shape(std::span<const std::int64_t> dims) { assign(dims.data(), dims.size()); }
 
   /// Number of dimensions (0 for a scalar).
@@ -50,6 +52,7 @@ class Shape {
     return s;
   }
 
+  /// The extents as a span of rank() values, outermost first.
   std::span<const std::int64_t> dims() const noexcept { return {dims_.data(), static_cast<std::size_t>(rank_)}; }
 
   /// Maps a possibly negative axis into [0, rank) or throws ShapeError naming `op`.
@@ -71,6 +74,7 @@ class Shape {
     return s + "]";
   }
 
+  /// Same rank and the same extents.
   friend bool operator==(const Shape& a, const Shape& b) noexcept {
     if (a.rank_ != b.rank_) return false;
     for (int i = 0; i < a.rank_; ++i)

@@ -15,7 +15,12 @@
 #include <type_traits>
 #include <utility>
 
+// Eigen 3.4's AVX and AVX-512 bfloat16 packet functions declare unused variables: silenced here
+// so that users who include Eigen with -I (not as a system header) get a -Wall-clean build.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-variable"
 #include <Eigen/Core>
+#pragma GCC diagnostic pop
 
 #include "genmod/config.hpp"
 #include "genmod/core/memory.hpp"
@@ -31,11 +36,17 @@ class Tensor {
   static_assert(std::is_trivially_copyable_v<T>, "Tensor<T> holds trivially copyable element types");
 
  public:
+  /// Element type.
   using value_type = T;
+  /// Dynamic row-major Eigen matrix of T, the layout matrix() views a tensor as.
   using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  /// Mutable Eigen view (no copy) of a tensor's buffer as a RowMatrix.
   using MatrixMap = Eigen::Map<RowMatrix>;
+  /// Read-only Eigen view of a tensor's buffer as a RowMatrix.
   using ConstMatrixMap = Eigen::Map<const RowMatrix>;
+  /// Mutable Eigen view of all elements as a column vector.
   using VectorMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+  /// Read-only Eigen view of all elements as a column vector.
   using ConstVectorMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
 
   /// An undefined tensor: no buffer (defined() is false).
@@ -48,8 +59,11 @@ class Tensor {
     data_ = static_cast<T*>(buf_->payload());
   }
 
+  /// Shallow copy: shares o's buffer (one more reference), no element is copied.
   Tensor(const Tensor& o) noexcept : buf_(o.buf_), data_(o.data_), shape_(o.shape_) { retain(); }
+  /// Takes o's buffer; o becomes undefined.
   Tensor(Tensor&& o) noexcept : buf_(std::exchange(o.buf_, nullptr)), data_(std::exchange(o.data_, nullptr)), shape_(o.shape_) {}
+  /// Shallow assignment: releases this buffer and shares o's.
   Tensor& operator=(const Tensor& o) noexcept {
     if (this != &o) {
       o.retain();
@@ -60,6 +74,7 @@ class Tensor {
     }
     return *this;
   }
+  /// Takes o's buffer, releasing this one; o becomes undefined.
   Tensor& operator=(Tensor&& o) noexcept {
     if (this != &o) {
       release();
@@ -73,24 +88,37 @@ class Tensor {
 
   /// False for a default-constructed (or moved-from) tensor.
   bool defined() const noexcept { return buf_ != nullptr; }
+  /// Extents, outermost first (N, C, H, W for images).
   const Shape& shape() const noexcept { return shape_; }
+  /// Number of dimensions (0 for a scalar).
   int rank() const noexcept { return shape_.rank(); }
+  /// Number of elements (the product of the extents; 0 when undefined).
   std::int64_t numel() const noexcept { return defined() ? shape_.numel() : 0; }
+  /// Same as numel(), for range-style code.
   std::int64_t size() const noexcept { return numel(); }
   /// Extent of dimension i (negative counts from the end), checked.
   std::int64_t dim(int i) const { return shape_.dim(i); }
 
+  /// First element of the contiguous row-major buffer (null when undefined).
   T* data() noexcept { return data_; }
+  /// Read-only first element of the buffer.
   const T* data() const noexcept { return data_; }
+  /// Iterator to the first element (flat, row-major order).
   T* begin() noexcept { return data_; }
+  /// Iterator one past the last element.
   T* end() noexcept { return data_ + numel(); }
+  /// Read-only iterator to the first element.
   const T* begin() const noexcept { return data_; }
+  /// Read-only iterator one past the last element.
   const T* end() const noexcept { return data_ + numel(); }
+  /// All elements as a span, in row-major order.
   std::span<T> span() noexcept { return {data_, static_cast<std::size_t>(numel())}; }
+  /// All elements as a read-only span.
   std::span<const T> span() const noexcept { return {data_, static_cast<std::size_t>(numel())}; }
 
   /// Element by flat (row-major) index.
   T& operator[](std::int64_t i) noexcept { return data_[i]; }
+  /// Read-only element by flat (row-major) index.
   const T& operator[](std::int64_t i) const noexcept { return data_[i]; }
 
   /// Element by multi-index; the number of indices must equal the rank.
@@ -99,6 +127,7 @@ class Tensor {
   T& operator()(I... idx) noexcept {
     return data_[offset_of(idx...)];
   }
+  /// Read-only element by multi-index (one index per dimension).
   template <class... I>
     requires(std::is_integral_v<I> && ...)
   const T& operator()(I... idx) const noexcept {
@@ -113,6 +142,7 @@ class Tensor {
 
   /// A view with another shape and the same elements (no copy). One extent may be -1 (inferred).
   Tensor reshape(std::initializer_list<std::int64_t> dims) const { return reshape(infer_shape(dims)); }
+  /// A view with shape s and the same elements (no copy); s.numel() must equal numel().
   Tensor reshape(const Shape& s) const {
     if (s.numel() != numel())
       throw ShapeError("Tensor::reshape: cannot view shape " + shape_.to_string() + " (" + std::to_string(numel()) +
@@ -149,6 +179,7 @@ class Tensor {
     if (src.data_ != data_) std::memmove(data_, src.data_, static_cast<std::size_t>(numel()) * sizeof(T));
   }
 
+  /// Sets every element to v.
   void fill(T v) noexcept { std::fill(data_, data_ + numel(), v); }
 
   /// Element-converted copy.
@@ -168,9 +199,11 @@ class Tensor {
   /// Eigen view as a rows x cols row-major matrix (rank 2: its own extents; rank 0/1: one row;
   /// rank 3/4: first dimension x the rest).
   MatrixMap matrix() noexcept { return MatrixMap(data_, mat_rows(), mat_cols()); }
+  /// Read-only Eigen matrix view (same shape rules as the mutable one).
   ConstMatrixMap matrix() const noexcept { return ConstMatrixMap(data_, mat_rows(), mat_cols()); }
   /// Eigen view of all elements as a column vector.
   VectorMap vector() noexcept { return VectorMap(data_, numel()); }
+  /// Read-only Eigen view of all elements as a column vector.
   ConstVectorMap vector() const noexcept { return ConstVectorMap(data_, numel()); }
 
  private:
@@ -239,6 +272,7 @@ Tensor<T> full(const Shape& s, T v) {
   return t;
 }
 
+/// Tensor of shape s filled with zeros.
 template <class T = float>
 Tensor<T> zeros(const Shape& s) {
   Tensor<T> t(s);
@@ -246,6 +280,7 @@ Tensor<T> zeros(const Shape& s) {
   return t;
 }
 
+/// Tensor of shape s filled with ones.
 template <class T = float>
 Tensor<T> ones(const Shape& s) {
   return full<T>(s, T(1));
@@ -267,6 +302,7 @@ Tensor<T> from_data(const Shape& s, std::span<const T> values) {
   if (!values.empty()) std::memcpy(t.data(), values.data(), values.size() * sizeof(T));
   return t;
 }
+/// Copies a brace list (row-major) into a new tensor of shape s: `from_data({2, 2}, {1, 2, 3, 4})`.
 template <class T = float>
 Tensor<T> from_data(const Shape& s, std::initializer_list<T> values) {
   return from_data<T>(s, std::span<const T>(values.begin(), values.size()));

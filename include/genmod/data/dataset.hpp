@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
 
 namespace genmod::data {
@@ -20,8 +21,7 @@ class Dataset {
 
   /// Samples along dimension 0 of x, labels (optional: an undefined tensor) of shape [N].
   explicit Dataset(Tensor<float> x, Tensor<std::int64_t> y = {}) : x_(std::move(x)), y_(std::move(y)) {
-    if (!x_.defined() || x_.rank() < 1)
-      throw ShapeError("Dataset: samples need a first (sample) dimension, got shape " + x_.shape().to_string());
+    check_min_rank("Dataset", "samples", x_.shape(), 1, "[N, ...]");  // an undefined tensor has rank 0
     if (y_.defined() && (y_.rank() != 1 || y_.dim(0) != x_.dim(0)))
       throw ShapeError("Dataset: labels of shape " + y_.shape().to_string() + " do not match samples of shape " +
                        x_.shape().to_string() + " (expected [" + std::to_string(x_.dim(0)) + "])");

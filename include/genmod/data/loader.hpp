@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
@@ -57,12 +58,15 @@ class Loader {
   /// Input iterator over the batches of one epoch; compare with `end()` (a sentinel).
   class Iterator {
    public:
+    /// What dereferencing gives: the current Batch.
     using value_type = Batch;
+    /// Required by std::input_iterator; iterators are not subtracted.
     using difference_type = std::ptrdiff_t;
 
     Iterator() = default;
     /// The current batch (owned by the Loader; valid until the next increment).
     Batch& operator*() const noexcept { return loader_->batch_; }
+    /// Member access to the current batch (`it->x`).
     Batch* operator->() const noexcept { return &loader_->batch_; }
     /// Produces the next batch.
     Iterator& operator++() {
@@ -70,6 +74,7 @@ class Loader {
       if (index_ < loader_->num_batches()) loader_->gather(index_);
       return *this;
     }
+    /// Post-increment, as input iterators allow: advances, returns nothing.
     void operator++(int) { ++*this; }
     /// True once every batch of the epoch has been produced.
     friend bool operator==(const Iterator& it, std::default_sentinel_t) noexcept {
@@ -85,8 +90,7 @@ class Loader {
 
   /// A loader over `dataset` (shared, not copied).
   explicit Loader(Dataset dataset, LoaderOptions options = {}) : ds_(std::move(dataset)), opt_(options) {
-    if (opt_.batch_size <= 0)
-      throw ValueError("Loader: batch_size must be positive, got " + std::to_string(opt_.batch_size));
+    check_positive("Loader", "batch_size", opt_.batch_size);
     order_.resize(static_cast<std::size_t>(ds_.size()));
     std::iota(order_.begin(), order_.end(), std::int64_t{0});
     row_ = ds_.size() > 0 ? ds_.x().numel() / ds_.size() : 0;
@@ -113,7 +117,7 @@ class Loader {
   std::int64_t epoch() const noexcept { return epoch_; }
   /// Makes the next begin() produce epoch e's order (to resume a run).
   void set_epoch(std::int64_t e) {
-    if (e < 0) throw ValueError("Loader::set_epoch: epoch must be non-negative, got " + std::to_string(e));
+    check_non_negative("Loader::set_epoch", "epoch", e);
     epoch_ = e;
   }
   /// The dataset being iterated.

@@ -502,7 +502,7 @@ inline std::vector<unsigned char> encode_npz(const std::vector<NpzEntry>& entrie
   return std::move(sink.bytes);
 }
 
-/// Writes `entries` as an .npz file that numpy.load opens, atomically: the bytes go to
+/// Writes `entries` as an .npz file that numpy.load opens, atomically. The bytes go to
 /// `<path>.tmp.<pid>`, are fsynced, then renamed over `path`.
 inline void write_npz(const std::string& path, const std::vector<NpzEntry>& entries, NpzWriteOptions options = {}) {
   detail::check_npz_entries(entries, "write_npz('" + path + "')");

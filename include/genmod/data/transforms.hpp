@@ -14,6 +14,7 @@
 #include <string>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
@@ -33,8 +34,7 @@ inline void check_defined(const Tensor<float>& x, const char* op) {
 }
 
 inline void check_probability(float p, const char* op, const char* what) {
-  if (!(p >= 0.f && p <= 1.f))
-    throw ValueError(std::string(op) + ": " + what + " must be in [0, 1], got " + std::to_string(p));
+  check_in_range(op, what, p, 0.f, 1.f);
 }
 
 /// out[i] = f(x[i], u[i]) with u uniform in [0, 1) from g.
@@ -131,8 +131,8 @@ inline Tensor<float> dequantize(const Tensor<float>& unit_pixels, Generator& g) 
 /// needs values in range).
 inline Tensor<float> add_gaussian_noise(const Tensor<float>& x, float sigma, Generator& g) {
   detail::check_defined(x, "add_gaussian_noise");
-  if (!(sigma >= 0.f) || !std::isfinite(sigma))
-    throw ValueError("add_gaussian_noise: sigma must be finite and non-negative, got " + std::to_string(sigma));
+  check_non_negative("add_gaussian_noise", "sigma", sigma);
+  check_finite("add_gaussian_noise", "sigma", sigma);
   Tensor<float> out(x.shape());
   fill_normal(out, g, 0.f, sigma);
   for (std::int64_t i = 0; i < x.numel(); ++i) out[i] += x[i];
@@ -180,9 +180,8 @@ inline Tensor<float> corrupt(const Tensor<float>& x, const CorruptionOptions& op
 
 /// One-hot encoding: labels [N] in [0, num_classes) to floats [N, num_classes].
 inline Tensor<float> one_hot(const Tensor<std::int64_t>& labels, std::int64_t num_classes) {
-  if (!labels.defined() || labels.rank() != 1)
-    throw ShapeError("one_hot: expected labels of rank 1 [N], got shape " + labels.shape().to_string());
-  if (num_classes <= 0) throw ValueError("one_hot: num_classes must be positive, got " + std::to_string(num_classes));
+  check_rank("one_hot", "labels", labels.shape(), 1, "[N]");  // an undefined tensor has rank 0
+  check_positive("one_hot", "num_classes", num_classes);
   auto out = zeros<float>({labels.dim(0), num_classes});
   for (std::int64_t i = 0; i < labels.dim(0); ++i) {
     const std::int64_t c = labels[i];

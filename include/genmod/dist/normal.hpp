@@ -8,6 +8,7 @@
 
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/losses/kl.hpp"
 
@@ -19,9 +20,7 @@ class Normal {
  public:
   /// From the mean and the log-variance (same shape; ShapeError otherwise).
   Normal(Var<T> mean, Var<T> logvar) : mean_(std::move(mean)), logvar_(std::move(logvar)) {
-    if (!(mean_.shape() == logvar_.shape()))
-      throw ShapeError("Normal: mean " + mean_.shape().to_string() + " and log-variance " +
-                       logvar_.shape().to_string() + " differ");
+    check_same_shape("Normal", "mean", mean_.shape(), "log-variance", logvar_.shape());
   }
   /// N(0, 1) of a shape.
   static Normal standard(const Shape& s) { return Normal(Var<T>(zeros<T>(s)), Var<T>(zeros<T>(s))); }

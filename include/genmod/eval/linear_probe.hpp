@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/data/dataset.hpp"
 #include "genmod/data/loader.hpp"
@@ -25,6 +26,7 @@
 
 namespace genmod::eval {
 
+/// How linear_probe trains its softmax classifier on frozen features (Adam, cosine-annealed rate).
 struct ProbeOptions {
   std::int64_t epochs = 30;       ///< passes over the training features
   std::int64_t batch_size = 256;  ///< samples per step
@@ -34,6 +36,7 @@ struct ProbeOptions {
   std::uint64_t seed = 0;         ///< initialization and shuffling
 };
 
+/// Accuracy and loss of the trained probe: how linearly separable the classes are in the features.
 struct ProbeResult {
   double train_accuracy = 0;  ///< fraction of training samples classified correctly
   double test_accuracy = 0;   ///< fraction of test samples classified correctly
@@ -59,11 +62,10 @@ inline ProbeResult linear_probe(const Tensor<float>& train_x, const Tensor<std::
                                 const Tensor<float>& test_x, const Tensor<std::int64_t>& test_y, ProbeOptions o = {}) {
   detail::check_features(train_x, train_y, "training");
   detail::check_features(test_x, test_y, "test");
-  if (test_x.dim(1) != train_x.dim(1))
-    throw ShapeError("linear_probe: training features have " + std::to_string(train_x.dim(1)) +
-                     " dimensions, test features " + std::to_string(test_x.dim(1)));
-  if (o.epochs <= 0 || o.batch_size <= 0 || !(o.lr > 0))
-    throw ValueError("linear_probe: epochs, batch_size and lr must be positive");
+  check_dim("linear_probe", "test features", test_x.shape(), 1, train_x.dim(1), "K, as in the training features");
+  check_positive("linear_probe", "epochs", o.epochs);
+  check_positive("linear_probe", "batch_size", o.batch_size);
+  check_positive("linear_probe", "lr", o.lr);
   const std::int64_t k = train_x.dim(1);
   std::int64_t classes = 0;
   for (std::int64_t v : train_y) classes = std::max(classes, v + 1);

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
 
 namespace genmod::eval::detail {
@@ -22,13 +23,11 @@ namespace genmod::eval::detail {
 /// Checks equal, non-empty shapes and a positive max_value; `op` names the caller.
 template <class T>
 void check_psnr_args(const Tensor<T>& reference, const Tensor<T>& test, double max_value, const char* op) {
-  if (!(reference.shape() == test.shape()))
-    throw ShapeError(std::string(op) + ": reference " + reference.shape().to_string() + " and test " +
-                     test.shape().to_string() + " differ");
+  check_same_shape(op, "reference", reference.shape(), "test", test.shape());
   if (reference.numel() == 0)
     throw ShapeError(std::string(op) + ": expected at least one element, got shape " + reference.shape().to_string());
-  if (!(max_value > 0.0) || !std::isfinite(max_value))
-    throw ValueError(std::string(op) + ": expected a finite max_value > 0, got " + std::to_string(max_value));
+  check_finite(op, "max_value", max_value);
+  check_positive(op, "max_value", max_value);
 }
 
 /// 10 log10(max^2 / mse) for the mean squared difference of n values from a and b.
@@ -63,8 +62,7 @@ double psnr(const Tensor<T>& reference, const Tensor<T>& test, double max_value 
 template <class T>
 std::vector<double> psnr_per_sample(const Tensor<T>& reference, const Tensor<T>& test, double max_value = 1.0) {
   detail::check_psnr_args(reference, test, max_value, "psnr_per_sample");
-  if (reference.rank() < 1)
-    throw ShapeError("psnr_per_sample: expected [N, ...] tensors, got shape " + reference.shape().to_string());
+  check_min_rank("psnr_per_sample", "reference", reference.shape(), 1, "[N, ...]");
   const std::int64_t n = reference.dim(0), d = reference.numel() / n;
   std::vector<double> out(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i)

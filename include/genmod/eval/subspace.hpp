@@ -10,11 +10,13 @@
 #include <cstdint>
 #include <numbers>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Dense>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
 
 namespace genmod::eval {
@@ -22,25 +24,29 @@ namespace genmod::eval {
 /// Principal angles in degrees, ascending, between span(A) and span(B) (A, B: [D, k_a], [D, k_b]
 /// with full column rank); min(k_a, k_b) angles. Sines of small angles are taken from the
 /// residual of B after projection on A, so angles below 1e-4 degrees are still accurate.
-inline std::vector<double> principal_angles_degrees(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) {
+/// (A template only so that its QR and SVDs, 4 s of compile time, are compiled where it is called,
+/// not in every translation unit that includes this header: Matrix is always Eigen::MatrixXd.)
+template <class Matrix = Eigen::MatrixXd>
+std::vector<double> principal_angles_degrees(const std::type_identity_t<Matrix>& A,
+                                             const std::type_identity_t<Matrix>& B) {
   if (A.rows() != B.rows() || A.cols() == 0 || B.cols() == 0)
     throw ShapeError("principal_angles_degrees: expected two bases with the same number of rows, got [" +
                      std::to_string(A.rows()) + ", " + std::to_string(A.cols()) + "] and [" + std::to_string(B.rows()) +
                      ", " + std::to_string(B.cols()) + "]");
   if (A.cols() > A.rows() || B.cols() > B.rows())
     throw ShapeError("principal_angles_degrees: a basis has more columns than rows");
-  auto orthonormal = [](const Eigen::MatrixXd& M) -> Eigen::MatrixXd {
-    Eigen::HouseholderQR<Eigen::MatrixXd> qr(M);
-    return qr.householderQ() * Eigen::MatrixXd::Identity(M.rows(), M.cols());
+  auto orthonormal = [](const Matrix& M) -> Matrix {
+    Eigen::HouseholderQR<Matrix> qr(M);
+    return qr.householderQ() * Matrix::Identity(M.rows(), M.cols());
   };
-  const Eigen::MatrixXd qa = orthonormal(A), qb = orthonormal(B);
+  const Matrix qa = orthonormal(A), qb = orthonormal(B);
   // Small angles: sines from the part of the smaller basis outside the other's span.
   const bool a_small = qa.cols() <= qb.cols();
-  const Eigen::MatrixXd& qs = a_small ? qa : qb;
-  const Eigen::MatrixXd& ql = a_small ? qb : qa;
-  const Eigen::MatrixXd residual = qs - ql * (ql.transpose() * qs);
-  Eigen::JacobiSVD<Eigen::MatrixXd> sv_sin(residual);
-  Eigen::JacobiSVD<Eigen::MatrixXd> sv_cos(ql.transpose() * qs);
+  const Matrix& qs = a_small ? qa : qb;
+  const Matrix& ql = a_small ? qb : qa;
+  const Matrix residual = qs - ql * (ql.transpose() * qs);
+  Eigen::JacobiSVD<Matrix> sv_sin(residual);
+  Eigen::JacobiSVD<Matrix> sv_cos(ql.transpose() * qs);
   const auto m = static_cast<std::size_t>(qs.cols());
   std::vector<double> angles(m);
   const double deg = 180.0 / std::numbers::pi;
@@ -56,8 +62,8 @@ inline std::vector<double> principal_angles_degrees(const Eigen::MatrixXd& A, co
 /// As above for bases stored as tensors [D, k] (a Linear decoder's weight is [out, in] = [D, k]).
 template <class T>
 std::vector<double> principal_angles_degrees(const Tensor<T>& A, const Tensor<T>& B) {
-  if (!A.defined() || !B.defined() || A.rank() != 2 || B.rank() != 2)
-    throw ShapeError("principal_angles_degrees: expected two rank-2 bases [D, k]");
+  check_rank("principal_angles_degrees", "basis A", A.shape(), 2, "[D, k]");  // an undefined tensor has rank 0
+  check_rank("principal_angles_degrees", "basis B", B.shape(), 2, "[D, k]");
   return principal_angles_degrees(Eigen::MatrixXd(A.matrix().template cast<double>()),
                                   Eigen::MatrixXd(B.matrix().template cast<double>()));
 }

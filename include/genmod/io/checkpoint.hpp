@@ -6,7 +6,8 @@
 ///
 /// Layout (see docs/checkpoints.md): one member `<name>.npy` (float32, C order) per tensor, named
 /// as the parameter is (`encoder.0.weight`), and a member `__metadata__.npy` holding the metadata
-/// as a uint8 array of UTF-8 JSON text, `{"key": "value", ...}`. In Python:
+/// as a uint8 array of UTF-8 JSON text, `{"key": "value", ...}` (written and read by io/json.hpp).
+/// In Python:
 ///
 /// ```python
 /// z = numpy.load("model.npz"); w = z["encoder.0.weight"]
@@ -30,6 +31,7 @@
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/binary.hpp"
 #include "genmod/data/npz.hpp"
+#include "genmod/io/json.hpp"
 
 namespace genmod::io {
 
@@ -74,171 +76,59 @@ struct TensorFile {
 
 namespace detail {
 
-/// JSON string literal for s (UTF-8 passes through; control characters are escaped).
-inline std::string json_quote(std::string_view s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          const char* hex = "0123456789abcdef";
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
-
-/// `{"k": "v", ...}` with keys in map order (sorted), so equal metadata gives equal bytes.
+/// The metadata as one JSON object, `{"k": "v", ...}`, keys in map order (sorted), so that equal
+/// metadata gives equal bytes.
 inline std::string metadata_to_json(const Metadata& m) {
-  std::string out = "{";
-  for (const auto& [k, v] : m) {
-    if (out.size() > 1) out += ", ";
-    out += json_quote(k) + ": " + json_quote(v);
-  }
-  return out + "}";
+  JsonObject o;
+  for (const auto& [k, v] : m) o.add(k, v);
+  return to_json(o);
 }
 
-/// Parses a JSON object whose values are all strings (what metadata_to_json writes, and what
-/// Python's json.dumps writes for a dict of str, \uXXXX escapes included).
-class MetadataParser {
- public:
-  MetadataParser(std::string_view text, const std::string& file) : s_(text), file_(file) {}
+/// Reads the metadata JSON of checkpoint `path` (what metadata_to_json writes, and what Python's
+/// json.dumps writes for a dict of str). Throws IOError naming the file for malformed JSON or a
+/// value that is not a string.
+inline Metadata metadata_from_json(std::string_view text, const std::string& path) {
+  const std::string source = path + ": metadata JSON";
+  const JsonObject o = parse_json_object(text, source);
+  Metadata m;
+  for (const auto& [k, v] : o.fields()) {
+    if (!v.is_string())
+      throw IOError(source + ": the value of '" + k + "' is " + v.kind_name() + ", expected a string");
+    m.emplace(k, v.string());
+  }
+  return m;
+}
 
-  Metadata parse() {
-    Metadata m;
-    ws();
-    expect('{');
-    ws();
-    if (peek() == '}') {
-      ++i_;
-    } else {
-      while (true) {
-        ws();
-        std::string k = string();
-        ws();
-        expect(':');
-        ws();
-        std::string v = string();
-        m[std::move(k)] = std::move(v);
-        ws();
-        if (peek() == ',') {
-          ++i_;
-          continue;
-        }
-        expect('}');
-        break;
-      }
+/// Matches a checkpoint's tensors against the expected (name, tensor) pairs: the file tensor for
+/// each expected one, in order. Each missing name, shape mismatch (both shapes) and, with
+/// `strict`, each tensor nobody asked for is appended to `problems` as a line; entries that do not
+/// match are nullptr. The one place that decides whether a file fits what a caller holds.
+template <class R>
+std::vector<const Tensor<float>*> match_tensors(const TensorFile& file, const R& expected, bool strict,
+                                                std::string& problems) {
+  std::vector<const Tensor<float>*> sources;
+  std::vector<std::string_view> wanted;
+  for (const auto& e : expected) {
+    const std::string_view name = e.first;
+    const Shape& want = e.second.shape();
+    wanted.push_back(name);
+    const Tensor<float>* src = file.find(name);
+    if (!src) {
+      problems += "\n  missing: '" + std::string(name) + "' (expected shape " + want.to_string() + ")";
+    } else if (!(src->shape() == want)) {
+      problems += "\n  shape mismatch: '" + std::string(name) + "' is " + src->shape().to_string() +
+                  " in the checkpoint, expected " + want.to_string();
+      src = nullptr;
     }
-    ws();
-    if (i_ != s_.size()) fail("unexpected characters after the JSON object");
-    return m;
+    sources.push_back(src);
   }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw genmod::detail::io_error(file_, "corrupt metadata JSON at byte " + std::to_string(i_) + ": " + what);
-  }
-  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
-  void ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
-  }
-  void expect(char c) {
-    if (i_ >= s_.size() || s_[i_] != c) fail(std::string("expected '") + c + "'");
-    ++i_;
-  }
-  unsigned hex4() {
-    if (s_.size() - i_ < 4) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9')
-        v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f')
-        v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F')
-        v |= static_cast<unsigned>(c - 'A' + 10);
-      else
-        fail("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-  static void put_utf8(std::string& out, unsigned cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  std::string string() {
-    if (peek() != '"') fail("expected a string (metadata values must be strings)");
-    ++i_;
-    std::string out;
-    while (true) {
-      if (i_ >= s_.size()) fail("unterminated string");
-      const char c = s_[i_++];
-      if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character inside a string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) fail("unterminated escape");
-      switch (s_[i_++]) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          unsigned cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {  // a UTF-16 surrogate pair, as json.dumps writes for emoji
-            if (s_.substr(i_, 2) != "\\u") fail("unpaired surrogate in \\u escape");
-            i_ += 2;
-            const unsigned lo = hex4();
-            if (lo < 0xDC00 || lo >= 0xE000) fail("bad low surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          } else if (cp >= 0xDC00 && cp < 0xE000) {
-            fail("unpaired low surrogate in \\u escape");
-          }
-          put_utf8(out, cp);
-          break;
-        }
-        default: fail("unknown escape");
-      }
-    }
-  }
-
-  std::string_view s_;
-  const std::string& file_;
-  std::size_t i_ = 0;
-};
+  if (strict)
+    for (const auto& [name, t] : file.tensors)
+      if (std::find(wanted.begin(), wanted.end(), std::string_view(name)) == wanted.end())
+        problems += "\n  unexpected: '" + name + "' " + t.shape().to_string() +
+                    " is in the checkpoint but was not asked for (LoadOptions{.strict = false} ignores it)";
+  return sources;
+}
 
 inline void check_tensor_name(std::string_view name, const std::string& path) {
   if (name.empty()) throw ValueError("save_tensors('" + path + "'): a tensor has an empty name");
@@ -287,12 +177,12 @@ inline TensorFile load_tensors(const std::string& path) {
                                                  e.array.shape().to_string());
       const auto& bytes = e.array.get<std::uint8_t>();
       const std::string_view text(reinterpret_cast<const char*>(bytes.data()), static_cast<std::size_t>(bytes.numel()));
-      out.metadata = detail::MetadataParser(text, path).parse();
+      out.metadata = detail::metadata_from_json(text, path);
       continue;
     }
     if (!e.array.holds<float>())
-      throw genmod::detail::io_error(path, "tensor '" + e.name + "' is " + std::string(data::dtype_name(e.array.dtype())) +
-                                               ", expected float32");
+      throw genmod::detail::io_error(
+          path, "tensor '" + e.name + "' is " + std::string(data::dtype_name(e.array.dtype())) + ", expected float32");
     out.tensors.emplace_back(e.name, e.array.get<float>());
   }
   return out;
@@ -308,28 +198,9 @@ template <NamedTensorRange R>
 Metadata load_into(const std::string& path, const R& expected, LoadOptions options = {}) {
   TensorFile file = load_tensors(path);
   std::string problems;
-  std::vector<const Tensor<float>*> sources;
-  std::vector<std::string_view> wanted;
-  for (const auto& e : expected) {
-    const std::string_view name = e.first;
-    const Tensor<float>& dst = e.second;
-    wanted.push_back(name);
-    const Tensor<float>* src = file.find(name);
-    if (!src) {
-      problems += "\n  missing: '" + std::string(name) + "' (expected shape " + dst.shape().to_string() + ")";
-    } else if (!(src->shape() == dst.shape())) {
-      problems += "\n  shape mismatch: '" + std::string(name) + "' is " + src->shape().to_string() +
-                  " in the checkpoint, expected " + dst.shape().to_string();
-    }
-    sources.push_back(src);
-  }
-  if (options.strict) {
-    for (const auto& [name, t] : file.tensors)
-      if (std::find(wanted.begin(), wanted.end(), std::string_view(name)) == wanted.end())
-        problems += "\n  unexpected: '" + name + "' " + t.shape().to_string() +
-                    " is in the checkpoint but was not asked for (LoadOptions{.strict = false} ignores it)";
-  }
-  if (!problems.empty()) throw genmod::detail::io_error(path, "checkpoint does not match the expected tensors:" + problems);
+  const std::vector<const Tensor<float>*> sources = detail::match_tensors(file, expected, options.strict, problems);
+  if (!problems.empty())
+    throw genmod::detail::io_error(path, "checkpoint does not match the expected tensors:" + problems);
   std::size_t k = 0;
   for (const auto& e : expected) {
     Tensor<float> dst = e.second;  // shallow: shares the caller's buffer

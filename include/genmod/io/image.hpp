@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/binary.hpp"
 
@@ -112,9 +113,8 @@ inline Tensor<std::uint8_t> make_image_grid(const Tensor<float>& images, const G
   if (c != 1 && c != 3)
     throw ShapeError("make_image_grid: expected 1 (grey) or 3 (RGB) channels, got shape " + images.shape().to_string());
   if (n < 1 || h < 1 || w < 1) throw ShapeError("make_image_grid: no pixels to draw in shape " + images.shape().to_string());
-  if (options.columns < 1 || options.padding < 0)
-    throw ValueError("make_image_grid: columns must be >= 1 and padding >= 0, got columns = " +
-                     std::to_string(options.columns) + ", padding = " + std::to_string(options.padding));
+  check_at_least("make_image_grid", "columns", options.columns, 1);
+  check_non_negative("make_image_grid", "padding", options.padding);
   if (!(options.high > options.low))
     throw ValueError("make_image_grid: high (" + std::to_string(options.high) + ") must exceed low (" +
                      std::to_string(options.low) + ")");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/data/binary.hpp"
 
 namespace genmod::io {
@@ -93,9 +94,8 @@ inline std::vector<double> nice_ticks(double& lo, double& hi, int target = 6) {
 
 /// The SVG text of a line plot of `series`.
 inline std::string render_line_plot_svg(const std::vector<Series>& series, const PlotOptions& options = {}) {
-  if (options.width < 200 || options.height < 150)
-    throw ValueError("render_line_plot_svg: the plot must be at least 200 x 150 pixels, got " +
-                     std::to_string(options.width) + " x " + std::to_string(options.height));
+  check_at_least("render_line_plot_svg", "width (pixels)", options.width, 200);
+  check_at_least("render_line_plot_svg", "height (pixels)", options.height, 150);
   for (const auto& s : series)
     if (!s.x.empty() && s.x.size() != s.y.size())
       throw ShapeError("render_line_plot_svg: series '" + s.name + "' has " + std::to_string(s.x.size()) + " x values and " +

@@ -26,7 +26,10 @@ namespace genmod::io {
 
 /// Codes [n, k] quantized to one byte each, with the per-dimension maps that undo it.
 struct QuantizedCodes {
+  ///@{
+  /// n codes of k dimensions each.
   std::int64_t n = 0, k = 0;
+  ///@}
   std::vector<float> lo;             ///< [k] value of q = 0
   std::vector<float> step;           ///< [k] value of one quantization step
   std::vector<std::uint8_t> values;  ///< [n * k], row-major

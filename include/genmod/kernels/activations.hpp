@@ -7,7 +7,9 @@
 
 namespace genmod::kernels {
 
+/// relu(x) = max(x, 0).
 struct Relu {
+  /// max(x, 0). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return simd::max(x, V(0));
@@ -15,6 +17,7 @@ struct Relu {
 };
 /// g * [x > 0]
 struct ReluBackward {
+  /// g where x > 0, else 0. Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V g, V x) const {
     return simd::select(x > V(0), g, V(0));
@@ -22,15 +25,19 @@ struct ReluBackward {
 };
 /// 1 where x > 0, else 0.
 struct Positive {
+  /// 1 where x > 0, else 0. Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return simd::select(x > V(0), V(1), V(0));
   }
 };
 
+/// leaky_relu(x) = x (x > 0), slope * x otherwise.
 template <class T>
 struct LeakyRelu {
+  /// Slope on the negative side (e.g. 0.01 or 0.2).
   T slope;
+  /// x or slope * x. Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return simd::select(x > V(0), x, x * V(slope));
@@ -39,7 +46,9 @@ struct LeakyRelu {
 /// d/dx leaky_relu = 1 (x > 0) or slope.
 template <class T>
 struct LeakyReluSlope {
+  /// Slope on the negative side.
   T slope;
+  /// 1 or slope. Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return simd::select(x > V(0), V(1), V(slope));
@@ -48,7 +57,9 @@ struct LeakyReluSlope {
 /// g (x > 0) or slope g: leaky_relu's backward in one pass.
 template <class T>
 struct LeakyReluBackward {
+  /// Slope on the negative side.
   T slope;
+  /// g or slope * g. Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V g, V x) const {
     return simd::select(x > V(0), g, V(slope) * g);
@@ -58,7 +69,9 @@ struct LeakyReluBackward {
 /// elu(x) = x (x > 0), alpha (e^x - 1) otherwise.
 template <class T>
 struct Elu {
+  /// Scale of the negative side: elu(x) -> -alpha as x -> -inf.
   T alpha;
+  /// x or alpha * expm1(min(x, 0)): the unused branch never overflows. Per lane (V: T or a batch).
   template <class V>
   V operator()(V x) const {
     return simd::select(x > V(0), x, V(alpha) * simd::expm1(simd::min(x, V(0))));
@@ -67,6 +80,7 @@ struct Elu {
 
 /// sigmoid(x) = 1 / (1 + e^-x); for x -> -inf e^-x overflows to inf and the result is 0, not NaN.
 struct Sigmoid {
+  /// 1 / (1 + e^-x). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return V(1) / (V(1) + simd::exp(-x));
@@ -74,13 +88,16 @@ struct Sigmoid {
 };
 /// g * s * (1 - s), from the saved output s.
 struct SigmoidBackward {
+  /// g * s * (1 - s). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V g, V s) const {
     return g * s * (V(1) - s);
   }
 };
 
+/// tanh(x), through xsimd's vectorized tanh.
 struct Tanh {
+  /// tanh(x). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return simd::tanh(x);
@@ -88,6 +105,7 @@ struct Tanh {
 };
 /// g * (1 - t^2), from the saved output t.
 struct TanhBackward {
+  /// g * (1 - t^2). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V g, V t) const {
     return g * (V(1) - t * t);
@@ -96,6 +114,7 @@ struct TanhBackward {
 
 /// softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|)
 struct Softplus {
+  /// max(x, 0) + log1p(e^-|x|). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return simd::max(x, V(0)) + simd::log1p(simd::exp(-simd::abs(x)));
@@ -103,6 +122,7 @@ struct Softplus {
 };
 /// log sigmoid(x) = -softplus(-x) = min(x, 0) - log1p(e^-|x|)
 struct LogSigmoid {
+  /// min(x, 0) - log1p(e^-|x|). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V x) const {
     return simd::min(x, V(0)) - simd::log1p(simd::exp(-simd::abs(x)));
@@ -110,6 +130,7 @@ struct LogSigmoid {
 };
 /// g * sigmoid(x): the derivative of softplus.
 struct SoftplusBackward {
+  /// g / (1 + e^-x). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V g, V x) const {
     return g / (V(1) + simd::exp(-x));
@@ -117,6 +138,7 @@ struct SoftplusBackward {
 };
 /// g * sigmoid(-x): the derivative of log_sigmoid.
 struct LogSigmoidBackward {
+  /// g / (1 + e^x). Per lane; V is T or an xsimd batch of T.
   template <class V>
   V operator()(V g, V x) const {
     return g / (V(1) + simd::exp(x));

@@ -210,83 +210,111 @@ void axpy(T alpha, const T* x, T* y, std::int64_t n) {
 // ---------------------------------------------------------------------------------------------
 // Functors. Each works on a simd batch and on a scalar. Derivatives live with the autodiff ops.
 
+/// a + b, elementwise.
 struct Add {
+  /// a + b. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a, V b) const {
     return a + b;
   }
 };
+/// a - b, elementwise.
 struct Sub {
+  /// a - b. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a, V b) const {
     return a - b;
   }
 };
+/// a * b, elementwise.
 struct Mul {
+  /// a * b. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a, V b) const {
     return a * b;
   }
 };
+/// a / b, elementwise (IEEE: x / 0 is +-inf or NaN).
 struct Div {
+  /// a / b. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a, V b) const {
     return a / b;
   }
 };
+/// -a.
 struct Neg {
+  /// -a. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return -a;
   }
 };
+/// a + c for a scalar c.
 template <class T>
 struct AddScalar {
+  /// The scalar added.
   T c;
+  /// a + c. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return a + V(c);
   }
 };
+/// c * a for a scalar c.
 template <class T>
 struct MulScalar {
+  /// The scalar factor.
   T c;
+  /// c * a. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return a * V(c);
   }
 };
+/// e^a (xsimd's vectorized exp).
 struct Exp {
+  /// e^a. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return simd::exp(a);
   }
 };
+/// Natural logarithm (NaN for a < 0, -inf at 0).
 struct Log {
+  /// log(a). Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return simd::log(a);
   }
 };
+/// log(1 + a), accurate for small a.
 struct Log1p {
+  /// log1p(a). Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return simd::log1p(a);
   }
 };
+/// Square root.
 struct Sqrt {
+  /// sqrt(a). Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return simd::sqrt(a);
   }
 };
+/// Absolute value.
 struct Abs {
+  /// |a|. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return simd::abs(a);
   }
 };
+/// a^2.
 struct Square {
+  /// a * a. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return a * a;
@@ -294,15 +322,19 @@ struct Square {
 };
 /// sign(x) in {-1, 0, 1}.
 struct Sign {
+  /// -1, 0 or 1. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     const V zero(0), one(1);
     return simd::select(a > zero, one, simd::select(a < zero, -one, zero));
   }
 };
+/// a^p for a scalar exponent p (p = 1 and p = 2 take exact shortcuts).
 template <class T>
 struct PowScalar {
+  /// The exponent.
   T p;
+  /// a^p. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     if (p == T(2)) return a * a;
@@ -310,9 +342,14 @@ struct PowScalar {
     return simd::pow(a, V(p));
   }
 };
+/// min(max(a, lo), hi).
 template <class T>
 struct Clamp {
+  ///@{
+  /// The interval's bounds, lo <= hi.
   T lo, hi;
+  ///@}
+  /// a limited to [lo, hi]. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return simd::min(simd::max(a, V(lo)), V(hi));
@@ -321,7 +358,11 @@ struct Clamp {
 /// 1 where lo < x < hi, else 0: the derivative of clamp.
 template <class T>
 struct InsideOpen {
+  ///@{
+  /// The interval's bounds, lo <= hi.
   T lo, hi;
+  ///@}
+  /// 1 or 0. Per lane (V: T or an xsimd batch of T).
   template <class V>
   V operator()(V a) const {
     return simd::select((a > V(lo)) & (a < V(hi)), V(1), V(0));

@@ -83,7 +83,9 @@ void for_each_band(std::int64_t extent, std::int64_t bands, F&& f) {
 template <class T>
 class PackedA {
  public:
+  /// No panels; assign a packed PackedA before use.
   PackedA() = default;
+  /// Packs the m x k matrix A (or A^T when ta), leading dimension lda, into the tile's panels, once.
   PackedA(bool ta, std::int64_t m, std::int64_t k, const T* A, std::int64_t lda) : m_(m), k_(k) {
     using S = tile::Tile<T>;
     const std::int64_t rows = (m + S::mr - 1) / S::mr * S::mr, blocks = (k + S::depth_block - 1) / S::depth_block;
@@ -94,7 +96,9 @@ class PackedA {
     }
   }
 
+  /// m, the rows of the packed matrix.
   std::int64_t rows() const noexcept { return m_; }
+  /// k, the depth (columns of A, rows of B) of the products it serves.
   std::int64_t depth() const noexcept { return k_; }
   /// The A panels of rows i0 .. (a multiple of the tile's rows) for the depth block at k0.
   const T* panels(std::int64_t k0, std::int64_t depth, std::int64_t i0) const noexcept {

@@ -25,7 +25,16 @@
 #include <immintrin.h>
 #endif
 
+#include "genmod/config.hpp"
 #include "genmod/core/tensor.hpp"
+
+// The register transposes below inline AVX-512 shuffles that GCC 12 warns about inside its own
+// header (see GENMOD_GCC_BUG_105593): silenced for the code of this file, as in simd.hpp.
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 namespace genmod::kernels::tile {
 
@@ -33,11 +42,19 @@ namespace genmod::kernels::tile {
 template <class T>
 struct Tile {
 #if defined(__AVX512F__) || defined(__aarch64__)
+  ///@{
+  /// mr rows of C by `vectors` registers of columns; this target has 32 vector registers.
   static constexpr int mr = 8, vectors = 3;  // 24 accumulators of 32 registers
+  ///@}
 #else
+  ///@{
+  /// mr rows of C by `vectors` registers of columns; this target has 16 vector registers.
   static constexpr int mr = 6, vectors = 2;  // 12 accumulators of 16 registers
+  ///@}
 #endif
+  /// Lanes of one register of T.
   static constexpr int width = static_cast<int>(xsimd::batch<T>::size);
+  /// Columns of C per tile: nr = vectors * width.
   static constexpr int nr = vectors * width;
   /// Depth of a block: the B panel (depth_block x nr) fits in half of a 48 KB L1.
   static constexpr std::int64_t depth_block = std::max<std::int64_t>(32, (24 * 1024 / (nr * sizeof(T))) / 8 * 8);
@@ -247,3 +264,7 @@ void multiply_blocked(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, A
 }
 
 }  // namespace genmod::kernels::tile
+
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic pop
+#endif

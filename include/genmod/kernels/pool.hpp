@@ -11,7 +11,10 @@ namespace genmod::kernels {
 
 /// Window geometry of a 2-D pooling: kernel k, stride s, padding p (padding never wins a max).
 struct Pool2dGeometry {
+  ///@{
+  /// Input [n, c, h, w], window k x k, stride s, padding p, output ho x wo.
   std::int64_t n = 0, c = 0, h = 0, w = 0, k = 1, s = 1, p = 0, ho = 0, wo = 0;
+  ///@}
 };
 
 /// For each output pixel, the flat index iy * W + ix of the window's maximum (first on ties).

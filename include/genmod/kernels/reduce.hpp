@@ -15,8 +15,12 @@ namespace genmod::kernels {
 
 /// Extents of x seen as [outer, n, inner] around `axis`.
 struct AxisView {
+  ///@{
+  /// Product of the extents before axis, the axis' extent, product of those after it.
   std::int64_t outer, n, inner;
+  ///@}
 };
+/// s seen as [outer, n, inner] around `axis` (0 <= axis < rank): element (o, i, j) is at (o n + i) inner + j.
 inline AxisView axis_view(const Shape& s, int axis) {
   AxisView v{1, s[axis], 1};
   for (int i = 0; i < axis; ++i) v.outer *= s[i];
@@ -215,7 +219,10 @@ Tensor<T> softmax_axis(const Tensor<T>& x, int axis, bool log_domain) {
 /// x seen as [n, c, inner] (inner = H W for [N, C, H, W], 1 for [N, C]): the layout of
 /// per-channel reductions (bias gradients, batch-norm statistics).
 struct ChannelLayout {
+  ///@{
+  /// Batch size, channels, and values per sample and channel.
   std::int64_t n, c, inner;
+  ///@}
   std::int64_t count() const noexcept { return n * inner; }  ///< values per channel
 };
 

@@ -14,29 +14,77 @@
 #include <immintrin.h>
 #endif
 
+#include "genmod/config.hpp"
+
+// GCC 12 warns inside its own AVX-512 intrinsics (the self-initialised `__Y` of
+// _mm512_undefined_ps in avx512fintrin.h; see GENMOD_GCC_BUG_105593) wherever they are inlined,
+// once per inlined call in every user's translation unit. For a warning in inlined code GCC looks
+// for a `#pragma GCC diagnostic` at each location of the inlining stack, innermost first, so a
+// region around the code that inlines the intrinsics silences them: this file's helpers (every
+// xsimd math function genmod calls goes through them) sit inside one.
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#if defined(__AVX512BW__)
+namespace xsimd {
+/// xsimd 8's avx512bw `select` on integer batches switches on sizeof(T) at run time, so its 8- and
+/// 16-bit branches are compiled for every T; without optimisation (-O0, -fsyntax-only, so in
+/// debug builds and in editors) GCC's avx512bwintrin.h defines the blends they call as macros
+/// whose casts do not apply xsimd's conversion to __m512i ("invalid cast from batch<int> to
+/// __v64qi"). The generic log() selects on such batches. This overload, more specialised than
+/// xsimd's and found by argument-dependent lookup wherever xsimd's would be, issues the same
+/// blend instruction per width on the registers themselves. Lanes where `cond` is set take
+/// true_br.
+template <class T>
+requires std::is_integral_v<T>
+inline batch<T, avx512bw> select(const batch_bool<T, avx512bw>& cond, const batch<T, avx512bw>& true_br,
+                                 const batch<T, avx512bw>& false_br) noexcept {
+  if constexpr (sizeof(T) == 1)
+    return _mm512_mask_blend_epi8(cond.data, false_br.data, true_br.data);
+  else if constexpr (sizeof(T) == 2)
+    return _mm512_mask_blend_epi16(cond.data, false_br.data, true_br.data);
+  else if constexpr (sizeof(T) == 4)
+    return _mm512_mask_blend_epi32(cond.data, false_br.data, true_br.data);
+  else
+    return _mm512_mask_blend_epi64(cond.data, false_br.data, true_br.data);
+}
+}  // namespace xsimd
+#endif
+
 namespace genmod::kernels::simd {
 
+/// The widest SIMD register of T this target compiles for (AVX-512: 16 floats).
 template <class T>
 using Batch = xsimd::batch<T>;
 
+/// Lanes of Batch<T>: how many T one vector instruction processes.
 template <class T>
 inline constexpr std::int64_t width = static_cast<std::int64_t>(Batch<T>::size);
 
+/// True when V is a plain arithmetic type (the loop tail), false for a batch.
 template <class V>
 inline constexpr bool is_scalar = std::is_arithmetic_v<V>;
 
 /// Element type of V (V itself for a scalar).
 template <class V>
 struct elem {
+  /// V itself (a scalar).
   using type = V;
 };
+/// A batch's element type is its T.
 template <class T, class A>
 struct elem<xsimd::batch<T, A>> {
+  /// The lane type T.
   using type = T;
 };
+/// Element type of V: T for both T and xsimd::batch<T>.
 template <class V>
 using elem_t = typename elem<V>::type;
 
+/// x in every lane of V (x itself for a scalar).
 template <class V>
 inline V broadcast(elem_t<V> x) {
   return V(x);
@@ -61,6 +109,7 @@ inline void storeu(elem_t<V>* p, const V& v) {
     v.store_unaligned(p);
 }
 
+/// max(a, b) per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V max(V a, V b) {
   if constexpr (is_scalar<V>)
@@ -68,6 +117,7 @@ inline V max(V a, V b) {
   else
     return xsimd::max(a, b);
 }
+/// min(a, b) per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V min(V a, V b) {
   if constexpr (is_scalar<V>)
@@ -75,6 +125,7 @@ inline V min(V a, V b) {
   else
     return xsimd::min(a, b);
 }
+/// |a| per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V abs(V a) {
   if constexpr (is_scalar<V>)
@@ -90,6 +141,7 @@ inline V select(C cond, V a, V b) {
   else
     return xsimd::select(cond, a, b);
 }
+/// e^a per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V exp(V a) {
   if constexpr (is_scalar<V>)
@@ -97,6 +149,7 @@ inline V exp(V a) {
   else
     return xsimd::exp(a);
 }
+/// log(a) per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V log(V a) {
   if constexpr (is_scalar<V>)
@@ -104,6 +157,7 @@ inline V log(V a) {
   else
     return xsimd::log(a);
 }
+/// log(1 + a) per lane, accurate near 0; V is a scalar T or an xsimd batch of T (std:: or xsimd::).
 template <class V>
 inline V log1p(V a) {
   if constexpr (is_scalar<V>)
@@ -111,6 +165,7 @@ inline V log1p(V a) {
   else
     return xsimd::log1p(a);
 }
+/// sqrt(a) per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V sqrt(V a) {
   if constexpr (is_scalar<V>)
@@ -118,6 +173,7 @@ inline V sqrt(V a) {
   else
     return xsimd::sqrt(a);
 }
+/// tanh(a) per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V tanh(V a) {
   if constexpr (is_scalar<V>)
@@ -125,6 +181,7 @@ inline V tanh(V a) {
   else
     return xsimd::tanh(a);
 }
+/// a^b per lane; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V pow(V a, V b) {
   if constexpr (is_scalar<V>)
@@ -132,6 +189,7 @@ inline V pow(V a, V b) {
   else
     return xsimd::pow(a, b);
 }
+/// e^a - 1 per lane, accurate near 0; V is a scalar T or an xsimd batch of T (std:: for scalars, xsimd:: for batches).
 template <class V>
 inline V expm1(V a) {
   if constexpr (is_scalar<V>)
@@ -161,6 +219,7 @@ inline elem_t<V> hsum(V a) {
 /// `lanes` is 0 where the target or T has none (the helpers then take plain loops).
 template <class T>
 struct MaskedRegister {
+  /// Lanes per masked register; 0: no masked operations for T on this target.
   static constexpr std::int64_t lanes = 0;
 };
 #if defined(__AVX512F__)
@@ -220,15 +279,26 @@ inline void short_row(const T* src, T* dst, std::int64_t n) {
 /// writes lanes 0..n. Only where masked_lanes<T> > 0; elsewhere its members do nothing.
 template <class T, bool = (masked_lanes<T> > 0)>
 struct MaskedSum {
+  /// Does nothing where masked registers are unavailable (callers take their loop path).
   void add(const T*, std::int64_t, std::int64_t) {}
+  /// Does nothing where masked registers are unavailable.
   void store(T*, std::int64_t) const {}
 };
+/// The masked running sum where the target has masked registers for T.
 template <class T>
 struct MaskedSum<T, true> {
+  /// The target's masked register operations for T.
   using R = MaskedRegister<T>;
+  /// The running sum, one partial sum per lane.
   typename R::reg v = R::zero();
+  /// Adds p[lo..hi) into lanes lo..hi; other lanes of p are not read.
   void add(const T* p, std::int64_t lo, std::int64_t hi) { v = R::add(v, R::load(lane_mask(lo, hi), p)); }
+  /// Writes lanes 0..n to dst[0..n).
   void store(T* dst, std::int64_t n) const { R::store(lane_mask(0, n), dst, v); }
 };
 
 }  // namespace genmod::kernels::simd
+
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic pop
+#endif

@@ -15,6 +15,7 @@
 #include "genmod/autodiff/ops/select.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/autodiff/ops/softmax.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/reduce.hpp"
 #include "genmod/kernels/simd.hpp"
 
@@ -165,10 +166,10 @@ Var<T> cross_entropy(const Var<T>& logits, const Tensor<std::int64_t>& labels) {
 /// (the first maximal class wins a tie). A value only: no autodiff.
 template <class T>
 double accuracy(const Tensor<T>& logits, const Tensor<std::int64_t>& labels) {
-  if (logits.rank() != 2) throw ShapeError("accuracy: expected logits [N, C], got shape " + logits.shape().to_string());
+  check_rank("accuracy", "logits", logits.shape(), 2, "[N, C]");
   detail::check_class_labels(logits.shape(), labels, "accuracy");
   const std::int64_t n = logits.dim(0), c = logits.dim(1);
-  if (n == 0) throw ShapeError("accuracy: expected at least one row, got logits " + logits.shape().to_string());
+  check_dim_at_least("accuracy", "logits", logits.shape(), 0, 1, "rows");
   std::int64_t correct = 0;
   for (std::int64_t i = 0; i < n; ++i) {
     const T* row = logits.data() + i * c;

@@ -11,6 +11,7 @@
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/activations.hpp"
 #include "genmod/kernels/elementwise.hpp"
 
@@ -22,9 +23,7 @@ namespace genmod::losses {
 /// d/dl = sigmoid(l) - t,  d/dt = -l.
 template <class T>
 Var<T> bce_with_logits(const Var<T>& logits, const Var<T>& target) {
-  if (!(logits.shape() == target.shape()))
-    throw ShapeError("bce_with_logits: logits " + logits.shape().to_string() + " and targets " +
-                     target.shape().to_string() + " differ");
+  check_same_shape("bce_with_logits", "logits", logits.shape(), "targets", target.shape());
   Tensor<T> y(logits.shape());
   kernels::map2(logits.value().data(), target.value().data(), y.data(), y.numel(), [](auto l, auto t) {
     return kernels::Softplus{}(l) - t * l;

@@ -13,6 +13,7 @@
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
 
 namespace genmod::losses {
@@ -34,9 +35,7 @@ constexpr T sparsity_eps() {
 /// is 0 almost everywhere.
 template <class T>
 Var<T> l1_activation_penalty(const Var<T>& a) {
-  if (a.rank() < 1 || a.dim(0) == 0)
-    throw ShapeError("l1_activation_penalty: expected activations [N, ...] with N >= 1, got shape " +
-                     a.shape().to_string());
+  check_dim_at_least("l1_activation_penalty", "activations [N, ...]", a.shape(), 0, 1, "N");
   return scale(sum(abs(a)), T(1) / static_cast<T>(a.dim(0)));
 }
 
@@ -52,11 +51,9 @@ Var<T> l1_activation_penalty(const Var<T>& a) {
 /// >= 1 - eps) unit j gets a zero gradient.
 template <class T>
 Var<T> kl_sparsity_penalty(const Var<T>& a, double rho) {
-  if (!(rho > 0.0 && rho < 1.0))
-    throw ValueError("kl_sparsity_penalty: expected a target activation rho in (0, 1), got " + std::to_string(rho));
-  if (a.rank() != 2 || a.dim(0) == 0)
-    throw ShapeError("kl_sparsity_penalty: expected activations [N, H] with N >= 1, got shape " +
-                     a.shape().to_string());
+  check_in_range("kl_sparsity_penalty", "the target activation rho", rho, 0.0, 1.0, Bounds::open);
+  check_rank("kl_sparsity_penalty", "activations", a.shape(), 2, "[N, H]");
+  check_dim_at_least("kl_sparsity_penalty", "activations", a.shape(), 0, 1, "N");
   constexpr T eps = detail::sparsity_eps<T>();
   const Var<T> rho_hat = clamp(mean(a, 0), eps, T(1) - eps);  // [H]
   // KL_j = c - rho log rho_hat_j - (1 - rho) log(1 - rho_hat_j),  c = rho log rho + (1 - rho) log(1 - rho).
@@ -75,8 +72,7 @@ struct SparsityStats {
 /// (any shape, at least one element), in double. A value only: no autodiff.
 template <class T>
 SparsityStats sparsity_stats(const Tensor<T>& a, double threshold = 1e-2) {
-  if (!(threshold >= 0.0))
-    throw ValueError("sparsity_stats: expected a threshold >= 0, got " + std::to_string(threshold));
+  check_non_negative("sparsity_stats", "threshold", threshold);
   if (a.numel() == 0)
     throw ShapeError("sparsity_stats: expected at least one activation, got shape " + a.shape().to_string());
   double total = 0;

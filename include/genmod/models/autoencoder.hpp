@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/losses/reconstruction.hpp"
 #include "genmod/nn/module.hpp"
 
@@ -123,9 +124,7 @@ class Autoencoder : public nn::Module<typename Encoder::value_type> {
 
   /// Error per sample between the decoder's raw output (logits for BCE) and the target.
   Var<T> per_sample_error(const Var<T>& out, const Var<T>& target) const {
-    if (!(out.shape() == target.shape()))
-      throw ShapeError("Autoencoder: the decoder outputs " + out.shape().to_string() + " for targets of shape " +
-                       target.shape().to_string() + "; they must be equal");
+    check_same_shape("Autoencoder", "decoder output", out.shape(), "target", target.shape());
     return options_.reconstruction == Reconstruction::bce_with_logits
                ? losses::sum_per_sample(losses::bce_with_logits(out, target))
                : losses::sum_per_sample(losses::squared_error(out, target));
@@ -138,8 +137,7 @@ class Autoencoder : public nn::Module<typename Encoder::value_type> {
     if (!x.defined() || x.rank() < 1 || x.dim(0) == 0)
       throw ShapeError("Autoencoder: expected a non-empty batch [N, ...], got " +
                        (x.defined() ? x.shape().to_string() : std::string("an undefined tensor")));
-    if (batch_size <= 0)
-      throw ValueError("Autoencoder: batch_size must be positive, got " + std::to_string(batch_size));
+    check_positive("Autoencoder", "batch_size", batch_size);
     NoGradGuard no_grad;
     const bool was_training = this->is_training();
     this->eval();

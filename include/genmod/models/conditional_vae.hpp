@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "genmod/core/check.hpp"
 #include "genmod/models/vae.hpp"
 
 namespace genmod::models {
@@ -32,8 +33,7 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
   ConditionalVAE(Encoder enc, Decoder dec, Likelihood lik = {}, VAEOptions options = {})
       : encoder(std::move(enc)), decoder(std::move(dec)), likelihood(lik), rng(options.seed, 0x63766165ULL),
         options_(options) {
-    if (!(options.beta >= 0))
-      throw ValueError("ConditionalVAE: beta must be >= 0, got " + std::to_string(options.beta));
+    check_non_negative("ConditionalVAE", "beta", options.beta);
     latent_ = options.latent_dim;
   }
 
@@ -107,8 +107,8 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
 
  private:
   void check_condition(std::int64_t n, const Var<T>& c) const {
-    if (c.rank() != 2 || c.dim(0) != n)
-      throw ShapeError("ConditionalVAE: expected a condition [" + std::to_string(n) + ", C], got " + c.shape().to_string());
+    check_rank("ConditionalVAE", "condition", c.shape(), 2, "[N, C]");
+    check_dim("ConditionalVAE", "condition", c.shape(), 0, n, "N, the batch size");
   }
   VAEOptions options_;
   std::int64_t latent_ = 0;

@@ -18,6 +18,7 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/dist/concepts.hpp"
 #include "genmod/dist/normal.hpp"
 #include "genmod/losses/kl.hpp"
@@ -79,7 +80,7 @@ ElboTerms<T> elbo_terms(const Posterior& posterior, const Lik& likelihood, const
   static_assert(dist::Likelihood<Lik, T>,
                 "elbo_terms: the likelihood must satisfy dist::Likelihood<L, T> (log_prob(params, x) -> Var<T> "
                 "[N], mean(params) -> Var<T>, sample(params, g) -> Tensor<T>)");
-  if (!(beta >= 0)) throw ValueError("elbo_terms: beta must be >= 0, got " + std::to_string(beta));
+  check_non_negative("elbo_terms", "beta", beta);
   return {neg(likelihood.log_prob(decoded, x)), detail::kl_per_sample(posterior), beta};
 }
 

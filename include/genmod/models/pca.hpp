@@ -16,6 +16,7 @@
 #include <Eigen/Dense>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
 
 namespace genmod::models {
@@ -31,9 +32,8 @@ class PCA {
       throw ShapeError("PCA::fit: expected data [N, D], got " +
                        (x.defined() ? x.shape().to_string() : std::string("an undefined tensor")));
     const std::int64_t n = x.dim(0), d = x.numel() / std::max<std::int64_t>(n, 1);
-    if (n < 2) throw ShapeError("PCA::fit: expected at least 2 rows, got " + std::to_string(n));
-    if (k < 1 || k > d)
-      throw ValueError("PCA::fit: k must be in [1, " + std::to_string(d) + "], got " + std::to_string(k));
+    check_dim_at_least("PCA::fit", "data", x.shape(), 0, 2, "rows");
+    check_in_range("PCA::fit", "k", k, std::int64_t{1}, d);
     const auto X = x.matrix();  // [N, D] row-major view
     PCA p;
     p.mean_ = X.template cast<double>().colwise().mean().transpose();

@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "genmod/core/check.hpp"
 #include "genmod/losses/sparsity.hpp"
 #include "genmod/models/autoencoder.hpp"
 
@@ -45,10 +46,9 @@ class SparseAutoencoder : public Autoencoder<Encoder, Decoder> {
   /// A sparse autoencoder; throws ValueError for a negative weight or rho outside (0, 1).
   SparseAutoencoder(Encoder enc, Decoder dec, SparseAutoencoderOptions options = {})
       : Base(std::move(enc), std::move(dec), {.reconstruction = options.reconstruction}), sparse_(options) {
-    if (!(options.weight >= 0))
-      throw ValueError("SparseAutoencoder: weight must be >= 0, got " + std::to_string(options.weight));
-    if (options.penalty == SparsityPenalty::bernoulli_kl && !(options.rho > 0 && options.rho < 1))
-      throw ValueError("SparseAutoencoder: rho must be in (0, 1), got " + std::to_string(options.rho));
+    check_non_negative("SparseAutoencoder", "weight", options.weight);
+    if (options.penalty == SparsityPenalty::bernoulli_kl)
+      check_in_range("SparseAutoencoder", "rho", options.rho, 0.0, 1.0, Bounds::open);
   }
 
   /// Reconstruction plus the weighted sparsity penalty on the codes.

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/dist/concepts.hpp"
 #include "genmod/dist/likelihood.hpp"
 #include "genmod/dist/normal.hpp"
@@ -89,7 +90,7 @@ class VAE : public nn::Module<typename Encoder::value_type> {
   VAE(Encoder enc, Decoder dec, Likelihood lik = {}, VAEOptions options = {})
       : encoder(std::move(enc)), decoder(std::move(dec)), likelihood(lik), rng(options.seed, 0x766165ULL),
         options_(options) {
-    if (!(options.beta >= 0)) throw ValueError("VAE: beta must be >= 0, got " + std::to_string(options.beta));
+    check_non_negative("VAE", "beta", options.beta);
     latent_ = options.latent_dim > 0 ? options.latent_dim : detail::decoder_input_features(decoder);
   }
 
@@ -150,7 +151,7 @@ class VAE : public nn::Module<typename Encoder::value_type> {
   /// ([1, ...]): rows of the result go from x_a (t = 0) to x_b (t = 1).
   Tensor<T> interpolate(const Tensor<T>& x_a, const Tensor<T>& x_b, std::int64_t steps,
                         Interpolation mode = Interpolation::linear) {
-    if (steps < 2) throw ValueError("VAE::interpolate: expected at least 2 steps, got " + std::to_string(steps));
+    check_at_least("VAE::interpolate", "steps", steps, 2);
     NoGradGuard no_grad;
     const Tensor<T> za = encode(Var<T>(x_a)).first.value(), zb = encode(Var<T>(x_b)).first.value();
     if (za.dim(0) != 1 || zb.dim(0) != 1) throw ShapeError("VAE::interpolate: expected one sample each");

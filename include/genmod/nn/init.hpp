@@ -13,6 +13,7 @@
 #include <Eigen/QR>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
 
@@ -28,7 +29,7 @@ struct Fans {
 
 /// fan_in and fan_out of a weight tensor (rank >= 2: [out, in, receptive...]).
 inline Fans fans(const Shape& s) {
-  if (s.rank() < 2) throw ShapeError("init: fan in/out need a weight of rank >= 2, got " + s.to_string());
+  check_min_rank("init::fans", "weight", s, 2, "[out, in, ...]");
   std::int64_t receptive = 1;
   for (int i = 2; i < s.rank(); ++i) receptive *= s[i];
   return {s[1] * receptive, s[0] * receptive};

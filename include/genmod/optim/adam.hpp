@@ -117,6 +117,7 @@ class Adam : public Optimizer<T> {
   const AdamOptions& options() const noexcept { return options_; }
 
  protected:
+  /// One Adam step on n values (the file comment's formulas); state: exp_avg, exp_avg_sq[, max_exp_avg_sq].
   void update_parameter(T* p, const T* g, std::int64_t n, Tensor<T>* state, std::int64_t t) override {
     detail::adam_update(p, g, state[0].data(), state[1].data(), options_.amsgrad ? state[2].data() : nullptr, n, t,
                         this->lr(), options_.betas, options_.eps, options_.weight_decay, /*decoupled=*/false);
@@ -147,6 +148,7 @@ class AdamW : public Optimizer<T> {
   const AdamWOptions& options() const noexcept { return options_; }
 
  protected:
+  /// One AdamW step on n values: decoupled decay, then the Adam step; same state as Adam.
   void update_parameter(T* p, const T* g, std::int64_t n, Tensor<T>* state, std::int64_t t) override {
     detail::adam_update(p, g, state[0].data(), state[1].data(), options_.amsgrad ? state[2].data() : nullptr, n, t,
                         this->lr(), options_.betas, options_.eps, options_.weight_decay, /*decoupled=*/true);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "genmod/autodiff/parameter.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/parallel.hpp"
 #include "genmod/kernels/simd.hpp"
 #include "genmod/nn/module.hpp"
@@ -90,8 +91,7 @@ void for_each_trainable(const std::vector<nn::NamedParameter<T>>& params, F&& f)
 
 template <class T, class List>
 double clip_grad_norm_impl(const List& params, double max_norm) {
-  if (!(max_norm >= 0))
-    throw ValueError("clip_grad_norm: max_norm must be >= 0, got " + fmt(max_norm));
+  check_non_negative("clip_grad_norm", "max_norm", max_norm);
   double sq = 0;
   for_each_trainable<T>(params, [&](const Parameter<T>& p) { sq += sum_squares(p.grad().data(), p.numel()); });
   const double norm = std::sqrt(sq);
@@ -111,8 +111,7 @@ double clip_grad_norm_impl(const List& params, double max_norm) {
 
 template <class T, class List>
 void clip_grad_value_impl(const List& params, double clip_value) {
-  if (!(clip_value >= 0))
-    throw ValueError("clip_grad_value: clip_value must be >= 0, got " + fmt(clip_value));
+  check_non_negative("clip_grad_value", "clip_value", clip_value);
   const T hi = static_cast<T>(clip_value);
   for_each_trainable<T>(params, [&](const Parameter<T>& p) {
     Tensor<T> grad = p.grad();

@@ -13,11 +13,11 @@
 /// PyTorch skips parameters whose gradient is None). step() reads gradients, it never zeroes them:
 /// call zero_grad() (here or on the module) before the next backward.
 ///
-/// The requires_grad flag is read from the optimizer's own Parameter handles. Parameter copies
-/// share value and gradient buffers but (today) not the flag, so a parameter frozen through the
-/// module after the optimizer was built is still updated by it (from a gradient that no longer
-/// accumulates). Freeze before building the optimizer, or give each network its own optimizer
-/// (as a GAN does) and step only the one being trained.
+/// The requires_grad flag is read through the optimizer's own Parameter handles, which share it
+/// with the module's (copies of a Parameter share value, gradient and flag): freezing a module,
+/// with nn::freeze / nn::unfreeze / nn::FreezeGuard (nn/freeze.hpp) or set_requires_grad on its
+/// parameters, takes effect for the optimizer whether it happens before or after the optimizer was
+/// built (tests/autodiff/parameter_test.cpp).
 
 #include <cmath>
 #include <cstdint>
@@ -31,6 +31,7 @@
 
 #include "genmod/autodiff/parameter.hpp"
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/kernels/simd.hpp"
@@ -55,13 +56,13 @@ inline std::string fmt(double x) {
   return buf;
 }
 
-/// Throws ValueError "<optimizer>: option '<option>' must be <expected>, got <value>" unless ok.
+/// Throws ValueError "<optimizer>: expected option '<option>' <expected>, got <value>" unless ok:
+/// check_arg for an option whose condition ("finite and > 0", "in [0, 1)") the caller states.
 /// Comparisons are written so that NaN fails them (`!(x > 0)` rather than `x <= 0`).
 inline void require(bool ok, std::string_view optimizer, std::string_view option, std::string_view expected,
                     double value) {
-  if (!ok)
-    throw ValueError(std::string(optimizer) + ": option '" + std::string(option) + "' must be " +
-                     std::string(expected) + ", got " + fmt(value));
+  if (ok) return;  // the message is built only on failure
+  check_arg(false, optimizer, "option '" + std::string(option) + "'", expected, genmod::detail::check_number(value));
 }
 
 /// Names unnamed parameters by their position: "0", "1", ...
@@ -119,6 +120,7 @@ class Optimizer {
   static_assert(std::is_floating_point_v<T>, "Optimizer<T> needs a floating-point T (float or double)");
 
  public:
+  /// Scalar type of the parameters and of the state buffers.
   using value_type = T;
 
   virtual ~Optimizer() = default;
@@ -148,8 +150,8 @@ class Optimizer {
   /// Sets the learning rate (what schedules call). Accepts 0, which a cosine schedule reaches at
   /// its end; the constructor asks for lr > 0 because a zero rate there is surely a mistake.
   void set_lr(double lr) {
-    if (!(lr >= 0) || !std::isfinite(lr))
-      throw ValueError(std::string(name_) + ": learning rate must be finite and >= 0, got " + detail::fmt(lr));
+    check_non_negative(name_, "lr", lr);
+    check_finite(name_, "lr", lr);
     lr_ = lr;
   }
 
@@ -258,7 +260,10 @@ class Optimizer {
     }
   }
 
+  /// Movable (state and parameter handles move along); not copyable, as two copies would
+  /// update the same parameters twice.
   Optimizer(Optimizer&&) noexcept = default;
+  /// Move assignment, as the move constructor.
   Optimizer& operator=(Optimizer&&) noexcept = default;
 
   /// Declares a per-parameter state buffer named `buffer` (zero-initialised, shaped as each

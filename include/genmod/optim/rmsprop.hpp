@@ -59,6 +59,7 @@ class RMSprop : public Optimizer<T> {
   const RMSpropOptions& options() const noexcept { return options_; }
 
  protected:
+  /// One RMSprop step on n values (the file comment's formulas); state: square_avg[, grad_avg][, momentum_buffer].
   void update_parameter(T* p, const T* g, std::int64_t n, Tensor<T>* state, std::int64_t) override {
     const T lr = static_cast<T>(this->lr());
     const T wd = static_cast<T>(options_.weight_decay);

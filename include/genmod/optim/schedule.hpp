@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "genmod/config.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/optim/optimizer.hpp"
 
 namespace genmod::optim {
@@ -56,7 +57,7 @@ class ScheduleBase {
 };
 
 inline void check_step(const char* schedule, std::int64_t t) {
-  if (t < 0) throw ValueError(std::string(schedule) + ": step must be >= 0, got " + std::to_string(t));
+  check_non_negative(schedule, "step", t);
 }
 
 }  // namespace detail

@@ -48,6 +48,7 @@ class SGD : public Optimizer<T> {
   const SGDOptions& options() const noexcept { return options_; }
 
  protected:
+  /// One SGD step on n values (the file comment's formulas); state[0] is the momentum buffer b.
   void update_parameter(T* p, const T* g, std::int64_t n, Tensor<T>* state, std::int64_t t) override {
     const T lr = static_cast<T>(this->lr());
     const T wd = static_cast<T>(options_.weight_decay);
@@ -78,7 +79,7 @@ class SGD : public Optimizer<T> {
                     o.weight_decay);
     if (o.nesterov) {
       detail::require(o.momentum > 0, "SGD", "momentum", "> 0 when nesterov is true", o.momentum);
-      detail::require(o.dampening == 0, "SGD", "dampening", "0 when nesterov is true", o.dampening);
+      detail::require(o.dampening == 0, "SGD", "dampening", "= 0 when nesterov is true", o.dampening);
     }
     return o;
   }

@@ -37,6 +37,7 @@
 
 #include "genmod/config.hpp"
 #include "genmod/core/parallel.hpp"
+#include "genmod/io/json.hpp"
 #include "genmod/train/trainer.hpp"
 
 namespace genmod::train {
@@ -110,7 +111,7 @@ class ExampleArgs {
     } else {
       static_assert(std::is_floating_point_v<V>, "ExampleArgs::add_option: supported types are integers, floating point and std::string");
       const std::string n = name;
-      add(std::move(name), "X", std::move(help), format_number(static_cast<double>(value)),
+      add(std::move(name), "X", std::move(help), io::format_number(static_cast<double>(value)),
           [p, n](std::string_view v) { *p = static_cast<V>(parse_real(n, v)); });
     }
     return *this;
@@ -255,9 +256,12 @@ class ExampleArgs {
     return x;
   }
 
+  // A command line is not JSON: besides JSON numbers this takes what people type, ".5" and "5.";
+  // "nan" and "inf" parse but are refused as not finite.
   static double parse_real(const std::string& name, std::string_view v) {
     double x = 0;
-    if (!parse_number(v, x) || !std::isfinite(x))
+    const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+    if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || !std::isfinite(x))
       throw UsageError("option '" + name + "' expects a finite number, got '" + std::string(v) + "'");
     return x;
   }

@@ -9,6 +9,8 @@
 /// train::Trainer trainer({.epochs = 10, .out_dir = "out", .resume = args.resume});
 /// trainer.add_model("model", net, &opt).add_generator(noise_rng);
 /// trainer.set_evaluate([&] { return train::Metrics{{"test_loss", test_loss(net)}}; });
+/// trainer.set_final_evaluate([&] { return train::Metrics{{"test_bound", expensive_bound(net)}}; });
+/// trainer.on_epoch_end([&](const train::EpochSummary& s) { save_pictures(net, s.epoch); });
 /// trainer.fit(loader, [&](const data::Batch& b) { return mean(square(net(Var<float>(b.x)) - 1.0f)); }, opt);
 /// ```
 ///
@@ -17,9 +19,14 @@
 /// convenience overload takes a loss function and one optimizer and does zero_grad, backward and
 /// step itself; because it can replay the loss, it also names the op that produced a NaN.
 ///
+/// Three hooks cover what a program does besides stepping: the evaluation after each epoch (its
+/// metrics go into that epoch's record and may be monitored), a callback after each epoch's
+/// checkpoint (pictures, a log line), and a final evaluation once training has ended (a bound too
+/// costly to compute every epoch), whose metrics go into one last record marked `"final": true`.
+///
 /// Files written under `out_dir` (see docs/training.md): `metrics.jsonl` (one JSON object per
-/// epoch), `loss.svg` (train loss and every evaluation metric whose name contains "loss"), and
-/// `checkpoint.npz` (see checkpoint.hpp for its key layout).
+/// epoch, then the final record), `loss.svg` (train loss and every per-epoch metric whose name
+/// contains "loss"), and `checkpoint.npz` (see checkpoint.hpp for its key layout).
 
 #include <signal.h>
 
@@ -68,41 +75,45 @@ struct EarlyStopping {
 
 /// Options of Trainer. Defaults suit an example program: everything on, written under "out".
 struct TrainerOptions {
-  std::int64_t epochs = 10;                     ///< total epochs (a resumed run continues up to this)
-  std::string out_dir = "out";                  ///< directory for metrics, plots and the checkpoint
-  std::string checkpoint = {};                  ///< checkpoint path; empty: `<out_dir>/checkpoint.npz`
-  bool save_checkpoints = true;                 ///< save the checkpoint at each epoch end and on Ctrl-C
-  std::string resume = {};                      ///< checkpoint to resume from; empty: start afresh
-  std::string best_checkpoint = {};             ///< also save here when the monitored metric improves
-  Progress progress = Progress::automatic;      ///< live bar on a terminal, plain lines otherwise
-  std::int64_t log_every = 50;                  ///< steps between plain progress lines (no terminal)
-  std::FILE* progress_stream = nullptr;         ///< where progress goes; nullptr: stderr
-  EarlyStopping early_stopping = {};            ///< off unless a metric is named
-  bool check_gradients = false;                 ///< also check gradients (loss fn) or parameters (step fn) each step
-  bool handle_sigint = true;                    ///< first Ctrl-C: finish the step, save, return
-  bool write_metrics = true;                    ///< append to `<out_dir>/metrics.jsonl`
-  bool plot = true;                             ///< redraw `<out_dir>/loss.svg` each epoch
-  io::Metadata metadata = {};                   ///< saved in every checkpoint (seed, hyperparameters)
+  std::int64_t epochs = 10;                 ///< total epochs (a resumed run continues up to this)
+  std::string out_dir = "out";              ///< directory for metrics, plots and the checkpoint
+  std::string checkpoint = {};              ///< checkpoint path; empty: `<out_dir>/checkpoint.npz`
+  bool save_checkpoints = true;             ///< save the checkpoint at each epoch end and on Ctrl-C
+  std::string resume = {};                  ///< checkpoint to resume from; empty: start afresh
+  std::string best_checkpoint = {};         ///< also save here when the monitored metric improves
+  Progress progress = Progress::automatic;  ///< live bar on a terminal, plain lines otherwise
+  std::int64_t log_every = 50;              ///< steps between plain progress lines (no terminal)
+  std::FILE* progress_stream = nullptr;     ///< where progress goes; nullptr: stderr
+  EarlyStopping early_stopping = {};        ///< off unless a metric is named
+  bool check_gradients = false;             ///< also check gradients (loss fn) or parameters (step fn) each step
+  bool handle_sigint = true;                ///< first Ctrl-C: finish the step, save, return
+  bool write_metrics = true;                ///< append to `<out_dir>/metrics.jsonl`
+  bool plot = true;                         ///< redraw `<out_dir>/loss.svg` each epoch
+  io::Metadata metadata = {};               ///< saved in every checkpoint (seed, hyperparameters)
+  std::string label = {};  ///< prefix of progress and epoch lines (a program training several models names each)
+  io::PlotOptions plot_options = {
+      .title = "loss", .x_label = "epoch", .y_label = "loss"};  ///< title and axes of loss.svg
 };
 
 /// What one epoch produced (also the argument of the epoch-end callback).
 struct EpochSummary {
-  std::int64_t epoch = 0;       ///< 1-based number of the epoch just completed
-  std::int64_t step = 0;        ///< steps taken since the start of the run
-  double train_loss = 0;        ///< mean step loss over the epoch, weighted by batch size
-  double seconds = 0;           ///< wall time of the epoch (training and evaluation)
-  Metrics metrics = {};         ///< what the evaluation function returned
-  bool improved = false;        ///< the monitored metric improved (always false without one)
+  std::int64_t epoch = 0;  ///< 1-based number of the epoch just completed
+  std::int64_t step = 0;   ///< steps taken since the start of the run
+  double train_loss = 0;   ///< mean step loss over the epoch, weighted by batch size
+  double seconds = 0;      ///< wall time of the epoch (training and evaluation)
+  Metrics metrics = {};    ///< what the evaluation function returned
+  bool improved = false;   ///< the monitored metric improved (always false without one)
 };
 
 /// What fit() returns.
 struct FitResult {
-  std::int64_t epochs_completed = 0;    ///< including those of the run resumed from
-  std::int64_t step = 0;                ///< steps taken since the start of the run
-  bool interrupted = false;             ///< Ctrl-C stopped the loop (after saving)
-  bool stopped_early = false;           ///< early stopping ended the loop
-  std::vector<EpochSummary> epochs = {};  ///< the epochs this call ran
+  std::int64_t epochs_completed = 0;                       ///< including those of the run resumed from
+  std::int64_t step = 0;                                   ///< steps taken since the start of the run
+  bool interrupted = false;                                ///< Ctrl-C stopped the loop (after saving)
+  bool stopped_early = false;                              ///< early stopping ended the loop
+  std::vector<EpochSummary> epochs = {};                   ///< the epochs this call ran
   double best = std::numeric_limits<double>::quiet_NaN();  ///< best monitored value so far
+  Metrics final_metrics = {};  ///< what the final evaluation returned (empty when it did not run)
 };
 
 namespace detail {
@@ -125,7 +136,7 @@ class SigintGuard {
   explicit SigintGuard(bool on) : on_(on) {
     if (!on_) return;
     sigint_count.store(0);
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = &on_sigint;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
@@ -141,7 +152,7 @@ class SigintGuard {
 
  private:
   bool on_;
-  struct sigaction old_{};
+  struct sigaction old_ {};
 };
 
 inline double parse_double_or(const io::Metadata& m, const std::string& key, double fallback) {
@@ -149,7 +160,8 @@ inline double parse_double_or(const io::Metadata& m, const std::string& key, dou
   double v = fallback;
   if (it == m.end()) return fallback;
   if (it->second == "null") return std::numeric_limits<double>::quiet_NaN();
-  if (!parse_number(it->second, v)) throw IOError("checkpoint metadata '" + key + "' is not a number: '" + it->second + "'");
+  if (!parse_number(it->second, v))
+    throw IOError("checkpoint metadata '" + key + "' is not a number: '" + it->second + "'");
   return v;
 }
 
@@ -173,6 +185,8 @@ class Trainer {
   using EvalFn = std::function<Metrics()>;
   /// Called after each epoch's checkpoint (e.g. to save sample images).
   using EpochFn = std::function<void(const EpochSummary&)>;
+  /// A final evaluation, run once after the last epoch.
+  using FinalEvalFn = std::function<Metrics()>;
 
   /// A trainer with the given options (nothing touches the disk until fit()).
   explicit Trainer(TrainerOptions options = {}) : opt_(std::move(options)) {
@@ -200,16 +214,28 @@ class Trainer {
     evaluate_ = std::move(evaluate);
     return *this;
   }
-  /// Sets a callback run after each epoch's checkpoint.
+  /// Sets a callback run after each epoch's checkpoint and record (pictures, a log line). It runs
+  /// with the modules in training mode: switch them to eval() inside when that matters.
   Trainer& on_epoch_end(EpochFn f) {
     on_epoch_end_ = std::move(f);
+    return *this;
+  }
+  /// Sets an evaluation run once when training ends (the last epoch done, or early stopping; not
+  /// after Ctrl-C), with the modules in eval mode. Its metrics are returned in
+  /// FitResult::final_metrics and appended to metrics.jsonl as one record `{"epoch": E, "step": S,
+  /// "final": true, <metrics>, "seconds": s}`. A resumed run drops the old final record and, once
+  /// done, writes its own (also when the checkpoint was already at the last epoch).
+  Trainer& set_final_evaluate(FinalEvalFn evaluate) {
+    final_evaluate_ = std::move(evaluate);
     return *this;
   }
 
   /// The options in effect.
   const TrainerOptions& options() const noexcept { return opt_; }
   /// Where checkpoints are written: options().checkpoint, or `<out_dir>/checkpoint.npz`.
-  std::string checkpoint_path() const { return opt_.checkpoint.empty() ? join(opt_.out_dir, "checkpoint.npz") : opt_.checkpoint; }
+  std::string checkpoint_path() const {
+    return opt_.checkpoint.empty() ? join(opt_.out_dir, "checkpoint.npz") : opt_.checkpoint;
+  }
   /// `<out_dir>/metrics.jsonl`.
   std::string metrics_path() const { return join(opt_.out_dir, "metrics.jsonl"); }
   /// `<out_dir>/loss.svg`.
@@ -221,7 +247,8 @@ class Trainer {
     if (bar_)
       bar_->print(line);
     else if (opt_.progress != Progress::off)
-      std::fprintf(opt_.progress_stream ? opt_.progress_stream : stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+      std::fprintf(opt_.progress_stream ? opt_.progress_stream : stderr, "%.*s\n", static_cast<int>(line.size()),
+                   line.data());
   }
 
   /// Trains with a step function: `step(batch)` does the whole step and returns the loss.
@@ -259,6 +286,9 @@ class Trainer {
   static std::string join(const std::string& dir, const char* file) {
     return (std::filesystem::path(dir.empty() ? "." : dir) / file).string();
   }
+
+  // "label: text", or the text alone without a label.
+  std::string labelled(const std::string& text) const { return opt_.label.empty() ? text : opt_.label + ": " + text; }
 
   std::string where() const {
     return "at step " + std::to_string(step_ + 1) + " (epoch " + std::to_string(epoch_ + 1) + ", batch " +
@@ -319,8 +349,9 @@ class Trainer {
       }
       msg += "; " + cause;
     } else {
-      msg += "; to find the op that produced it, call tape.set_check_finite(true) in the step function or use "
-             "fit(loader, loss_fn, optimizer)";
+      msg +=
+          "; to find the op that produced it, call tape.set_check_finite(true) in the step function or use "
+          "fit(loader, loss_fn, optimizer)";
     }
     throw NumericError(msg + "; " + kept());
   }
@@ -335,9 +366,13 @@ class Trainer {
   }
 
   void write_plot() {
+    // Per-epoch records only: the final record's metrics are single points, not curves.
+    std::vector<MetricsRecord> per_epoch;
+    for (const auto& r : records_)
+      if (!r.find("final")) per_epoch.push_back(r);
     std::vector<io::Series> series;
     io::Series train{"train_loss", {}, {}};
-    for (const auto& r : records_)
+    for (const auto& r : per_epoch)
       if (const double* v = r.find("train_loss")) {
         train.x.push_back(r.at("epoch"));
         train.y.push_back(*v);
@@ -345,20 +380,21 @@ class Trainer {
     series.push_back(std::move(train));
     // Every other "...loss..." metric, in order of first appearance.
     std::vector<std::string> names;
-    for (const auto& r : records_)
+    for (const auto& r : per_epoch)
       for (const auto& [k, v] : r.values)
-        if (k != "train_loss" && k.find("loss") != std::string::npos && std::find(names.begin(), names.end(), k) == names.end())
+        if (k != "train_loss" && k.find("loss") != std::string::npos &&
+            std::find(names.begin(), names.end(), k) == names.end())
           names.push_back(k);
     for (const auto& n : names) {
       io::Series s{n, {}, {}};
-      for (const auto& r : records_)
+      for (const auto& r : per_epoch)
         if (const double* v = r.find(n)) {
           s.x.push_back(r.at("epoch"));
           s.y.push_back(*v);
         }
       series.push_back(std::move(s));
     }
-    io::save_line_plot_svg(plot_path(), series, {.title = "loss", .x_label = "epoch", .y_label = "loss"});
+    io::save_line_plot_svg(plot_path(), series, opt_.plot_options);
   }
 
   FitResult run(data::Loader& loader, StepFn step, LossFn* loss_fn) {
@@ -389,16 +425,19 @@ class Trainer {
       if (skip > loader.num_batches())
         throw IOError(opt_.resume + ": checkpoint was taken after batch " + std::to_string(skip) +
                       " of an epoch, but the loader has only " + std::to_string(loader.num_batches()));
-      if (std::filesystem::absolute(opt_.resume) == std::filesystem::absolute(checkpoint_path())) last_saved_epoch_ = epoch_;
+      if (std::filesystem::absolute(opt_.resume) == std::filesystem::absolute(checkpoint_path()))
+        last_saved_epoch_ = epoch_;
     }
     if (opt_.write_metrics) {
       // Keep the records up to the resumed epoch: a run resumed from an older checkpoint must not
-      // leave the abandoned epochs in the file, nor list an epoch twice.
+      // leave the abandoned epochs in the file, nor list an epoch twice. The old final record goes
+      // too: this run ends with its own.
       std::vector<MetricsRecord> old = read_metrics(metrics_path());
       const std::size_t n_old = old.size();
       for (auto& r : old) {
         const double* e = r.find("epoch");
-        if (e && *e <= static_cast<double>(epoch_) && !opt_.resume.empty()) records_.push_back(std::move(r));
+        if (e && *e <= static_cast<double>(epoch_) && !r.find("final") && !opt_.resume.empty())
+          records_.push_back(std::move(r));
       }
       if (records_.size() != n_old) write_metrics(metrics_path(), records_);
     }
@@ -415,11 +454,15 @@ class Trainer {
     detail::SigintGuard sigint(opt_.handle_sigint);
     set_.for_each_module([](nn::Module<float>& m) { m.train(); });
     batches_ = loader.num_batches();
+    if (!opt_.resume.empty())
+      log(labelled("resumed from " + opt_.resume + " after epoch " + std::to_string(epoch_) + " (step " +
+                   std::to_string(step_) + (skip > 0 ? ", batch " + std::to_string(skip) + " of the next epoch" : "") +
+                   ")"));
 
     for (; epoch_ < opt_.epochs; ++epoch_) {
       const auto t0 = Clock::now();
       auto elapsed = [&] { return carried_seconds + std::chrono::duration<double>(Clock::now() - t0).count(); };
-      const std::string label = "epoch " + std::to_string(epoch_ + 1) + "/" + std::to_string(opt_.epochs);
+      const std::string label = labelled("epoch " + std::to_string(epoch_ + 1) + "/" + std::to_string(opt_.epochs));
       bar.start(label, batches_, skip);
       batch_ = 0;
       bool interrupted = false;
@@ -517,13 +560,14 @@ class Trainer {
       result.epochs_completed = epoch_ + 1;
       if (on_epoch_end_) on_epoch_end_(s);
       if (stop) {
-        bar.finish("early stopping: '" + es.metric + "' has not improved for " + std::to_string(es.patience) + " epochs");
+        bar.finish(labelled("early stopping: '" + es.metric + "' has not improved for " + std::to_string(es.patience) +
+                            " epochs"));
         result.stopped_early = true;
         ++epoch_;
         break;
       }
       if (sigint.fired()) {
-        bar.finish("interrupted: checkpoint saved after epoch " + std::to_string(epoch_ + 1));
+        bar.finish(labelled("interrupted: checkpoint saved after epoch " + std::to_string(epoch_ + 1)));
         result.interrupted = true;
         ++epoch_;
         break;
@@ -531,7 +575,39 @@ class Trainer {
     }
     result.step = step_;
     result.best = best_;
+    if (final_evaluate_ && !result.interrupted) result.final_metrics = final_evaluation();
     return result;
+  }
+
+  // The final evaluation (eval mode), its record appended to metrics.jsonl and its line printed.
+  Metrics final_evaluation() {
+    const auto t0 = std::chrono::steady_clock::now();
+    set_.for_each_module([](nn::Module<float>& m) { m.eval(); });
+    struct Restore {
+      const CheckpointSet& set;
+      ~Restore() {
+        set.for_each_module([](nn::Module<float>& m) { m.train(); });
+      }
+    } restore{set_};
+    Metrics m = final_evaluate_();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    MetricsRecord rec;
+    rec.values.emplace_back("epoch", static_cast<double>(epoch_));
+    rec.values.emplace_back("step", static_cast<double>(step_));
+    rec.values.emplace_back("final", 1.0);
+    for (const auto& [k, v] : m)
+      if (k != "epoch" && k != "step" && k != "final" && k != "seconds") rec.values.emplace_back(k, v);
+    rec.values.emplace_back("seconds", seconds);
+    if (opt_.write_metrics) {
+      io::JsonObject line = to_json_object(rec);
+      line.set("final", true);
+      append_metrics(metrics_path(), line);
+    }
+    records_.push_back(std::move(rec));
+    std::string text = labelled("final evaluation after epoch " + std::to_string(epoch_) + ":");
+    for (const auto& [k, v] : m) text += "  " + k + " " + detail::format_loss(v);
+    log(text + "  " + detail::format_duration(seconds));
+    return m;
   }
 
   TrainerOptions opt_;
@@ -539,6 +615,7 @@ class Trainer {
   std::vector<Generator*> generators_;  // rewound before replaying a NaN batch
   EvalFn evaluate_;
   EpochFn on_epoch_end_;
+  FinalEvalFn final_evaluate_;
   ProgressBar* bar_ = nullptr;
   std::vector<MetricsRecord> records_;
   std::int64_t step_ = 0, epoch_ = 0, batch_ = 0, batches_ = 0;

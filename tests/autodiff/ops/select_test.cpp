@@ -1,4 +1,4 @@
-#include "autodiff/ops/gradcheck_util.hpp"
+#include "support/gradcheck.hpp"
 
 using namespace genmod;
 using genmod::test::rnd;

@@ -100,31 +100,72 @@ Var<T> rdiv_scalar(std::type_identity_t<T> c, const Var<T>& a) {
   return div(Var<T>(std::move(cs)), a);
 }
 
+/// a + b: add(a, b), broadcasting b's shape against a's.
 template <class T>
 Var<T> operator+(const Var<T>& a, const Var<T>& b) { return add(a, b); }
+/// a - b: sub(a, b), broadcasting.
 template <class T>
 Var<T> operator-(const Var<T>& a, const Var<T>& b) { return sub(a, b); }
+/// a * b elementwise (not a matrix product; see matmul): mul(a, b), broadcasting.
 template <class T>
 Var<T> operator*(const Var<T>& a, const Var<T>& b) { return mul(a, b); }
+/// a / b elementwise: div(a, b), broadcasting.
 template <class T>
 Var<T> operator/(const Var<T>& a, const Var<T>& b) { return div(a, b); }
+/// -a: neg(a).
 template <class T>
 Var<T> operator-(const Var<T>& a) { return neg(a); }
+/// a + c for a scalar c: add_scalar(a, c).
 template <class T>
 Var<T> operator+(const Var<T>& a, std::type_identity_t<T> c) { return add_scalar(a, c); }
+/// c + a for a scalar c: add_scalar(a, c).
 template <class T>
 Var<T> operator+(std::type_identity_t<T> c, const Var<T>& a) { return add_scalar(a, c); }
+/// a - c for a scalar c: add_scalar(a, -c).
 template <class T>
 Var<T> operator-(const Var<T>& a, std::type_identity_t<T> c) { return add_scalar(a, -c); }
+/// c - a for a scalar c: add_scalar(-a, c).
 template <class T>
 Var<T> operator-(std::type_identity_t<T> c, const Var<T>& a) { return add_scalar(neg(a), c); }
+/// a * c for a scalar c: scale(a, c).
 template <class T>
 Var<T> operator*(const Var<T>& a, std::type_identity_t<T> c) { return scale(a, c); }
+/// c * a for a scalar c: scale(a, c).
 template <class T>
 Var<T> operator*(std::type_identity_t<T> c, const Var<T>& a) { return scale(a, c); }
+/// a / c for a scalar c: scale(a, 1 / c).
 template <class T>
 Var<T> operator/(const Var<T>& a, std::type_identity_t<T> c) { return scale(a, T(1) / c); }
+/// c / a for a scalar c: rdiv_scalar(c, a).
 template <class T>
 Var<T> operator/(std::type_identity_t<T> c, const Var<T>& a) { return rdiv_scalar(c, a); }
+
+// A Var with a Tensor: the Tensor is a constant (no gradient flows into it), as if wrapped in
+// Var<T>(t). Written out because the Var templates above deduce T and so never convert a Tensor
+// argument; Tensor with Tensor is plain arithmetic (kernels/tensor_math.hpp), with no overlap.
+/// a + t for a constant tensor t.
+template <class T>
+Var<T> operator+(const Var<T>& a, const Tensor<T>& t) { return add(a, Var<T>(t)); }
+/// t + a for a constant tensor t.
+template <class T>
+Var<T> operator+(const Tensor<T>& t, const Var<T>& a) { return add(Var<T>(t), a); }
+/// a - t for a constant tensor t.
+template <class T>
+Var<T> operator-(const Var<T>& a, const Tensor<T>& t) { return sub(a, Var<T>(t)); }
+/// t - a for a constant tensor t.
+template <class T>
+Var<T> operator-(const Tensor<T>& t, const Var<T>& a) { return sub(Var<T>(t), a); }
+/// a * t for a constant tensor t.
+template <class T>
+Var<T> operator*(const Var<T>& a, const Tensor<T>& t) { return mul(a, Var<T>(t)); }
+/// t * a for a constant tensor t.
+template <class T>
+Var<T> operator*(const Tensor<T>& t, const Var<T>& a) { return mul(Var<T>(t), a); }
+/// a / t for a constant tensor t.
+template <class T>
+Var<T> operator/(const Var<T>& a, const Tensor<T>& t) { return div(a, Var<T>(t)); }
+/// t / a for a constant tensor t.
+template <class T>
+Var<T> operator/(const Tensor<T>& t, const Var<T>& a) { return div(Var<T>(t), a); }
 
 }  // namespace genmod

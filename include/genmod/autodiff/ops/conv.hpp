@@ -10,27 +10,37 @@
 /// so every backward is recorded with the same ops, and convolutional critics get exact second
 /// derivatives (WGAN-GP). A transposed convolution is Cx*.
 
+#include <algorithm>
 #include <string>
 
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/broadcast.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/conv2d.hpp"
 
 namespace genmod {
 
 /// Stride, padding and dilation of a convolution (the same along both axes unless given per axis).
 struct Conv2dOptions {
+  /// Step between output positions, in input pixels (>= 1): H_out = (H + 2p - d(K - 1) - 1) / s + 1.
   std::int64_t stride = 1;
+  /// Zeros added on each side of both spatial axes (>= 0).
   std::int64_t padding = 0;
+  /// Spacing between kernel taps (>= 1; 1 is a dense kernel).
   std::int64_t dilation = 1;
 };
 
 /// Stride, padding, output padding and dilation of a transposed convolution.
 struct ConvTranspose2dOptions {
+  /// Upsampling factor: H_out = (H - 1) s - 2p + d(K - 1) + output_padding + 1.
   std::int64_t stride = 1;
+  /// Padding of the convolution this transposes: removes p rows and columns on each side.
   std::int64_t padding = 0;
+  /// Extra rows and columns on one side of the output, to pick among the sizes a strided conv maps to
+  /// one size (< stride or < dilation).
   std::int64_t output_padding = 0;
+  /// Spacing between kernel taps (>= 1).
   std::int64_t dilation = 1;
 };
 
@@ -55,9 +65,7 @@ template <class T>
 Var<T> conv2d_geometry(const kernels::Conv2dGeometry& g, const Var<T>& x, const Var<T>& w, const Var<T>& b) {
   kernels::check_conv_shapes(g, x.shape(), w.shape(), "conv2d");
   const bool has_bias = b.defined();
-  if (has_bias && !(b.shape() == Shape{g.cout}))
-    throw ShapeError("conv2d: bias " + b.shape().to_string() + " does not fit " + std::to_string(g.cout) +
-                     " output channels");
+  if (has_bias) check_shape("conv2d", "bias ([Cout])", b.shape(), Shape{g.cout});
   Tensor<T> y = kernels::conv2d_forward(g, x.value(), w.value(), has_bias ? b.value() : Tensor<T>());
   auto backward = [g, x, w, has_bias](const Var<T>&, const Var<T>& gy, GradSink<T>& sink) {
     if (sink.needs(0)) sink.add(0, conv2d_adjoint_input(g, gy, w));
@@ -72,9 +80,7 @@ Var<T> conv2d_geometry(const kernels::Conv2dGeometry& g, const Var<T>& x, const 
 template <class T>
 Var<T> conv2d_adjoint_input(const kernels::Conv2dGeometry& g, const Var<T>& grad_out, const Var<T>& w) {
   kernels::check_conv_shapes(g, g.input_shape(), w.shape(), "conv2d_adjoint_input");
-  if (!(grad_out.shape() == g.output_shape()))
-    throw ShapeError("conv2d_adjoint_input: input " + grad_out.shape().to_string() + " does not match the expected " +
-                     g.output_shape().to_string());
+  check_shape("conv2d_adjoint_input", "input", grad_out.shape(), g.output_shape());
   return record_op(
       "conv2d_adjoint_input", kernels::conv2d_input_grad(g, grad_out.value(), w.value()),
       [g, grad_out, w](const Var<T>&, const Var<T>& h, GradSink<T>& sink) {
@@ -94,10 +100,8 @@ Var<T> conv2d_adjoint_input(const kernels::Conv2dGeometry& g, const Var<T>& grad
 /// Z = Cw*(x, G): the convolution's adjoint in its weight.
 template <class T>
 Var<T> conv2d_adjoint_weight(const kernels::Conv2dGeometry& g, const Var<T>& x, const Var<T>& grad_out) {
-  if (!(x.shape() == g.input_shape()) || !(grad_out.shape() == g.output_shape()))
-    throw ShapeError("conv2d_adjoint_weight: shapes " + x.shape().to_string() + " and " + grad_out.shape().to_string() +
-                     " do not match the expected " + g.input_shape().to_string() + " and " +
-                     g.output_shape().to_string());
+  check_shape("conv2d_adjoint_weight", "input", x.shape(), g.input_shape());
+  check_shape("conv2d_adjoint_weight", "grad_out", grad_out.shape(), g.output_shape());
   return record_op(
       "conv2d_adjoint_weight", kernels::conv2d_weight_grad(g, x.value(), grad_out.value()),
       [g, x, grad_out](const Var<T>&, const Var<T>& h, GradSink<T>& sink) {
@@ -134,15 +138,14 @@ Var<T> add_channel_bias(const Var<T>& x, const Var<T>& b) {
 /// ShapeError naming `op` when they do not fit or the kernel is larger than the padded input.
 inline kernels::Conv2dGeometry conv2d_geometry_for(const Shape& x, const Shape& w, const Conv2dOptions& o,
                                                    const char* op = "conv2d") {
-  if (x.rank() != 4 || w.rank() != 4)
-    throw ShapeError(std::string(op) + ": expected input [N, C, H, W] and weight [Cout, Cin, KH, KW], got " +
-                     x.to_string() + " and " + w.to_string());
+  check_rank(op, "input", x, 4, "[N, C, H, W]");
+  check_rank(op, "weight", w, 4, "[Cout, Cin, KH, KW]");
   if (x[1] != w[1])
     throw ShapeError(std::string(op) + ": input " + x.to_string() + " has " + std::to_string(x[1]) +
                      " channels but weight " + w.to_string() + " expects " + std::to_string(w[1]));
-  if (o.stride < 1 || o.padding < 0 || o.dilation < 1)
-    throw ValueError(std::string(op) + ": expected stride >= 1, padding >= 0, dilation >= 1, got " +
-                     std::to_string(o.stride) + ", " + std::to_string(o.padding) + ", " + std::to_string(o.dilation));
+  check_at_least(op, "stride", o.stride, 1);
+  check_non_negative(op, "padding", o.padding);
+  check_at_least(op, "dilation", o.dilation, 1);
   kernels::Conv2dGeometry g;
   g.n = x[0], g.cin = x[1], g.h = x[2], g.w = x[3];
   g.cout = w[0], g.kh = w[2], g.kw = w[3];
@@ -169,19 +172,19 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, const Conv
 inline kernels::Conv2dGeometry conv_transpose2d_geometry_for(const Shape& x, const Shape& w,
                                                              const ConvTranspose2dOptions& o,
                                                              const char* op = "conv_transpose2d") {
-  if (x.rank() != 4 || w.rank() != 4)
-    throw ShapeError(std::string(op) + ": expected input [N, C, H, W] and weight [Cin, Cout, KH, KW], got " +
-                     x.to_string() + " and " + w.to_string());
+  check_rank(op, "input", x, 4, "[N, C, H, W]");
+  check_rank(op, "weight", w, 4, "[Cin, Cout, KH, KW]");
   if (x[1] != w[0])
     throw ShapeError(std::string(op) + ": input " + x.to_string() + " has " + std::to_string(x[1]) +
                      " channels but weight " + w.to_string() + " expects " + std::to_string(w[0]));
-  if (o.stride < 1 || o.padding < 0 || o.dilation < 1 || o.output_padding < 0 ||
-      (o.output_padding >= o.stride && o.output_padding >= o.dilation))
-    throw ValueError(std::string(op) +
-                     ": expected stride >= 1, padding >= 0, dilation >= 1 and 0 <= output_padding "
-                     "< max(stride, dilation), got " +
-                     std::to_string(o.stride) + ", " + std::to_string(o.padding) + ", " + std::to_string(o.dilation) +
-                     ", " + std::to_string(o.output_padding));
+  check_at_least(op, "stride", o.stride, 1);
+  check_non_negative(op, "padding", o.padding);
+  check_at_least(op, "dilation", o.dilation, 1);
+  // output_padding only picks among the input sizes a strided (or dilated) convolution maps to one size.
+  if (o.output_padding < 0 || (o.output_padding >= o.stride && o.output_padding >= o.dilation))
+    check_arg(false, op, "output_padding",
+              "in [0, max(stride, dilation)) = [0, " + std::to_string(std::max(o.stride, o.dilation)) + ")",
+              std::to_string(o.output_padding));
   kernels::Conv2dGeometry g;
   g.n = x[0];
   g.cout = x[1];  // the underlying convolution maps the result back to x

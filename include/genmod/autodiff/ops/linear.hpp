@@ -9,6 +9,7 @@
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/matmul.hpp"
 #include "genmod/autodiff/ops/reduce.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/gemm.hpp"
 
 namespace genmod {
@@ -21,8 +22,7 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
     throw ShapeError("linear: input " + x.shape().to_string() + " does not fit weight " + w.shape().to_string() +
                      " (expected [N, in] and [out, in])");
   const bool has_bias = b.defined();
-  if (has_bias && !(b.shape() == Shape{w.dim(0)}))
-    throw ShapeError("linear: bias " + b.shape().to_string() + " does not fit weight " + w.shape().to_string());
+  if (has_bias) check_shape("linear", "bias ([out])", b.shape(), Shape{w.dim(0)});
   const std::int64_t n = x.dim(0), in = x.dim(1), out = w.dim(0);
   Tensor<T> y(Shape{n, out});
   if (has_bias)

@@ -9,6 +9,7 @@
 
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/gemm.hpp"
 
 namespace genmod {
@@ -28,9 +29,8 @@ inline void check_matmul(const Shape& a, const Shape& b, bool ta, bool tb, const
 /// op(a) op(b) for 2-D a and b, op(x) = x or x^T.
 template <class T>
 Var<T> matmul_t(const Var<T>& a, const Var<T>& b, bool ta, bool tb) {
-  if (a.rank() != 2 || b.rank() != 2)
-    throw ShapeError("matmul_t: expected two 2-D operands, got " + a.shape().to_string() + " and " +
-                     b.shape().to_string());
+  check_rank("matmul_t", "a", a.shape(), 2);
+  check_rank("matmul_t", "b", b.shape(), 2);
   detail::check_matmul(a.shape(), b.shape(), ta, tb, "matmul");
   const std::int64_t m = ta ? a.dim(1) : a.dim(0), k = ta ? a.dim(0) : a.dim(1);
   const std::int64_t n = tb ? b.dim(0) : b.dim(1);
@@ -48,9 +48,9 @@ Var<T> matmul_t(const Var<T>& a, const Var<T>& b, bool ta, bool tb) {
 /// Batched op(a[i]) op(b[i]) for 3-D a [B, ., .] and b [B, ., .].
 template <class T>
 Var<T> bmm_t(const Var<T>& a, const Var<T>& b, bool ta, bool tb) {
-  if (a.rank() != 3 || b.rank() != 3 || a.dim(0) != b.dim(0))
-    throw ShapeError("bmm: expected 3-D operands with the same batch, got " + a.shape().to_string() + " and " +
-                     b.shape().to_string());
+  check_rank("bmm", "a", a.shape(), 3, "[B, M, K]");
+  check_rank("bmm", "b", b.shape(), 3, "[B, K, N]");
+  check_dim("bmm", "b", b.shape(), 0, a.dim(0), "the batch of a");
   detail::check_matmul(a.shape(), b.shape(), ta, tb, "bmm");
   const std::int64_t batch = a.dim(0);
   const std::int64_t m = ta ? a.dim(2) : a.dim(1), k = ta ? a.dim(1) : a.dim(2);

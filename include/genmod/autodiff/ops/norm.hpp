@@ -13,14 +13,17 @@
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/batch_norm.hpp"
 
 namespace genmod {
 
 /// Batch statistics and normalization of x [N, C] or [N, C, H, W] over every axis but 1.
 struct BatchNormOptions {
+  /// Batch statistics (and a running-average update) when true; the running ones when false.
   bool training = true;
   double momentum = 0.1;  ///< running = (1 - momentum) running + momentum batch
+  /// Added to the variance before the square root: y = (x - mean) / sqrt(var + eps).
   double eps = 1e-5;
 };
 
@@ -100,15 +103,12 @@ Var<T> batch_norm_training(const Var<T>& x, const Var<T>& gamma, const Var<T>& b
 template <class T>
 Var<T> batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta, Tensor<T>& running_mean,
                   Tensor<T>& running_var, const BatchNormOptions& o = {}) {
-  if (x.rank() != 2 && x.rank() != 4)
-    throw ShapeError("batch_norm: expected input [N, C] or [N, C, H, W], got " + x.shape().to_string());
+  check_rank("batch_norm", "input", x.shape(), {2, 4}, "[N, C] or [N, C, H, W]");
   const std::int64_t c = x.dim(1);
   if (c == 0) throw ShapeError("batch_norm: expected at least one channel, got input " + x.shape().to_string());
   const Shape stat = x.rank() == 2 ? Shape{1, c} : Shape{1, c, 1, 1};
-  if (!(running_mean.shape() == Shape{c}) || !(running_var.shape() == Shape{c}))
-    throw ShapeError("batch_norm: running statistics " + running_mean.shape().to_string() + " and " +
-                     running_var.shape().to_string() + " do not fit " + std::to_string(c) + " channels of input " +
-                     x.shape().to_string());
+  check_shape("batch_norm", "running_mean ([C])", running_mean.shape(), Shape{c});
+  check_shape("batch_norm", "running_var ([C])", running_var.shape(), Shape{c});
   const std::int64_t count = x.numel() / c;
   if (o.training) {
     if (count < 2)

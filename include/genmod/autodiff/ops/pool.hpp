@@ -9,6 +9,7 @@
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/select.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/pool.hpp"
 
 namespace genmod {
@@ -17,7 +18,7 @@ namespace detail {
 
 inline kernels::Pool2dGeometry pool_geometry(const Shape& x, std::int64_t k, std::int64_t s, std::int64_t p,
                                              const char* op) {
-  if (x.rank() != 4) throw ShapeError(std::string(op) + ": expected input [N, C, H, W], got " + x.to_string());
+  check_rank(op, "input", x, 4, "[N, C, H, W]");
   if (k < 1 || s < 1 || p < 0 || 2 * p > k)
     throw ValueError(std::string(op) + ": expected kernel >= 1, stride >= 1 and 0 <= padding <= kernel/2, got " +
                      std::to_string(k) + ", " + std::to_string(s) + ", " + std::to_string(p));
@@ -68,8 +69,8 @@ Var<T> avg_pool2d(const Var<T>& x, std::int64_t k, std::int64_t s = 0, std::int6
 /// Nearest-neighbour upsampling by an integer factor: [N, C, H, W] -> [N, C, fH, fW].
 template <class T>
 Var<T> upsample_nearest(const Var<T>& x, std::int64_t factor) {
-  if (x.rank() != 4) throw ShapeError("upsample_nearest: expected input [N, C, H, W], got " + x.shape().to_string());
-  if (factor < 1) throw ValueError("upsample_nearest: expected a factor >= 1, got " + std::to_string(factor));
+  check_rank("upsample_nearest", "input", x.shape(), 4, "[N, C, H, W]");
+  check_positive("upsample_nearest", "factor", factor);
   const std::int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), ho = h * factor, wo = w * factor;
   Tensor<std::int64_t> idx(Shape{n, c, ho * wo});
   for (std::int64_t pl = 0; pl < n * c; ++pl)

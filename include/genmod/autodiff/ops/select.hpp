@@ -9,6 +9,7 @@
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/broadcast.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/index.hpp"
 
@@ -68,9 +69,7 @@ template <class T>
 Var<T> scatter_add(const Var<T>& src, const Shape& shape, int axis, const Tensor<std::int64_t>& index) {
   const int a = shape.normalize_axis(axis, "scatter_add");
   kernels::check_gather_index(shape, index, a, "scatter_add");
-  if (!(src.shape() == index.shape()))
-    throw ShapeError("scatter_add: source shape " + src.shape().to_string() + " differs from index shape " +
-                     index.shape().to_string());
+  check_same_shape("scatter_add", "source", src.shape(), "index", index.shape());
   return record_op(
       "scatter_add", kernels::scatter_add_axis(src.value(), shape, a, index),
       [a, index](const Var<T>&, const Var<T>& g, GradSink<T>& sink) { sink.add(0, gather(g, a, index)); }, src);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "genmod/autodiff/custom_op.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/kernels/index.hpp"
 
 namespace genmod {
@@ -122,6 +123,7 @@ std::vector<Var<T>> split(const Var<T>& x, int axis, std::span<const std::int64_
   }
   return out;
 }
+/// As split above, sizes as a brace list: `split(h, 1, {32, 32})` gives mean and log-variance.
 template <class T>
 std::vector<Var<T>> split(const Var<T>& x, int axis, std::initializer_list<std::int64_t> sizes) {
   return split(x, axis, std::span<const std::int64_t>(sizes.begin(), sizes.size()));
@@ -130,7 +132,7 @@ std::vector<Var<T>> split(const Var<T>& x, int axis, std::initializer_list<std::
 /// Joins tensors along `axis` (all other extents equal).  d/dx_i: the i-th block of the gradient.
 template <class T>
 Var<T> concat(std::span<const Var<T>> xs, int axis) {
-  if (xs.empty()) throw ShapeError("concat: no inputs");
+  check_shape_arg(!xs.empty(), "concat", "at least one input", "", "none");
   const Shape& s0 = xs[0].shape();
   const int a = s0.normalize_axis(axis, "concat");
   std::int64_t total = 0;
@@ -163,6 +165,7 @@ Var<T> concat(std::span<const Var<T>> xs, int axis) {
       },
       xs);
 }
+/// As concat above, inputs as a brace list: `concat({x, c}, 1)`.
 template <class T>
 Var<T> concat(std::initializer_list<Var<T>> xs, int axis) {
   return concat(std::span<const Var<T>>(xs.begin(), xs.size()), axis);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "genmod/autodiff/ops/conv.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/layer.hpp"
@@ -45,9 +46,9 @@ struct ConvTranspose2dLayerOptions {
 namespace detail {
 
 inline void check_channels(const char* layer, std::int64_t in, std::int64_t out, std::int64_t k) {
-  if (in <= 0 || out <= 0 || k <= 0)
-    throw ValueError(std::string(layer) + ": expected positive channel counts and kernel size, got in = " +
-                     std::to_string(in) + ", out = " + std::to_string(out) + ", kernel = " + std::to_string(k));
+  check_positive(layer, "in_channels", in);
+  check_positive(layer, "out_channels", out);
+  check_positive(layer, "kernel_size", k);
 }
 
 /// A weight of `shape` and a bias of `out` values, initialized as PyTorch does (fan_in from the
@@ -89,8 +90,9 @@ class Conv2d : public Layer<T> {
   Conv2d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, Conv2dLayerOptions o = {})
       : opt_{o.stride, o.padding, o.dilation} {
     detail::check_channels("Conv2d", in_channels, out_channels, kernel_size);
-    if (o.stride < 1 || o.padding < 0 || o.dilation < 1)
-      throw ValueError("Conv2d: expected stride >= 1, padding >= 0, dilation >= 1");
+    check_at_least("Conv2d", "stride", o.stride, 1);
+    check_non_negative("Conv2d", "padding", o.padding);
+    check_at_least("Conv2d", "dilation", o.dilation, 1);
     detail::init_conv(weight, bias, Shape{out_channels, in_channels, kernel_size, kernel_size}, out_channels, o.bias,
                       o.generator);
   }
@@ -161,9 +163,10 @@ class MaskedConv2d : public Layer<T> {
                Conv2dLayerOptions o = {})
       : type_(type), opt_{o.stride, o.padding, o.dilation} {
     detail::check_channels("MaskedConv2d", in_channels, out_channels, kernel_size);
-    if (kernel_size % 2 == 0) throw ValueError("MaskedConv2d: the kernel size must be odd, got " + std::to_string(kernel_size));
-    if (kernel_size * kernel_size > kernels::Conv2dGeometry::kMaxMaskedTaps)
-      throw ValueError("MaskedConv2d: kernels up to 7x7 are supported, got " + std::to_string(kernel_size));
+    // Constructor-time checks: building the "got" text eagerly costs nothing that matters here.
+    check_arg(kernel_size % 2 == 1, "MaskedConv2d", "kernel_size", "to be odd", std::to_string(kernel_size));
+    check_arg(kernel_size * kernel_size <= kernels::Conv2dGeometry::kMaxMaskedTaps, "MaskedConv2d", "kernel_size",
+              "<= 7 (kernels up to 7x7 are supported)", std::to_string(kernel_size));
     detail::init_conv(weight, bias, Shape{out_channels, in_channels, kernel_size, kernel_size}, out_channels, o.bias,
                       o.generator);
   }

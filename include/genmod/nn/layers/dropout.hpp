@@ -6,6 +6,7 @@
 #include <string>
 
 #include "genmod/autodiff/ops/arithmetic.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/nn/layers/activation.hpp"
 
@@ -17,7 +18,7 @@ class Dropout : public Stateless<T> {
  public:
   /// p in [0, 1); the mask's random numbers come from `seed` (a stream of its own).
   explicit Dropout(double p = 0.5, std::uint64_t seed = 0) : p_(p), gen_(seed, 0x64726f70ULL) {
-    if (!(p >= 0 && p < 1)) throw ValueError("Dropout: expected p in [0, 1), got " + std::to_string(p));
+    check_in_range("Dropout", "p", p, 0.0, 1.0, Bounds::closed_open);
   }
 
   /// Same shape as x. Training: x * mask / (1 - p) with a fresh Bernoulli(1 - p) mask; evaluation: x.

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "genmod/autodiff/ops/select.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/nn/layer.hpp"
 
@@ -18,9 +19,8 @@ class Embedding : public Layer<T> {
  public:
   /// A [num_embeddings, dim] table initialized N(0, 1) from generator (default_generator() when null).
   Embedding(std::int64_t num_embeddings, std::int64_t dim, Generator* generator = nullptr) {
-    if (num_embeddings <= 0 || dim <= 0)
-      throw ValueError("Embedding: expected positive sizes, got " + std::to_string(num_embeddings) + " x " +
-                       std::to_string(dim));
+    check_positive("Embedding", "num_embeddings", num_embeddings);
+    check_positive("Embedding", "dim", dim);
     Tensor<T> w(Shape{num_embeddings, dim});
     fill_normal(w, generator ? *generator : default_generator());
     weight = Parameter<T>(w);
@@ -28,8 +28,7 @@ class Embedding : public Layer<T> {
 
   /// indices [N] -> [N, dim].
   Var<T> lookup(const Tensor<std::int64_t>& indices) {
-    if (indices.rank() != 1)
-      throw ShapeError("Embedding: expected indices of rank 1, got " + indices.shape().to_string());
+    check_rank("Embedding", "indices", indices.shape(), 1, "[N]");
     const std::int64_t n = indices.numel(), d = weight.shape()[1];
     Tensor<std::int64_t> idx(Shape{n, d});
     for (std::int64_t i = 0; i < n; ++i) {

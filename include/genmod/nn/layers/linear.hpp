@@ -5,6 +5,7 @@
 #include <string>
 
 #include "genmod/autodiff/ops/linear.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/layer.hpp"
@@ -24,9 +25,8 @@ class Linear : public Layer<T> {
  public:
   /// A layer from `in` to `out` features, initialized as PyTorch's nn.Linear.
   Linear(std::int64_t in, std::int64_t out, LinearOptions options = {}) {
-    if (in <= 0 || out <= 0)
-      throw ValueError("Linear: expected positive feature counts, got in = " + std::to_string(in) +
-                       ", out = " + std::to_string(out));
+    check_positive("Linear", "in", in);
+    check_positive("Linear", "out", out);
     Generator& g = options.generator ? *options.generator : default_generator();
     Tensor<T> w(Shape{out, in});
     init::default_weight(w, g);

@@ -12,6 +12,7 @@
 #include "genmod/autodiff/ops/activation.hpp"
 #include "genmod/autodiff/ops/linear.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/module.hpp"
@@ -32,9 +33,8 @@ class LSTMCell : public Module<T> {
  public:
   /// A cell from input_size features to hidden_size units, every parameter U(-1/sqrt(H), 1/sqrt(H)).
   LSTMCell(std::int64_t input_size, std::int64_t hidden_size, Generator* generator = nullptr) : hidden_(hidden_size) {
-    if (input_size <= 0 || hidden_size <= 0)
-      throw ValueError("LSTMCell: expected positive sizes, got input " + std::to_string(input_size) + ", hidden " +
-                       std::to_string(hidden_size));
+    check_positive("LSTMCell", "input_size", input_size);
+    check_positive("LSTMCell", "hidden_size", hidden_size);
     Generator& g = generator ? *generator : default_generator();
     const double b = 1.0 / std::sqrt(static_cast<double>(hidden_size));
     auto make = [&](const Shape& s) {

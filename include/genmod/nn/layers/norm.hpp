@@ -6,6 +6,7 @@
 #include <string>
 
 #include "genmod/autodiff/ops/norm.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/nn/layer.hpp"
 
 namespace genmod::nn {
@@ -25,9 +26,9 @@ class BatchNormNd : public Layer<T> {
  public:
   /// Normalization of `channels` channels; gamma = 1, beta = 0, running mean 0 and variance 1.
   explicit BatchNormNd(std::int64_t channels, BatchNormLayerOptions o = {}) : opt_(o) {
-    if (channels <= 0) throw ValueError("BatchNorm: expected a positive channel count, got " + std::to_string(channels));
-    if (!(o.momentum >= 0 && o.momentum <= 1) || !(o.eps > 0))
-      throw ValueError("BatchNorm: expected momentum in [0, 1] and eps > 0");
+    check_positive("BatchNorm", "channels", channels);
+    check_in_range("BatchNorm", "momentum", o.momentum, 0.0, 1.0);
+    check_positive("BatchNorm", "eps", o.eps);
     if (o.affine) {
       weight = Parameter<T>(ones<T>(Shape{channels}));
       bias = Parameter<T>(zeros<T>(Shape{channels}));
@@ -95,7 +96,9 @@ class LayerNorm : public Layer<T> {
   /// Normalization over the trailing `normalized_shape`; affine adds gamma (ones) and beta (zeros) of that shape.
   LayerNorm(std::initializer_list<std::int64_t> normalized_shape, double eps = 1e-5, bool affine = true)
       : shape_(normalized_shape), eps_(eps) {
-    if (shape_.rank() == 0 || shape_.numel() <= 0) throw ValueError("LayerNorm: expected a non-empty normalized shape");
+    // Constructor-time check: the shape's text is built eagerly, which costs nothing that matters here.
+    check_arg(shape_.rank() > 0 && shape_.numel() > 0, "LayerNorm", "normalized_shape",
+              "to be non-empty with positive extents", shape_.to_string());
     if (affine) {
       weight = Parameter<T>(ones<T>(shape_));
       bias = Parameter<T>(zeros<T>(shape_));

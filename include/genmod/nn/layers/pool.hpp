@@ -3,6 +3,7 @@
 /// MaxPool2d, AvgPool2d and Upsample (nearest) as modules.
 
 #include "genmod/autodiff/ops/pool.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/nn/layers/activation.hpp"
 
 namespace genmod::nn {
@@ -40,9 +41,7 @@ template <class T = float>
 class Upsample : public Stateless<T> {
  public:
   /// Each pixel repeated scale_factor times along H and W (scale_factor >= 1).
-  explicit Upsample(std::int64_t scale_factor) : f_(scale_factor) {
-    if (f_ < 1) throw ValueError("Upsample: expected a scale factor >= 1, got " + std::to_string(f_));
-  }
+  explicit Upsample(std::int64_t scale_factor) : f_(scale_factor) { check_at_least("Upsample", "scale_factor", f_, 1); }
   /// x [N, C, H, W] -> [N, C, f H, f W].
   Var<T> forward(const Var<T>& x) override { return upsample_nearest(x, f_); }
 

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "genmod/autodiff/ops/shape.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/nn/layers/activation.hpp"
 
 namespace genmod::nn {
@@ -26,7 +27,8 @@ class Reshape : public Stateless<T> {
   /// Per-sample extents (at most 3): `nn::Reshape({64, 7, 7})` maps [N, 3136] to [N, 64, 7, 7].
   Reshape(std::initializer_list<std::int64_t> dims) {
     if (dims.size() + 1 > static_cast<std::size_t>(kMaxRank))
-      throw ShapeError("Reshape: at most " + std::to_string(kMaxRank - 1) + " per-sample dimensions");
+      check_shape_arg(false, "Reshape", "at most " + std::to_string(kMaxRank - 1) + " per-sample dimensions", "",
+                      std::to_string(dims.size()));
     for (auto d : dims) dims_[rank_++] = d;
   }
   /// x [N, ...] -> [N, dims...]; ShapeError when the element counts differ.
