@@ -31,7 +31,6 @@
 #include <utility>
 #include <vector>
 
-#include "genmod/flows/bijector.hpp"
 #include "genmod/genmod.hpp"
 
 // ------------------------------------------------------------------------------------- heap counter
