@@ -106,3 +106,42 @@ TEST_CASE("Loader works with unlabelled datasets and flat samples", "[data][load
   }
   CHECK(seen == 5);
 }
+
+TEST_CASE("Loader::next streams batches across epochs, in the orders begin() gives", "[data][loader]") {
+  // 7 samples in batches of 3: 3 batches per epoch (3, 3, 1); 8 calls cover epochs 0, 1 and the
+  // first two batches of epoch 2, exactly as three range-for epochs of a twin loader.
+  data::Loader stream(numbered(7), {.batch_size = 3, .shuffle = true, .seed = 5});
+  data::Loader twin(numbered(7), {.batch_size = 3, .shuffle = true, .seed = 5});
+  std::vector<std::vector<std::int64_t>> expected;
+  for (int e = 0; e < 3; ++e)
+    for (auto& b : twin) {
+      std::vector<std::int64_t> labels;
+      for (std::int64_t i = 0; i < b.size(); ++i) labels.push_back(b.y[i]);
+      expected.push_back(labels);
+    }
+  REQUIRE(expected.size() == 9);
+  for (std::size_t call = 0; call < 8; ++call) {
+    const data::Batch& b = stream.next();
+    std::vector<std::int64_t> labels;
+    for (std::int64_t i = 0; i < b.size(); ++i) labels.push_back(b.y[i]);
+    INFO("call " << call);
+    CHECK(labels == expected[call]);
+    CHECK(b.index == static_cast<std::int64_t>(call % 3));
+    CHECK(b.x(0, 0, 0) == static_cast<float>(b.y[0] - 100));
+  }
+  CHECK(stream.epoch() == 3);
+  // The epochs differ (the stream really reshuffles).
+  CHECK(expected[0] != expected[3]);
+
+  // set_epoch restarts the stream at that epoch's first batch; begin() ends the stream's epoch.
+  stream.set_epoch(1);
+  CHECK(std::vector<std::int64_t>{stream.next().y[0]} == std::vector<std::int64_t>{expected[3][0]});
+  (void)stream.begin();  // epoch 2 by range
+  const data::Batch& after = stream.next();  // a new epoch (3), from its first batch
+  CHECK(after.index == 0);
+  CHECK(stream.epoch() == 4);
+
+  data::Loader none(numbered(2), {.batch_size = 3, .drop_last = true});
+  CHECK_THROWS_WITH(none.next(), Catch::Contains("Loader::next") && Catch::Contains("2 samples") &&
+                                     Catch::Contains("drop_last"));
+}

@@ -11,6 +11,15 @@
 /// identity permuted by a Fisher-Yates shuffle drawing from Philox stream e, so a run resumed at
 /// epoch e (`set_epoch(e)`) sees the same batches as an uninterrupted one.
 ///
+/// For inner loops that draw batches at their own pace (a WGAN critic's n steps per generator
+/// step), `next()` returns the next batch of an endless stream: the epochs' batches in order, a new
+/// epoch (same orders as begin() would give) started whenever one runs out.
+///
+///   for (int it = 0; it < iterations; ++it) {
+///     for (int k = 0; k < n_critic; ++k) critic_step(loader.next().x);
+///     generator_step();
+///   }
+///
 /// Steady state makes no heap allocation: the index order is one vector reused every epoch, and
 /// each batch is gathered into the same tensors. If the caller still holds a copy of the previous
 /// batch's tensor when the next one is produced, a fresh buffer is taken from the tensor pool
@@ -97,11 +106,28 @@ class Loader {
   }
 
   /// Starts the next epoch (reshuffling when asked) and returns an iterator at its first batch.
+  /// A stream of next() calls after it starts with a new epoch too.
   Iterator begin() {
-    if (opt_.shuffle) shuffle(epoch_);
-    ++epoch_;
+    start_epoch();
+    stream_index_ = -1;
     if (num_batches() > 0) gather(0);
     return Iterator(this, 0);
+  }
+
+  /// The next batch of an endless stream over the epochs (see the file comment): batch i + 1 of
+  /// the current epoch, or batch 0 of a new one (reshuffled when asked) once the epoch is
+  /// exhausted. The reference is valid until the next call. Throws ValueError when an epoch has
+  /// no batch (an empty data set, or fewer samples than batch_size with drop_last).
+  Batch& next() {
+    if (stream_index_ < 0 || stream_index_ >= num_batches()) {
+      if (num_batches() == 0)
+        throw ValueError("Loader::next: an epoch has no batch (" + std::to_string(ds_.size()) + " samples, batch_size " +
+                         std::to_string(opt_.batch_size) + (opt_.drop_last ? ", drop_last" : "") + ")");
+      start_epoch();
+      stream_index_ = 0;
+    }
+    gather(stream_index_++);
+    return batch_;
   }
   /// The end-of-epoch sentinel.
   std::default_sentinel_t end() const noexcept { return {}; }
@@ -119,6 +145,7 @@ class Loader {
   void set_epoch(std::int64_t e) {
     check_non_negative("Loader::set_epoch", "epoch", e);
     epoch_ = e;
+    stream_index_ = -1;
   }
   /// The dataset being iterated.
   const Dataset& dataset() const noexcept { return ds_; }
@@ -128,6 +155,12 @@ class Loader {
   const std::vector<std::int64_t>& order() const noexcept { return order_; }
 
  private:
+  // The order of epoch epoch_ (a shuffle when asked), then counts it as started.
+  void start_epoch() {
+    if (opt_.shuffle) shuffle(epoch_);
+    ++epoch_;
+  }
+
   // Fisher-Yates from the identity, so the order depends on (seed, epoch) only.
   void shuffle(std::int64_t epoch) {
     std::iota(order_.begin(), order_.end(), std::int64_t{0});
@@ -165,6 +198,7 @@ class Loader {
   std::vector<std::int64_t> order_;
   std::int64_t row_ = 0;
   std::int64_t epoch_ = 0;
+  std::int64_t stream_index_ = -1;  // next() position in the current epoch; -1: start a new one
   Batch batch_;
 };
 
