@@ -29,7 +29,6 @@
 #include "genmod/kernels/conv2d_gather.hpp"
 #include "genmod/kernels/conv2d_geometry.hpp"
 #include "genmod/kernels/conv2d_layout.hpp"
-#include "genmod/kernels/conv2d_reference.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/kernels/index.hpp"

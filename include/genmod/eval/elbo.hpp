@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/models/concepts.hpp"
 
@@ -32,22 +33,20 @@ namespace detail {
 
 template <class T>
 void check_batch(const char* op, const Tensor<T>& x) {
-  if (!x.defined() || x.rank() < 1 || x.dim(0) == 0)
-    throw ShapeError(std::string(op) + ": expected a non-empty batch [N, ...], got " +
-                     (x.defined() ? x.shape().to_string() : std::string("an undefined tensor")));
+  check_min_rank(op, "x", x.shape(), 1, "[N, ...]");
+  check_dim_at_least(op, "x", x.shape(), 0, 1, "samples");
 }
 
 template <class T>
 void check_condition(const char* op, const Tensor<T>& x, const Tensor<T>& c) {
-  if (!c.defined() || c.rank() != 2 || c.dim(0) != x.dim(0))
-    throw ShapeError(std::string(op) + ": expected a condition [" + std::to_string(x.dim(0)) + ", C], got " +
-                     (c.defined() ? c.shape().to_string() : std::string("an undefined tensor")));
+  check_rank(op, "condition", c.shape(), 2, "[N, C]");
+  check_dim(op, "condition", c.shape(), 0, x.dim(0), "one row per sample");
 }
 
 /// Mean over rows of x of per_sample(s, b) ([b] values for rows s..s+b), batch by batch.
 template <class T, class PerSample>
 double mean_over_batches(const Tensor<T>& x, std::int64_t batch_size, PerSample per_sample) {
-  if (batch_size <= 0) throw ValueError("negative_elbo: batch_size must be positive, got " + std::to_string(batch_size));
+  check_positive("negative_elbo", "batch_size", batch_size);
   NoGradGuard no_grad;
   double total = 0;
   const std::int64_t n = x.dim(0);
@@ -60,16 +59,20 @@ double mean_over_batches(const Tensor<T>& x, std::int64_t batch_size, PerSample 
 }
 
 /// The importance-weighted bound for x [N, ...], given encode(i0, gi) -> (mu, logvar) of rows
-/// i0..i0+gi and log_lik(z, xr, image_of_row) -> log p(xr | z) per row ([rows]).
+/// i0..i0+gi and log_lik(z, xr, cr) -> log p(xr | z, cr) per row ([rows]). Row r of a pass holds
+/// image r / m's sample r % m: xr (and cr, the rows of the per-image `condition` when it is
+/// defined) repeat each image's row m times.
 template <class T, class Encode, class LogLik>
-double iwae_core(const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o, Encode encode, LogLik log_lik) {
-  if (k < 1) throw ValueError("iwae_nll: expected k >= 1 samples, got " + std::to_string(k));
-  if (o.chunk <= 0) throw ValueError("iwae_nll: chunk must be positive, got " + std::to_string(o.chunk));
+double iwae_core(const Tensor<T>& x, const Tensor<T>& condition, std::int64_t k, Generator& g, EvalOptions o,
+                 Encode encode, LogLik log_lik) {
+  check_positive("iwae_nll", "k (importance samples)", k);
+  check_positive("iwae_nll", "chunk", o.chunk);
   NoGradGuard no_grad;
   const std::int64_t n = x.dim(0), d = x.numel() / std::max<std::int64_t>(n, 1);
+  const std::int64_t dc = condition.defined() ? condition.dim(1) : 0;
   const double log2pi = std::log(2.0 * std::numbers::pi);
   const std::int64_t per_pass = std::max<std::int64_t>(1, std::min(k, o.chunk));  // samples per image per pass
-  const std::int64_t group = std::max<std::int64_t>(1, o.chunk / per_pass);        // images per pass
+  const std::int64_t group = std::max<std::int64_t>(1, o.chunk / per_pass);       // images per pass
   double total = 0;
   for (std::int64_t i0 = 0; i0 < n; i0 += group) {
     const std::int64_t gi = std::min(group, n - i0);
@@ -84,11 +87,10 @@ double iwae_core(const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o
       Tensor<T> eps = randn<T>(Shape{rows, zdim}, g);
       Tensor<T> z(Shape{rows, zdim});
       Tensor<T> xr(xg.shape().with_dim(0, rows));
-      std::vector<std::int64_t> image_of_row(static_cast<std::size_t>(rows));
+      Tensor<T> cr = condition.defined() ? Tensor<T>(Shape{rows, dc}) : Tensor<T>();
       std::vector<double> log_w(static_cast<std::size_t>(rows), 0.0);
       for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t img = r / m;
-        image_of_row[static_cast<std::size_t>(r)] = i0 + img;
         double lp_z = 0, lq = 0;
         for (std::int64_t j = 0; j < zdim; ++j) {
           const double mean_j = static_cast<double>(mu(img, j)), logvar_j = static_cast<double>(lv(img, j));
@@ -100,8 +102,10 @@ double iwae_core(const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o
         }
         log_w[static_cast<std::size_t>(r)] = lp_z - lq;
         std::copy(xg.data() + img * d, xg.data() + (img + 1) * d, xr.data() + r * d);
+        if (dc > 0)
+          std::copy(condition.data() + (i0 + img) * dc, condition.data() + (i0 + img + 1) * dc, cr.data() + r * dc);
       }
-      const Tensor<T> lpx = log_lik(z, xr, image_of_row);
+      const Tensor<T> lpx = log_lik(z, xr, cr);
       for (std::int64_t r = 0; r < rows; ++r) {
         const auto img = static_cast<std::size_t>(r / m);
         const double lw = log_w[static_cast<std::size_t>(r)] + static_cast<double>(lpx[r]);
@@ -118,17 +122,6 @@ double iwae_core(const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o
                  std::log(static_cast<double>(k)));
   }
   return total / static_cast<double>(n);
-}
-
-/// Rows `image_of_row` of c, stacked: the condition of each replicated row.
-template <class T>
-Tensor<T> gather_rows(const Tensor<T>& c, const std::vector<std::int64_t>& image_of_row) {
-  const std::int64_t width = c.dim(1);
-  Tensor<T> out(Shape{static_cast<std::int64_t>(image_of_row.size()), width});
-  for (std::size_t r = 0; r < image_of_row.size(); ++r)
-    std::copy(c.data() + image_of_row[r] * width, c.data() + (image_of_row[r] + 1) * width,
-              out.data() + static_cast<std::int64_t>(r) * width);
-  return out;
 }
 
 }  // namespace detail
@@ -159,8 +152,8 @@ template <models::LatentVariableModel Model, class T>
 double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, EvalOptions o = {}) {
   detail::check_batch("iwae_nll", x);
   return detail::iwae_core(
-      x, k, g, o, [&](std::int64_t i0, std::int64_t gi) { return model.encode(Var<T>(x.rows(i0, gi))); },
-      [&](const Tensor<T>& z, const Tensor<T>& xr, const std::vector<std::int64_t>&) {
+      x, Tensor<T>(), k, g, o, [&](std::int64_t i0, std::int64_t gi) { return model.encode(Var<T>(x.rows(i0, gi))); },
+      [&](const Tensor<T>& z, const Tensor<T>& xr, const Tensor<T>&) {
         return model.likelihood.log_prob(model.decode(Var<T>(z)), Var<T>(xr)).value();
       });
 }
@@ -172,11 +165,10 @@ double iwae_nll(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64
   detail::check_batch("iwae_nll", x);
   detail::check_condition("iwae_nll", x, c);
   return detail::iwae_core(
-      x, k, g, o,
+      x, c, k, g, o,
       [&](std::int64_t i0, std::int64_t gi) { return model.encode(Var<T>(x.rows(i0, gi)), Var<T>(c.rows(i0, gi))); },
-      [&](const Tensor<T>& z, const Tensor<T>& xr, const std::vector<std::int64_t>& image_of_row) {
-        const Var<T> cr(detail::gather_rows(c, image_of_row));
-        return model.likelihood.log_prob(reshape(model.decode(Var<T>(z), cr), xr.shape()), Var<T>(xr)).value();
+      [&](const Tensor<T>& z, const Tensor<T>& xr, const Tensor<T>& cr) {
+        return model.likelihood.log_prob(reshape(model.decode(Var<T>(z), Var<T>(cr)), xr.shape()), Var<T>(xr)).value();
       });
 }
 

@@ -689,9 +689,8 @@ inline void write_json_lines(const std::string& path, const std::vector<JsonObje
     text += to_json(o, options);
     text += '\n';
   }
-  genmod::detail::AtomicFile f(path);
-  f.write(text.data(), text.size());
-  f.commit();
+  genmod::detail::write_file_atomic(
+      path, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(text.data()), text.size()));
 }
 
 /// Every object of a JSON-lines file, in order; blank lines are skipped, a missing file gives none.

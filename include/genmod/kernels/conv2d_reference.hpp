@@ -3,7 +3,8 @@
 /// The convolution kernels of conv2d.hpp written as their definition: plain nested loops over
 /// the same geometry (stride, padding, dilation, masked taps), one product at a time. They are
 /// slow (no blocking, no vectors, no threads) and exist to be read and to hold the fast paths to
-/// (tests/kernels/conv2d_reference_test.cpp).
+/// (tests/kernels/conv2d_reference_test.cpp). Not part of the umbrella genmod.hpp: include it
+/// where it is used, so programs do not compile loops they never call.
 ///
 /// With x [N, Cin, H, W], w [Cout, Cin, KH, KW] and output y [N, Cout, Ho, Wo], input pixel
 ///

@@ -33,36 +33,33 @@ namespace genmod::models {
 
 /// A model trained by minimising loss(x) that generates with sample(n, g).
 template <class M>
-concept GenerativeModel =
-    nn::ModuleType<M> && requires(M& m, const Var<typename M::value_type>& x, std::int64_t n, Generator& g) {
-      { m.loss(x) } -> std::convertible_to<Var<typename M::value_type>>;
-      { m.sample(n, g) } -> std::same_as<Tensor<typename M::value_type>>;
-    };
+concept GenerativeModel = nn::ModuleType<M> &&
+    requires(M& m, const Var<typename M::value_type>& x, std::int64_t n, Generator& g) {
+  { m.loss(x) } -> std::convertible_to<Var<typename M::value_type>>;
+  { m.sample(n, g) } -> std::same_as<Tensor<typename M::value_type>>;
+};
 
 /// A model trained by minimising loss(x, c) that generates one sample per row of a condition.
 template <class M>
-concept ConditionalGenerativeModel =
-    nn::ModuleType<M> &&
+concept ConditionalGenerativeModel = nn::ModuleType<M> &&
     requires(M& m, const Var<typename M::value_type>& x, const Var<typename M::value_type>& c,
              const Tensor<typename M::value_type>& condition, Generator& g) {
-      { m.loss(x, c) } -> std::convertible_to<Var<typename M::value_type>>;
-      { m.sample(condition, g) } -> std::same_as<Tensor<typename M::value_type>>;
-    };
+  { m.loss(x, c) } -> std::convertible_to<Var<typename M::value_type>>;
+  { m.sample(condition, g) } -> std::same_as<Tensor<typename M::value_type>>;
+};
 
 /// A model whose -log p(x) has an upper bound per sample (the negative ELBO), in nats.
 template <class M>
-concept BoundedDensityModel =
-    nn::ModuleType<M> && requires(M& m, const Var<typename M::value_type>& x, Generator& g) {
-      { m.negative_elbo(x, g) } -> std::same_as<Var<typename M::value_type>>;
-    };
+concept BoundedDensityModel = nn::ModuleType<M> && requires(M& m, const Var<typename M::value_type>& x, Generator& g) {
+  { m.negative_elbo(x, g) } -> std::same_as<Var<typename M::value_type>>;
+};
 
 /// A conditional model whose -log p(x | c) has an upper bound per sample.
 template <class M>
-concept ConditionalBoundedDensityModel =
-    nn::ModuleType<M> &&
+concept ConditionalBoundedDensityModel = nn::ModuleType<M> &&
     requires(M& m, const Var<typename M::value_type>& x, const Var<typename M::value_type>& c, Generator& g) {
-      { m.negative_elbo(x, c, g) } -> std::same_as<Var<typename M::value_type>>;
-    };
+  { m.negative_elbo(x, c, g) } -> std::same_as<Var<typename M::value_type>>;
+};
 
 /// A model with an exact log-likelihood per sample, in nats.
 template <class M>
@@ -73,33 +70,29 @@ concept DensityModel = nn::ModuleType<M> && requires(M& m, const Var<typename M:
 /// A latent-variable model with a diagonal Normal posterior and a N(0, I) prior (see the file
 /// comment): what an importance-weighted bound needs.
 template <class M>
-concept LatentVariableModel =
-    GenerativeModel<M> && BoundedDensityModel<M> &&
+concept LatentVariableModel = GenerativeModel<M> && BoundedDensityModel<M> &&
     requires(M& m, const Var<typename M::value_type>& x) {
-      { m.encode(x) } -> std::same_as<std::pair<Var<typename M::value_type>, Var<typename M::value_type>>>;
-      { m.decode(x) } -> std::same_as<Var<typename M::value_type>>;
-      { m.latent_dim() } -> std::convertible_to<std::int64_t>;
-      requires dist::Likelihood<decltype(m.likelihood), typename M::value_type>;
-    };
+  { m.encode(x) } -> std::same_as<std::pair<Var<typename M::value_type>, Var<typename M::value_type>>>;
+  { m.decode(x) } -> std::same_as<Var<typename M::value_type>>;
+  { m.latent_dim() } -> std::convertible_to<std::int64_t>;
+  requires dist::Likelihood<decltype(m.likelihood), typename M::value_type>;
+};
 
 /// The conditional counterpart of LatentVariableModel: encode(x, c), decode(z, c).
 template <class M>
-concept ConditionalLatentVariableModel =
-    ConditionalGenerativeModel<M> && ConditionalBoundedDensityModel<M> &&
+concept ConditionalLatentVariableModel = ConditionalGenerativeModel<M> && ConditionalBoundedDensityModel<M> &&
     requires(M& m, const Var<typename M::value_type>& x, const Var<typename M::value_type>& c) {
-      { m.encode(x, c) } -> std::same_as<std::pair<Var<typename M::value_type>, Var<typename M::value_type>>>;
-      { m.decode(x, c) } -> std::same_as<Var<typename M::value_type>>;
-      { m.latent_dim() } -> std::convertible_to<std::int64_t>;
-      requires dist::Likelihood<decltype(m.likelihood), typename M::value_type>;
-    };
+  { m.encode(x, c) } -> std::same_as<std::pair<Var<typename M::value_type>, Var<typename M::value_type>>>;
+  { m.decode(x, c) } -> std::same_as<Var<typename M::value_type>>;
+  { m.latent_dim() } -> std::convertible_to<std::int64_t>;
+  requires dist::Likelihood<decltype(m.likelihood), typename M::value_type>;
+};
 
 /// A model that fills in the unknown pixels of images (known_mask: 1 known, 0 to sample).
 template <class M>
-concept CompletionModel =
-    nn::ModuleType<M> &&
-    requires(M& m, const Tensor<typename M::value_type>& images, const Tensor<typename M::value_type>& mask,
-             Generator& g) {
-      { m.complete(images, mask, g) } -> std::same_as<Tensor<typename M::value_type>>;
-    };
+concept CompletionModel = nn::ModuleType<M> && requires(M& m, const Tensor<typename M::value_type>& images,
+                                                        const Tensor<typename M::value_type>& mask, Generator& g) {
+  { m.complete(images, mask, g) } -> std::same_as<Tensor<typename M::value_type>>;
+};
 
 }  // namespace genmod::models

@@ -65,7 +65,9 @@ Var<T> kl_per_sample(const dist::Normal<T>& q) {
 
 /// Any other posterior provides its own per-sample KL (or its one-sample estimate).
 template <class Q>
-  requires requires(const Q& q) { q.kl_per_sample(); }
+requires requires(const Q& q) {
+  q.kl_per_sample();
+}
 auto kl_per_sample(const Q& q) {
   return q.kl_per_sample();
 }

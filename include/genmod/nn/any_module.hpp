@@ -25,15 +25,15 @@ class AnyModule : public Layer<T> {
   /// Takes (a copy of, or by move) any layer of value type T; a module that is not such a layer
   /// stops compilation with a message saying why.
   template <class M>
-    requires(ModuleType<std::decay_t<M>> && !std::is_same_v<std::decay_t<M>, AnyModule>)
-  AnyModule(M&& m)  // NOLINT: implicit by design, so {Linear(...), ReLU()} builds a list
+  requires(ModuleType<std::decay_t<M>> && !std::is_same_v<std::decay_t<M>, AnyModule>)
+      AnyModule(M&& m)  // NOLINT: implicit by design, so {Linear(...), ReLU()} builds a list
       : ptr_(make(std::forward<M>(m))) {}
 
   /// Runs the held layer.
   Var<T> forward(const Var<T>& x) override { return get().forward(x); }
   /// Visits the held layer's members under this handle's own name.
   void visit(ModuleVisitor<T>& v) override {
-    if (ptr_) v.wrapped(*ptr_);
+    if (ptr_) v.child("", *ptr_);
   }
 
   /// True when no layer is held.

@@ -35,13 +35,16 @@ class Layer : public Module<T> {
 /// A type that is a genmod layer: derives from Layer<L::value_type>, so it has
 /// `Var<T> forward(const Var<T>&)` and `visit`.
 template <class L>
-concept LayerType = requires { typename L::value_type; } && std::is_base_of_v<Layer<typename L::value_type>, L>;
+concept LayerType = requires {
+  typename L::value_type;
+}
+&&std::is_base_of_v<Layer<typename L::value_type>, L>;
 
 namespace detail {
 
 /// True when L is a layer of value type T; used by the containers' static_asserts.
 template <class L, class T>
-inline constexpr bool is_layer_of = LayerType<L> && std::is_same_v<typename L::value_type, T>;
+inline constexpr bool is_layer_of = LayerType<L>&& std::is_same_v<typename L::value_type, T>;
 
 }  // namespace detail
 

@@ -67,14 +67,14 @@ class ModuleVisitor {
   void buffer(std::string_view name, Tensor<T>& t) {
     if (on_buffer_) on_buffer_(join(name), t);
   }
-  /// Enters a child module under `name` (reports it, then visits its members).
+  /// Enters a child module under `name` (reports it, then visits its members). An empty name adds
+  /// no segment: a wrapper (AnyModule) enters the module it holds under its own name, so the held
+  /// module is reported (a mode change reaches it) and its parameters keep the wrapper's names.
   void child(std::string_view name, Module<T>& m);
-  /// Enters a module held by a wrapper (AnyModule) under the wrapper's own name: no name segment
-  /// is added, but the held module is reported, so a mode change reaches it.
-  void wrapped(Module<T>& m);
 
  private:
   std::string join(std::string_view name) const {
+    if (name.empty()) return prefix_;
     return prefix_.empty() ? std::string(name) : prefix_ + "." + std::string(name);
   }
   ParameterFn on_parameter_;
@@ -92,7 +92,7 @@ class Module {
   virtual ~Module() = default;
 
   /// Lists the module's parameters, buffers and children (see ModuleVisitor). A container must
-  /// enter every module it holds through `child` or `wrapped`, or train/eval will not reach it.
+  /// enter every module it holds through `child`, or train/eval will not reach it.
   virtual void visit(ModuleVisitor<T>& v) = 0;
 
   /// Sets training (true) or evaluation (false) mode here and in every descendant, held directly,
@@ -168,14 +168,11 @@ void ModuleVisitor<T>::child(std::string_view name, Module<T>& m) {
   prefix_ = saved;
 }
 
-template <class T>
-void ModuleVisitor<T>::wrapped(Module<T>& m) {
-  if (on_module_) on_module_(prefix_, m);
-  m.visit(*this);
-}
-
 /// A type that is a genmod module: derives from Module<M::value_type>.
 template <class M>
-concept ModuleType = requires { typename M::value_type; } && std::is_base_of_v<Module<typename M::value_type>, M>;
+concept ModuleType = requires {
+  typename M::value_type;
+}
+&&std::is_base_of_v<Module<typename M::value_type>, M>;
 
 }  // namespace genmod::nn

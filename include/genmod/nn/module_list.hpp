@@ -70,8 +70,8 @@ class ModuleList : public Module<typename M::value_type> {
 
   /// Appends a module of M or of a class derived from M (copied or moved in); returns it.
   template <class D>
-    requires std::is_base_of_v<M, std::decay_t<D>>
-  std::decay_t<D>& push_back(D&& module) {
+  requires std::is_base_of_v<M, std::decay_t<D>> std::decay_t<D>
+  &push_back(D&& module) {
     auto p = std::make_shared<std::decay_t<D>>(std::forward<D>(module));
     auto& ref = *p;
     items_.push_back(std::move(p));
@@ -79,8 +79,7 @@ class ModuleList : public Module<typename M::value_type> {
   }
   /// Constructs a D (M by default) in place from `args`; returns it.
   template <class D = M, class... Args>
-    requires std::is_base_of_v<M, D>
-  D& emplace_back(Args&&... args) {
+  requires std::is_base_of_v<M, D> D& emplace_back(Args&&... args) {
     auto p = std::make_shared<D>(std::forward<Args>(args)...);
     auto& ref = *p;
     items_.push_back(std::move(p));
