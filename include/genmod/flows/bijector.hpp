@@ -32,6 +32,15 @@ struct FlowResult {
   Var<T> logdet;  ///< log |det df/dx| per sample, [N]
 };
 
+/// The sum of x [N, ...] over every dimension but the first: [N]. A step's log-determinant is this
+/// sum of its elementwise log-scales.
+template <class T>
+Var<T> sum_per_sample(const Var<T>& x) {
+  if (x.rank() < 1) throw ShapeError("flows::sum_per_sample: expected a batch [N, ...], got " + x.shape().to_string());
+  if (x.rank() == 1) return x;
+  return sum(x.rank() == 2 ? x : flatten(x, 1), 1);
+}
+
 /// An invertible module with a per-sample log-determinant (see the file comment).
 template <class B>
 concept Bijector = nn::ModuleType<B> && requires(B& b, const Var<typename B::value_type>& x) {

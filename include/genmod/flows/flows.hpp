@@ -1,0 +1,13 @@
+#pragma once
+/// \file flows.hpp
+/// The normalizing-flow layer: the Bijector contract, masks, coupling steps, scaling,
+/// preprocessing steps and base distributions.
+
+#include "genmod/flows/additive_coupling.hpp"
+#include "genmod/flows/affine_coupling.hpp"
+#include "genmod/flows/base_distribution.hpp"
+#include "genmod/flows/bijector.hpp"
+#include "genmod/flows/dequantize.hpp"
+#include "genmod/flows/logit_transform.hpp"
+#include "genmod/flows/masks.hpp"
+#include "genmod/flows/scaling.hpp"
