@@ -68,6 +68,7 @@
 #include "genmod/models/denoising_autoencoder.hpp"
 #include "genmod/models/elbo.hpp"
 #include "genmod/models/flow_model.hpp"
+#include "genmod/models/glow.hpp"
 #include "genmod/models/nice.hpp"
 #include "genmod/models/pca.hpp"
 #include "genmod/models/real_nvp.hpp"

@@ -14,6 +14,8 @@
 ///   sigmoid  e^s = sigmoid(r + 2) (Glow): s = log sigmoid(r + 2) in (-inf, 0), e^s starts near 0.88
 ///   exp      s = r, unbounded (the plain form of the paper)
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -55,11 +57,16 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
     if (options_.bound == ScaleBound::tanh) scale = Parameter<T>(ones<T>(mask_.shape()));
   }
 
-  /// {y, log|det dy/dx| [N]}.
+  /// {y, log|det dy/dx| [N]}. A NaN or Inf found by a checking tape is re-raised with the
+  /// statistics of the log-scale s at x (the usual cause: s or the learned scale grew too large).
   FlowResult<T> forward(const Var<T>& x) override {
     check_batch_of("flows::AffineCoupling", "x", x.shape(), mask_.shape());
-    auto [s, t] = log_scale_and_shift(x);
-    return {add(mul(x, exp(s)), t), sum_per_sample(s)};
+    try {
+      auto [s, t] = log_scale_and_shift(x);
+      return {add(mul(x, exp(s)), t), sum_per_sample(s)};
+    } catch (const NumericError& e) {
+      throw NumericError(std::string(e.what()) + "; " + log_scale_statistics(x));
+    }
   }
 
   /// x = (y - t) e^-s.
@@ -113,6 +120,30 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
         break;
     }
     return {mul(s, transformed), mul(t, transformed)};
+  }
+
+  // "affine coupling log-scale s at this batch: min, max, ..." computed without a tape.
+  std::string log_scale_statistics(const Var<T>& x) {
+    NoGradGuard no_grad;
+    const Tensor<T> s = log_scale_and_shift(Var<T>(x.value())).first.value();
+    double lo = 0, hi = 0, x_abs = 0, scale_abs = 0;
+    std::int64_t bad = 0;
+    for (T v : s) {
+      if (!std::isfinite(static_cast<double>(v))) {
+        ++bad;
+        continue;
+      }
+      lo = std::min(lo, static_cast<double>(v));
+      hi = std::max(hi, static_cast<double>(v));
+    }
+    for (T v : x.value()) x_abs = std::max(x_abs, std::abs(static_cast<double>(v)));
+    if (options_.bound == ScaleBound::tanh)
+      for (T v : scale.value()) scale_abs = std::max(scale_abs, std::abs(static_cast<double>(v)));
+    std::string out = "affine coupling log-scale s at this batch: min " + std::to_string(lo) + ", max " +
+                      std::to_string(hi) + ", " + std::to_string(bad) + " of " + std::to_string(s.numel()) +
+                      " not finite; largest |x| " + std::to_string(x_abs);
+    if (options_.bound == ScaleBound::tanh) out += "; largest learned |scale| " + std::to_string(scale_abs);
+    return out;
   }
 
   Tensor<T> mask_, keep_, transform_;  // the mask (saved), its copy and 1 - mask as constants

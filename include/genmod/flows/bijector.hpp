@@ -32,6 +32,41 @@ struct FlowResult {
   Var<T> logdet;  ///< log |det df/dx| per sample, [N]
 };
 
+/// A NaN or Inf inside a flow step, with the dotted path of the step in the model
+/// ("flow.steps.7.inner.steps.2", as in the parameter names) and the cause (the op that produced
+/// it, and what the step adds: an affine coupling reports its log-scale statistics). Raised when a
+/// tape checks values (Tape::set_check_finite, as train::Trainer's replay of a non-finite loss does).
+class FlowStepError : public NumericError {
+ public:
+  /// The step at `path` failed with `cause`.
+  FlowStepError(std::string path, std::string cause)
+      : NumericError("non-finite value in flow step '" + path + "': " + cause),
+        path_(std::move(path)),
+        cause_(std::move(cause)) {}
+  /// The dotted path of the step.
+  const std::string& path() const noexcept { return path_; }
+  /// What went wrong inside it.
+  const std::string& cause() const noexcept { return cause_; }
+
+ private:
+  std::string path_, cause_;
+};
+
+namespace detail {
+/// f(), with a NumericError from inside it re-raised as a FlowStepError whose path starts with
+/// `name` (name() is only called on that path: no string is built in the normal case).
+template <class Name, class F>
+decltype(auto) in_flow_step(Name name, F&& f) {
+  try {
+    return f();
+  } catch (const FlowStepError& e) {
+    throw FlowStepError(name() + "." + e.path(), e.cause());
+  } catch (const NumericError& e) {
+    throw FlowStepError(name(), e.what());
+  }
+}
+}  // namespace detail
+
 /// The sum of x [N, ...] over every dimension but the first: [N]. A step's log-determinant is this
 /// sum of its elementwise log-scales.
 template <class T>
@@ -71,7 +106,8 @@ class BijectorModule : public nn::Module<T> {
 };
 
 /// f_K o ... o f_1: forward applies the steps in order and sums their log-determinants, inverse
-/// applies the inverses in reverse order. Steps are children "steps.0", "steps.1", ...
+/// applies the inverses in reverse order. Steps are children "steps.0", "steps.1", ...; a NaN or
+/// Inf found inside step k (by a checking tape) is re-raised as a FlowStepError naming "steps.k".
 template <class T = float>
 class FlowSequence : public BijectorModule<T> {
  public:
@@ -97,8 +133,9 @@ class FlowSequence : public BijectorModule<T> {
   FlowResult<T> forward(const Var<T>& x) override {
     if (x.rank() < 1) throw ShapeError("FlowSequence: expected a batch [N, ...], got " + x.shape().to_string());
     Var<T> h = x, logdet;
-    for (auto& step : steps_) {
-      FlowResult<T> r = step.forward(h);
+    for (std::size_t k = 0; k < steps_.size(); ++k) {
+      FlowResult<T> r =
+          detail::in_flow_step([k] { return "steps." + std::to_string(k); }, [&] { return steps_[k].forward(h); });
       if (!(r.logdet.shape() == Shape{x.dim(0)}))
         throw ShapeError("FlowSequence: a step returned a log-determinant of shape " + r.logdet.shape().to_string() +
                          ", expected one per sample [" + std::to_string(x.dim(0)) + "]");

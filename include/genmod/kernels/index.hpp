@@ -1,7 +1,7 @@
 #pragma once
 /// \file index.hpp
 /// Data movement: permute (transpose), concatenation, slicing and its adjoint, gather and
-/// scatter-add along an axis, one-hot encoding.
+/// scatter-add along an axis, one-hot encoding, space-to-depth and its inverse.
 
 #include <array>
 #include <cstdint>
@@ -134,6 +134,47 @@ Tensor<T> one_hot(const Tensor<std::int64_t>& labels, std::int64_t classes) {
                        " is outside [0, " + std::to_string(classes) + ")");
     y(i, labels[i]) = T(1);
   }
+  return y;
+}
+
+/// Space to depth by a factor f: x [N, C, H, W] -> [N, C f^2, H / f, W / f] with
+///   y[n, (c f + a) f + b, i, j] = x[n, c, i f + a, j f + b]
+/// (each f x f block of a channel becomes f^2 channels, in row-major order within the block).
+/// H and W must be multiples of f (checked by the caller).
+template <class T>
+Tensor<T> space_to_depth(const Tensor<T>& x, std::int64_t f) {
+  const std::int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), ho = h / f, wo = w / f;
+  Tensor<T> y(Shape{n, c * f * f, ho, wo});
+  const T* src = x.data();
+  T* dst = y.data();
+  parallel_for(n * c, h * w, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t nc = begin; nc < end; ++nc)
+      for (std::int64_t a = 0; a < f; ++a)
+        for (std::int64_t b = 0; b < f; ++b) {
+          T* out = dst + (nc * f * f + a * f + b) * ho * wo;
+          for (std::int64_t i = 0; i < ho; ++i)
+            for (std::int64_t j = 0; j < wo; ++j) out[i * wo + j] = src[(nc * h + i * f + a) * w + j * f + b];
+        }
+  });
+  return y;
+}
+
+/// The inverse of space_to_depth: x [N, C f^2, H, W] -> [N, C, H f, W f].
+template <class T>
+Tensor<T> depth_to_space(const Tensor<T>& x, std::int64_t f) {
+  const std::int64_t n = x.dim(0), c = x.dim(1) / (f * f), ho = x.dim(2), wo = x.dim(3), h = ho * f, w = wo * f;
+  Tensor<T> y(Shape{n, c, h, w});
+  const T* src = x.data();
+  T* dst = y.data();
+  parallel_for(n * c, h * w, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t nc = begin; nc < end; ++nc)
+      for (std::int64_t a = 0; a < f; ++a)
+        for (std::int64_t b = 0; b < f; ++b) {
+          const T* in = src + (nc * f * f + a * f + b) * ho * wo;
+          for (std::int64_t i = 0; i < ho; ++i)
+            for (std::int64_t j = 0; j < wo; ++j) dst[(nc * h + i * f + a) * w + j * f + b] = in[i * wo + j];
+        }
+  });
   return y;
 }
 

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <numbers>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -36,16 +37,26 @@ class FlowModel : public nn::Module<T> {
  public:
   /// An empty model (both chains the identity) over samples of shape `event`; fill `preprocess`
   /// and `flow` with push_back.
-  explicit FlowModel(Shape event, Base base_ = {}) : base(std::move(base_)), event_(std::move(event)) {
+  explicit FlowModel(Shape event, Base base_ = {}) : FlowModel(event, event, std::move(base_)) {}
+
+  /// As above, for a flow whose codes have shape `latent` (as many elements as `event`): a flow
+  /// that starts with a Squeeze maps [1, 28, 28] images to [4, 14, 14] codes.
+  FlowModel(Shape event, Shape latent, Base base_ = {})
+      : base(std::move(base_)), event_(std::move(event)), latent_(std::move(latent)) {
     check_arg(event_.rank() >= 1 && event_.numel() >= 1, "models::FlowModel", "the event shape",
               "at least one dimension", event_.to_string());
+    check_arg(latent_.numel() == event_.numel(), "models::FlowModel", "the latent shape",
+              "as many elements as the event shape " + event_.to_string(), latent_.to_string());
   }
 
-  /// log p(x) per sample [N], in nats, for x [N, event...].
+  /// log p(x) per sample [N], in nats, for x [N, event...]. Under a checking tape a NaN or Inf
+  /// raises flows::FlowStepError naming the step ("flow.steps.3") and the op.
   Var<T> log_prob(const Var<T>& x) {
     flows::check_batch_of("models::FlowModel::log_prob", "x", x.shape(), event_);
-    flows::FlowResult<T> pre = preprocess.forward(x);
-    flows::FlowResult<T> f = flow.forward(pre.y);
+    flows::FlowResult<T> pre =
+        flows::detail::in_flow_step([] { return std::string("preprocess"); }, [&] { return preprocess.forward(x); });
+    flows::FlowResult<T> f =
+        flows::detail::in_flow_step([] { return std::string("flow"); }, [&] { return flow.forward(pre.y); });
     return add(add(base.log_prob(f.y), f.logdet), pre.logdet);
   }
 
@@ -66,7 +77,7 @@ class FlowModel : public nn::Module<T> {
 
   /// x = preprocess^-1(flow^-1(z)).
   Var<T> decode(const Var<T>& z) {
-    flows::check_batch_of("models::FlowModel::decode", "z", z.shape(), event_);
+    flows::check_batch_of("models::FlowModel::decode", "z", z.shape(), latent_);
     return preprocess.inverse(flow.inverse(z));
   }
 
@@ -75,19 +86,19 @@ class FlowModel : public nn::Module<T> {
   Tensor<T> sample(std::int64_t n, Generator& g, T temperature = T(1)) {
     check_positive("models::FlowModel::sample", "n", n);
     NoGradGuard no_grad;
-    return decode(Var<T>(base.sample(batch_shape(n), g, temperature))).value();
+    return decode(Var<T>(base.sample(batch_shape(n, latent_), g, temperature))).value();
   }
 
   /// The codes of the straight line from encode(a) to encode(b) at `steps` points, decoded:
   /// [steps, event...] for single samples a and b [1, event...].
   Tensor<T> interpolate(const Tensor<T>& a, const Tensor<T>& b, std::int64_t steps) {
     check_at_least("models::FlowModel::interpolate", "steps", steps, 2);
-    check_shape("models::FlowModel::interpolate", "a", a.shape(), batch_shape(1));
-    check_shape("models::FlowModel::interpolate", "b", b.shape(), batch_shape(1));
+    check_shape("models::FlowModel::interpolate", "a", a.shape(), batch_shape(1, event_));
+    check_shape("models::FlowModel::interpolate", "b", b.shape(), batch_shape(1, event_));
     NoGradGuard no_grad;
     const Tensor<T> za = encode(Var<T>(a)).value(), zb = encode(Var<T>(b)).value();
     const std::int64_t d = za.numel();
-    Tensor<T> z(batch_shape(steps));
+    Tensor<T> z(batch_shape(steps, latent_));
     for (std::int64_t k = 0; k < steps; ++k) {
       const T w = static_cast<T>(k) / static_cast<T>(steps - 1);
       for (std::int64_t i = 0; i < d; ++i) z[k * d + i] = (T(1) - w) * za[i] + w * zb[i];
@@ -97,6 +108,8 @@ class FlowModel : public nn::Module<T> {
 
   /// The shape of one sample.
   const Shape& event_shape() const noexcept { return event_; }
+  /// The shape of one code z (the event shape unless the flow reshapes).
+  const Shape& latent_shape() const noexcept { return latent_; }
   /// D, the number of dimensions of one sample.
   std::int64_t dimension() const noexcept { return event_.numel(); }
 
@@ -112,13 +125,13 @@ class FlowModel : public nn::Module<T> {
 
  private:
   T bits_divisor() const { return static_cast<T>(static_cast<double>(event_.numel()) * std::numbers::ln2); }
-  Shape batch_shape(std::int64_t n) const {
+  static Shape batch_shape(std::int64_t n, const Shape& event) {
     std::vector<std::int64_t> dims{n};
-    dims.insert(dims.end(), event_.dims().begin(), event_.dims().end());
+    dims.insert(dims.end(), event.dims().begin(), event.dims().end());
     return Shape(std::span<const std::int64_t>(dims));
   }
 
-  Shape event_;
+  Shape event_, latent_;
 };
 
 }  // namespace genmod::models

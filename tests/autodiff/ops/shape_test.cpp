@@ -52,3 +52,31 @@ TEST_CASE("Shape op values and errors", "[ops][shape]") {
   CHECK_THROWS_WITH(concat({x, V(zeros<double>({2, 2}))}, 0), Catch::Contains("concat") && Catch::Contains("[2, 2]"));
   CHECK_THROWS_AS(split(x, 1, {1, 1}), ShapeError);
 }
+
+TEST_CASE("space_to_depth, depth_to_space", "[gradcheck][ops][shape]") {
+  GENMOD_CHECK_GRADIENTS([](Xs v) { return space_to_depth(v[0], 2); }, rnd({2, 3, 4, 6}, 8));
+  GENMOD_CHECK_GRADIENTS([](Xs v) { return depth_to_space(v[0], 2); }, rnd({2, 8, 2, 3}, 9));
+  GENMOD_CHECK_GRADIENTS([](Xs v) { return mul(space_to_depth(v[0], 3), space_to_depth(v[0], 3)); },
+                         rnd({1, 2, 3, 3}, 10));
+}
+
+TEST_CASE("space_to_depth: the layout of the blocks, the inverse, errors", "[ops][shape]") {
+  // One 4 x 4 channel with values 0..15: the top-left 2 x 2 block {0, 1, 4, 5} goes to channel
+  // positions (0, 0) of channels 0, 1, 2, 3.
+  Tensor<double> x({1, 1, 4, 4});
+  for (std::int64_t i = 0; i < 16; ++i) x[i] = static_cast<double>(i);
+  const Tensor<double> y = space_to_depth(V(x), 2).value();
+  REQUIRE(y.shape() == (Shape{1, 4, 2, 2}));
+  CHECK(y(0, 0, 0, 0) == 0);
+  CHECK(y(0, 1, 0, 0) == 1);
+  CHECK(y(0, 2, 0, 0) == 4);
+  CHECK(y(0, 3, 0, 0) == 5);
+  CHECK(y(0, 0, 1, 1) == 10);
+  CHECK(y(0, 3, 1, 1) == 15);
+  const Tensor<double> z = rnd({2, 3, 6, 4}, 11);
+  const Tensor<double> back = depth_to_space(space_to_depth(V(z), 2), 2).value();
+  for (std::int64_t i = 0; i < z.numel(); ++i) CHECK(back[i] == z[i]);
+  CHECK_THROWS_WITH(space_to_depth(V(zeros<double>({1, 1, 5, 4})), 2), Catch::Contains("multiples of the factor 2"));
+  CHECK_THROWS_WITH(depth_to_space(V(zeros<double>({1, 3, 2, 2})), 2), Catch::Contains("multiple of factor^2 = 4"));
+  CHECK_THROWS_WITH(space_to_depth(V(zeros<double>({4, 4})), 2), Catch::Contains("[N, C, H, W]"));
+}

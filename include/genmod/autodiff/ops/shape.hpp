@@ -1,6 +1,7 @@
 #pragma once
 /// \file shape.hpp
-/// Shape ops: reshape, flatten, transpose/permute, concat, slice, split. Each backward is the
+/// Shape ops: reshape, flatten, transpose/permute, concat, slice, split, space_to_depth and
+/// depth_to_space. Each backward is the
 /// inverse movement of the gradient.
 
 #include <array>
@@ -49,7 +50,8 @@ Var<T> permute(const Var<T>& x, std::span<const int> perm) {
   std::array<int, kMaxRank> p{}, inv{};
   std::array<bool, kMaxRank> seen{};
   for (int i = 0; i < r; ++i) {
-    const int a = perm[static_cast<std::size_t>(i)] < 0 ? perm[static_cast<std::size_t>(i)] + r : perm[static_cast<std::size_t>(i)];
+    const int a = perm[static_cast<std::size_t>(i)] < 0 ? perm[static_cast<std::size_t>(i)] + r
+                                                        : perm[static_cast<std::size_t>(i)];
     if (a < 0 || a >= r || seen[static_cast<std::size_t>(a)])
       throw ShapeError("permute: invalid permutation for shape " + x.shape().to_string());
     seen[static_cast<std::size_t>(a)] = true;
@@ -169,6 +171,37 @@ Var<T> concat(std::span<const Var<T>> xs, int axis) {
 template <class T>
 Var<T> concat(std::initializer_list<Var<T>> xs, int axis) {
   return concat(std::span<const Var<T>>(xs.begin(), xs.size()), axis);
+}
+
+template <class T>
+Var<T> depth_to_space(const Var<T>& x, std::int64_t factor);
+
+/// [N, C, H, W] -> [N, C f^2, H / f, W / f]: each f x f block of a channel becomes f^2 channels
+/// (kernels::space_to_depth gives the order); the "squeeze" of multiscale flows. H and W must be
+/// multiples of f. A permutation of the elements: d/dx is depth_to_space of the gradient.
+template <class T>
+Var<T> space_to_depth(const Var<T>& x, std::int64_t factor) {
+  check_rank("space_to_depth", "x", x.shape(), 4, "[N, C, H, W]");
+  check_positive("space_to_depth", "the factor", factor);
+  if (x.dim(2) % factor != 0 || x.dim(3) % factor != 0)
+    check_shape_arg(false, "space_to_depth", "x", "H and W multiples of the factor " + std::to_string(factor),
+                    x.shape().to_string());
+  return record_op(
+      "space_to_depth", kernels::space_to_depth(x.value(), factor),
+      [factor](const Var<T>&, const Var<T>& g, GradSink<T>& sink) { sink.add(0, depth_to_space(g, factor)); }, x);
+}
+
+/// [N, C f^2, H, W] -> [N, C, H f, W f], the inverse of space_to_depth. d/dx: space_to_depth.
+template <class T>
+Var<T> depth_to_space(const Var<T>& x, std::int64_t factor) {
+  check_rank("depth_to_space", "x", x.shape(), 4, "[N, C, H, W]");
+  check_positive("depth_to_space", "the factor", factor);
+  if (x.dim(1) % (factor * factor) != 0)
+    check_shape_arg(false, "depth_to_space", "x",
+                    "channels a multiple of factor^2 = " + std::to_string(factor * factor), x.shape().to_string());
+  return record_op(
+      "depth_to_space", kernels::depth_to_space(x.value(), factor),
+      [factor](const Var<T>&, const Var<T>& g, GradSink<T>& sink) { sink.add(0, space_to_depth(g, factor)); }, x);
 }
 
 }  // namespace genmod
