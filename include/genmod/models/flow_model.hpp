@@ -25,6 +25,7 @@
 #include "genmod/flows/base_distribution.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
+#include "genmod/models/concepts.hpp"
 #include "genmod/nn/module.hpp"
 
 namespace genmod::models {
@@ -133,5 +134,7 @@ class FlowModel : public nn::Module<T> {
 
   Shape event_, latent_;
 };
+
+static_assert(GenerativeModel<FlowModel<float>> && DensityModel<FlowModel<float>>);
 
 }  // namespace genmod::models

@@ -29,6 +29,7 @@
 #include "genmod/flows/logit_transform.hpp"
 #include "genmod/flows/masks.hpp"
 #include "genmod/flows/squeeze.hpp"
+#include "genmod/models/concepts.hpp"
 #include "genmod/models/flow_model.hpp"
 #include "genmod/nn/any_module.hpp"
 #include "genmod/nn/layers/activation.hpp"
@@ -115,5 +116,7 @@ class Glow : public FlowModel<T, flows::StandardNormal<T>> {
 
   GlowOptions options_;
 };
+
+static_assert(GenerativeModel<Glow<float>> && DensityModel<Glow<float>>);
 
 }  // namespace genmod::models

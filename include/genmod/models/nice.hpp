@@ -18,6 +18,7 @@
 #include "genmod/flows/dequantize.hpp"
 #include "genmod/flows/masks.hpp"
 #include "genmod/flows/scaling.hpp"
+#include "genmod/models/concepts.hpp"
 #include "genmod/models/flow_model.hpp"
 #include "genmod/nn/any_module.hpp"
 #include "genmod/nn/layers/activation.hpp"
@@ -85,5 +86,7 @@ class NICE : public FlowModel<T, flows::StandardLogistic<T>> {
 
   NICEOptions options_;
 };
+
+static_assert(GenerativeModel<NICE<float>> && DensityModel<NICE<float>>);
 
 }  // namespace genmod::models

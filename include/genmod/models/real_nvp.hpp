@@ -35,6 +35,7 @@
 #include "genmod/flows/logit_transform.hpp"
 #include "genmod/flows/masks.hpp"
 #include "genmod/flows/squeeze.hpp"
+#include "genmod/models/concepts.hpp"
 #include "genmod/models/flow_model.hpp"
 #include "genmod/nn/any_module.hpp"
 #include "genmod/nn/layers/activation.hpp"
@@ -203,5 +204,8 @@ class RealNVP : public FlowModel<T, flows::StandardNormal<T>> {
 
   RealNVPOptions options_;
 };
+
+static_assert(GenerativeModel<RealNVPMLP<float>> && DensityModel<RealNVPMLP<float>>);
+static_assert(GenerativeModel<RealNVP<float>> && DensityModel<RealNVP<float>>);
 
 }  // namespace genmod::models
