@@ -193,6 +193,33 @@ TEST_CASE("Scaling: log-det sum(s) for every sample, Jacobian, inverse", "[flows
   CHECK_THROWS_WITH(flows::Scaling<double>(Shape{}), Catch::Contains("at least one dimension"));
 }
 
+TEST_CASE("Scaling with data_init: unit standard deviation per dimension after the first batch", "[flows]") {
+  flows::Scaling<double> step(Shape{3}, {.data_init = true});
+  Tensor<double> x = test::rnd({50, 3}, 19);
+  for (std::int64_t n = 0; n < 50; ++n) {
+    x(n, 0) *= 0.01;  // a nearly constant pixel
+    x(n, 2) *= 7.0;
+  }
+  NoGradGuard no_grad;
+  const Tensor<double> y = step.forward(V(x)).y.value();
+  REQUIRE(step.initialized());
+  for (std::int64_t i = 0; i < 3; ++i) {
+    double m = 0, v = 0;
+    for (std::int64_t n = 0; n < 50; ++n) m += y(n, i) / 50;
+    for (std::int64_t n = 0; n < 50; ++n) v += (y(n, i) - m) * (y(n, i) - m) / 50;
+    CHECK(std::sqrt(v) == Approx(1).epsilon(1e-3));
+  }
+  const double s0 = step.log_scale.value()[0];
+  CHECK(s0 > 4);
+  step.forward(V(test::rnd({4, 3}, 20)));  // initialised once
+  CHECK(step.log_scale.value()[0] == s0);
+  CHECK(step.named_buffers().size() == 1);
+  flows::Scaling<double> plain(Shape{3});
+  plain.forward(V(x));
+  CHECK(plain.log_scale.value()[0] == 0);
+  CHECK(plain.named_buffers().empty());
+}
+
 TEST_CASE("LogitTransform: Jacobian, inverse, range errors", "[flows][jacobian]") {
   flows::LogitTransform<double> step(0.05);
   Tensor<double> x = test::uni({3, 6}, 17, 0.0, 1.0);
