@@ -13,13 +13,11 @@
 //                784-1024-1024-(2x784), s = tanh(r) * scale, N(0, I); Adam 1e-4 (at 1e-3 the
 //                reference diverged in epochs 4-5: the coupling scales blow up).
 //   nice         NICE's MNIST model: uniform dequantization, 4 additive couplings (even / odd
-//                positions), conditioners 784-(1000 x 5)-784, a learned diagonal scaling, the
-//                standard logistic; Adam 1e-3, the paper's rate. Additive couplings are volume-
-//                preserving, so all of the density's contraction is the scaling's sum(s), and Adam
-//                moves each s_i by about lr per step: test bits/dim start near 10 and fall about
-//                lr / ln 2 per step at first (9.34 after one epoch at 1e-3; a small NICE on 8,192
-//                images: 9.55 / 8.66 / 7.18 after 320 steps at 1e-3 / 3e-3 / 1e-2). Train it for
-//                many epochs, or raise --lr (not checked for stability over long runs).
+//                positions), conditioners 784-(1000 x 5)-784, a learned diagonal scaling initialised
+//                from the first batch, the standard logistic; Adam 1e-3, the paper's rate. Additive
+//                couplings preserve volume, so the density's contraction is all in the scaling's
+//                sum(s); starting it at 0, Adam needed thousands of steps to move it (9.34 bits/dim
+//                after one epoch), initialised from data: 7.41 after one epoch.
 //   realnvp      RealNVP's multiscale convolutional flow on [1, 28, 28]: 2 scales of checkerboard
 //                couplings, squeeze, channel couplings and factor-out, then 4 checkerboard couplings;
 //                ResNet conditioners (64 channels, 2 blocks); Adam 1e-3.
@@ -40,7 +38,8 @@
 // straight line between their codes z = f(x) at 10 points) are written.
 // Measured (seed 0, 2 threads, the project's 2-core machine idle): realnvp-mlp test bits/dim 4.764
 // after epoch 1 and 4.478 after epoch 2 (the PyTorch reference: 4.82 after 1, 4.37 after 3), 75 s
-// per epoch (about 3 s of it the test pass); nice 9.34 after epoch 1 (see above), 58 s.
+// per epoch (about 3 s of it the test pass); 4.342 / 4.236 / 4.210 after epochs 3 / 4 / 5 (the
+// reference: 4.34 / 4.27 / 4.18, docs/flows.md); nice 7.41 after epoch 1 (see above).
 //
 // --resume OUT/checkpoint.npz continues a run exactly (same thread count): the checkpoint holds the
 // weights, Adam's moments, the loader's position and the dequantization noise generator ("rng"), the

@@ -9,49 +9,18 @@
 
 #include "genmod/flows/flows.hpp"
 #include "genmod/nn/nn.hpp"
-#include "support/gradcheck.hpp"
-#include "support/jacobian.hpp"
+#include "support/flow_checks.hpp"
 
 using namespace genmod;
 using V = Var<double>;
 using Net = nn::DynamicSequential<double>;
+using test::check_bijector;
 
 namespace {
 
-// Every parameter of a module redrawn N(0, scale^2) (so a zero-initialised last layer is not zero).
 template <class M>
 void randomize(M& m, std::uint64_t seed, double scale = 0.5) {
-  std::uint64_t k = seed;
-  for (auto& p : m.named_parameters()) {
-    Tensor<double> r = test::rnd(p.parameter.shape(), ++k, scale);
-    p.parameter.value().copy_from(r);
-  }
-}
-
-// Checks inverse(forward(x)) = x and the log-determinant against the tape's Jacobian; the largest
-// |log-det| over the samples must reach min_abs_logdet.
-template <class B>
-void check_bijector(B& step, const Tensor<double>& x, double min_abs_logdet = 0) {
-  flows::FlowResult<double> r;
-  {
-    NoGradGuard no_grad;
-    r = step.forward(V(x));
-  }
-  REQUIRE(r.y.shape() == x.shape());
-  REQUIRE(r.logdet.shape() == (Shape{x.dim(0)}));
-  const std::vector<double> brute = test::tape_log_abs_det([&](const V& xi) { return step.forward(xi).y; }, x);
-  double largest = 0;
-  for (std::int64_t i = 0; i < x.dim(0); ++i) {
-    INFO("sample " << i);
-    CHECK(r.logdet.value()[i] == Approx(brute[static_cast<std::size_t>(i)]).margin(1e-9));
-    largest = std::max(largest, std::abs(r.logdet.value()[i]));
-  }
-  CHECK(largest >= min_abs_logdet);  // the step is not the identity it may start as
-  NoGradGuard no_grad;
-  const Tensor<double> back = step.inverse(r.y).value();
-  double worst = 0;
-  for (std::int64_t k = 0; k < x.numel(); ++k) worst = std::max(worst, std::abs(back[k] - x[k]));
-  CHECK(worst < 1e-10);
+  test::randomize_parameters(m, seed, scale);
 }
 
 std::vector<double> values(const Tensor<double>& t) {

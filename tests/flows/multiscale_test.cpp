@@ -8,42 +8,18 @@
 
 #include "genmod/flows/flows.hpp"
 #include "genmod/nn/nn.hpp"
-#include "support/gradcheck.hpp"
-#include "support/jacobian.hpp"
+#include "support/flow_checks.hpp"
 
 using namespace genmod;
 using V = Var<double>;
 using Net = nn::DynamicSequential<double>;
+using test::check_bijector;
 
 namespace {
 
 template <class M>
 void randomize(M& m, std::uint64_t seed, double scale = 0.3) {
-  for (auto& p : m.named_parameters()) p.parameter.value().copy_from(test::rnd(p.parameter.shape(), ++seed, scale));
-}
-
-template <class B>
-void check_bijector(B& step, const Tensor<double>& x, double min_abs_logdet = 0) {
-  flows::FlowResult<double> r;
-  {
-    NoGradGuard no_grad;
-    r = step.forward(V(x));
-  }
-  REQUIRE(r.logdet.shape() == (Shape{x.dim(0)}));
-  const std::vector<double> brute = test::tape_log_abs_det([&](const V& xi) { return step.forward(xi).y; }, x);
-  double largest = 0;
-  for (std::int64_t i = 0; i < x.dim(0); ++i) {
-    INFO("sample " << i);
-    CHECK(r.logdet.value()[i] == Approx(brute[static_cast<std::size_t>(i)]).margin(1e-9));
-    largest = std::max(largest, std::abs(r.logdet.value()[i]));
-  }
-  CHECK(largest >= min_abs_logdet);
-  NoGradGuard no_grad;
-  const Tensor<double> back = step.inverse(r.y).value();
-  REQUIRE(back.shape() == x.shape());
-  double worst = 0;
-  for (std::int64_t k = 0; k < x.numel(); ++k) worst = std::max(worst, std::abs(back[k] - x[k]));
-  CHECK(worst < 1e-10);
+  test::randomize_parameters(m, seed, scale);
 }
 
 Net conv_net(std::int64_t c, std::int64_t out) {
