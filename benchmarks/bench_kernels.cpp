@@ -1,7 +1,8 @@
 // The kernels under the layers, one at a time, at the shapes of the reference workloads
 // (../shared/ref/README.md): GEMM through genmod's path (kernels::gemm), every convolution shape's
 // forward, backward-data and backward-weight kernels separately, and the memory-bound kernels
-// (elementwise, activations, batch-norm passes, Adam's update).
+// (elementwise, activations, batch-norm passes, Adam's update), and the fused affine coupling
+// against the generic ops it replaced.
 //
 //   build/benchmarks/bench_kernels --benchmark_counters_tabular=true [--benchmark_filter=conv/]
 //
@@ -13,10 +14,13 @@
 #include <cstdint>
 #include <string>
 
+#include "genmod/autodiff/autodiff.hpp"
 #include "genmod/autodiff/ops/conv.hpp"
+#include "genmod/autodiff/ops/coupling.hpp"
 #include "genmod/kernels/activations.hpp"
 #include "genmod/kernels/batch_norm.hpp"
 #include "genmod/kernels/conv2d.hpp"
+#include "genmod/kernels/coupling.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/nn/layers/conv.hpp"
@@ -189,6 +193,82 @@ void BM_AdamUpdate(benchmark::State& state) {
   set_bytes(state, 28.0 * n);
 }
 
+// ------------------------------------------------------------------------------ affine coupling
+// RealNVP's affine coupling at the realnvp_mlp shape: x [128, 784], the conditioner's output rt
+// [128, 1568], the tanh bound with a learned scale, a checkerboard transform mask. The kernels alone
+// (forward: x, rt read, y, e, tanh r written, 24 bytes per element; backward: gy, x, e, tanh r read,
+// gx and both halves of grt written, 28 bytes), then forward + backward through a tape, the fused
+// op (autodiff/ops/coupling.hpp) against the generic ops it replaced in flows::AffineCoupling. The
+// loss sum(y) + sum(logdet) around both is the same.
+constexpr std::int64_t kCouplingN = 128, kCouplingD = 784;
+
+Tensor<float> checkerboard_transform() {
+  Tensor<float> m(Shape{kCouplingD});
+  for (std::int64_t i = 0; i < kCouplingD; ++i) m[i] = static_cast<float>((i / 28 + i % 28) % 2);
+  return m;
+}
+
+void BM_CouplingKernel(benchmark::State& state, bool backward) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const kernels::CouplingLayout l{kCouplingN, kCouplingD};
+  const Shape xs{kCouplingN, kCouplingD}, rts{kCouplingN, 2 * kCouplingD};
+  const Tensor<float> x = random_tensor(xs, 1), rt = random_tensor(rts, 2), gy = random_tensor(xs, 3);
+  const Tensor<float> gl = random_tensor(Shape{kCouplingN}, 4), m = checkerboard_transform();
+  const Tensor<float> scale = ones<float>(Shape{kCouplingD});
+  Tensor<float> y(xs), ld(Shape{kCouplingN}), e(xs), th(xs), gx(xs), grt(rts), gscale = zeros<float>(Shape{kCouplingD});
+  const kernels::CouplingForwardArgs<float> fwd{.x = x.data(),
+                                                .rt = rt.data(),
+                                                .scale = scale.data(),
+                                                .transform = m.data(),
+                                                .y = y.data(),
+                                                .logdet = ld.data(),
+                                                .e = e.data(),
+                                                .th = th.data()};
+  kernels::affine_coupling_forward(l, kernels::CouplingBound::tanh, fwd);
+  for (auto _ : state) {
+    if (backward)
+      kernels::affine_coupling_backward<float>(l, kernels::CouplingBound::tanh,
+                                               {.gy = gy.data(),
+                                                .glogdet = gl.data(),
+                                                .x = x.data(),
+                                                .scale = scale.data(),
+                                                .transform = m.data(),
+                                                .e = e.data(),
+                                                .th = th.data(),
+                                                .gx = gx.data(),
+                                                .grt = grt.data(),
+                                                .gscale = gscale.data()});
+    else
+      kernels::affine_coupling_forward(l, kernels::CouplingBound::tanh, fwd);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(grt.data());
+  }
+  set_bytes(state, (backward ? 28.0 : 24.0) * kCouplingN * kCouplingD);
+}
+
+void BM_CouplingOp(benchmark::State& state, bool fused) {
+  set_num_threads(static_cast<int>(state.range(0)));
+  const Tensor<float> x0 = random_tensor(Shape{kCouplingN, kCouplingD}, 1);
+  const Tensor<float> rt0 = random_tensor(Shape{kCouplingN, 2 * kCouplingD}, 2), m = checkerboard_transform();
+  Parameter<float> scale(ones<float>(Shape{kCouplingD}));
+  for (auto _ : state) {
+    Tape<float> tape;
+    const Var<float> x = tape.leaf(x0), rt = tape.leaf(rt0);
+    Var<float> y, logdet;
+    if (fused) {
+      y = affine_coupling(x, rt, scale.var(), m, CouplingBound::tanh, logdet);
+    } else {  // flows::AffineCoupling before the fused op
+      const Var<float> transformed(m);
+      Var<float> s = mul(mul(tanh(slice(rt, 1, 0, kCouplingD)), scale.var()), transformed);
+      Var<float> t = mul(slice(rt, 1, kCouplingD, kCouplingD), transformed);
+      y = add(mul(x, exp(s)), t);
+      logdet = sum(s, 1);
+    }
+    tape.backward(add(sum(y), sum(logdet)));
+    benchmark::DoNotOptimize(tape.gradient(rt).data());
+  }
+}
+
 int register_all() {
   auto reg = [](const std::string& name, auto fn, auto... args) {
     benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Arg(1)->Arg(2)->UseRealTime();
@@ -211,6 +291,10 @@ int register_all() {
   reg("batch_norm/grad_sums", BM_BatchNorm, 2);
   reg("batch_norm/grad_input", BM_BatchNorm, 3);
   reg("optim/adam_update", BM_AdamUpdate);
+  reg("coupling/kernel_forward", BM_CouplingKernel, false);
+  reg("coupling/kernel_backward", BM_CouplingKernel, true);
+  reg("coupling/fused_op", BM_CouplingOp, true);
+  reg("coupling/composed_ops", BM_CouplingOp, false);
   return 0;
 }
 const int registered = register_all();

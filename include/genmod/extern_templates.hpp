@@ -20,6 +20,7 @@
 /// that also have Tensor overloads (exp, add, ...) are given their Var signature.
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/autodiff/ops/coupling.hpp"
 #include "genmod/losses/classification.hpp"
 #include "genmod/losses/kl.hpp"
 #include "genmod/losses/reconstruction.hpp"
@@ -72,6 +73,7 @@
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::matmul, T)                       \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::batch_norm, T)                   \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::layer_norm, T)                   \
+  GENMOD_DETAIL_INSTANTIATE_OP(genmod::affine_coupling, T)              \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::max_pool2d, T)                   \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::avg_pool2d, T)                   \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::upsample_nearest, T)             \

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/autodiff/ops/coupling.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
@@ -62,8 +63,12 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
   FlowResult<T> forward(const Var<T>& x) override {
     check_batch_of("flows::AffineCoupling", "x", x.shape(), mask_.shape());
     try {
-      auto [s, t] = log_scale_and_shift(x);
-      return {add(mul(x, exp(s)), t), sum_per_sample(s)};
+      // One fused op after the conditioner (autodiff/ops/coupling.hpp): y and logdet in one pass.
+      const Var<T> rt = conditioner(x);
+      Var<T> logdet;
+      Var<T> y = affine_coupling(x, rt, options_.bound == ScaleBound::tanh ? scale.var() : Var<T>(), transform_,
+                                 coupling_bound(), logdet);
+      return {std::move(y), std::move(logdet)};
     } catch (const NumericError& e) {
       throw NumericError(std::string(e.what()) + "; " + log_scale_statistics(x));
     }
@@ -98,14 +103,9 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
  private:
   // (s, t) of the file comment at z, where z m = x m (forward: z = x; inverse: z = y).
   std::pair<Var<T>, Var<T>> log_scale_and_shift(const Var<T>& z) {
-    const Var<T> kept(keep_), transformed(transform_);
-    Var<T> rt = net(mul(z, kept));
+    const Var<T> transformed(transform_);
+    const Var<T> rt = conditioner(z);
     const std::int64_t c = z.dim(1);
-    const Shape expected = z.shape().with_dim(1, 2 * c);
-    if (rt.shape() != expected)
-      throw ShapeError("flows::AffineCoupling: expected the conditioner's output " + expected.to_string() +
-                       " (the log-scale and the shift of an input " + z.shape().to_string() +
-                       " stacked along dimension 1), got " + rt.shape().to_string());
     Var<T> r = slice(rt, 1, 0, c), t = slice(rt, 1, c, c);
     Var<T> s;
     switch (options_.bound) {
@@ -120,6 +120,30 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
         break;
     }
     return {mul(s, transformed), mul(t, transformed)};
+  }
+
+  // (r, t) = net(z m) [N, 2C, ...], its shape checked; z m = x m (forward: z = x; inverse: z = y).
+  Var<T> conditioner(const Var<T>& z) {
+    Var<T> rt = net(mul(z, Var<T>(keep_)));
+    const Shape expected = z.shape().with_dim(1, 2 * z.dim(1));
+    if (rt.shape() != expected)
+      throw ShapeError("flows::AffineCoupling: expected the conditioner's output " + expected.to_string() +
+                       " (the log-scale and the shift of an input " + z.shape().to_string() +
+                       " stacked along dimension 1), got " + rt.shape().to_string());
+    return rt;
+  }
+
+  // The fused op's enumerator for options_.bound.
+  CouplingBound coupling_bound() const noexcept {
+    switch (options_.bound) {
+      case ScaleBound::sigmoid:
+        return CouplingBound::sigmoid;
+      case ScaleBound::exp:
+        return CouplingBound::exp;
+      case ScaleBound::tanh:
+        break;
+    }
+    return CouplingBound::tanh;
   }
 
   // "affine coupling log-scale s at this batch: min, max, ..." computed without a tape.

@@ -46,6 +46,8 @@ inline constexpr OpGradientCheck kDifferentiableOps[] = {
   {"conv2d_adjoint_weight", "Convolution adjoints and the channel bias: gradients"},
   {"conv2d_geometry",       "Masked convolutions A and B: gradients and the skipped taps"},
   {"conv_transpose2d",      "conv_transpose2d gradients, with output padding"},
+  // coupling.hpp
+  {"affine_coupling",       "affine_coupling: gradients to second order, every bound, [N, D] and [N, C, H, W]"},
   // linear.hpp
   {"linear",                "linear op gradients, with and without bias"},
   // matmul.hpp
@@ -70,10 +72,12 @@ inline constexpr OpGradientCheck kDifferentiableOps[] = {
   {"where",                 "where and masked multiply"},
   // shape.hpp
   {"concat",                "concat, slice, split"},
+  {"depth_to_space",        "space_to_depth, depth_to_space"},
   {"flatten",               "reshape, flatten, transpose, permute"},
   {"permute",               "reshape, flatten, transpose, permute"},
   {"reshape",               "reshape, flatten, transpose, permute"},
   {"slice",                 "concat, slice, split"},
+  {"space_to_depth",        "space_to_depth, depth_to_space"},
   {"split",                 "concat, slice, split"},
   {"transpose",             "reshape, flatten, transpose, permute"},
   // softmax.hpp
