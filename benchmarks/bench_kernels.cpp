@@ -195,11 +195,12 @@ void BM_AdamUpdate(benchmark::State& state) {
 
 // ------------------------------------------------------------------------------ affine coupling
 // RealNVP's affine coupling at the realnvp_mlp shape: x [128, 784], the conditioner's output rt
-// [128, 1568], the tanh bound with a learned scale, a checkerboard transform mask. The kernels alone
-// (forward: x, rt read, y, e, tanh r written, 24 bytes per element; backward: gy, x, e, tanh r read,
-// gx and both halves of grt written, 28 bytes), then forward + backward through a tape, the fused
-// op (autodiff/ops/coupling.hpp) against the generic ops it replaced in flows::AffineCoupling. The
-// loss sum(y) + sum(logdet) around both is the same.
+// [128, 1568], the tanh bound with a learned scale, a checkerboard transform mask. The kernels
+// alone (forward: x, rt read, y, e, tanh r written, 24 bytes per element; backward: gy, x, e,
+// tanh r read, gx, both halves of grt and gscale's terms written, 32 bytes; the terms' sum reads
+// them again), then forward + backward through a tape, the fused op (autodiff/ops/coupling.hpp)
+// against the generic ops it replaced in flows::AffineCoupling. The loss sum(y) + sum(logdet)
+// around both is the same.
 constexpr std::int64_t kCouplingN = 128, kCouplingD = 784;
 
 Tensor<float> checkerboard_transform() {
@@ -243,7 +244,7 @@ void BM_CouplingKernel(benchmark::State& state, bool backward) {
     benchmark::DoNotOptimize(y.data());
     benchmark::DoNotOptimize(grt.data());
   }
-  set_bytes(state, (backward ? 28.0 : 24.0) * kCouplingN * kCouplingD);
+  set_bytes(state, (backward ? 32.0 : 24.0) * kCouplingN * kCouplingD);
 }
 
 void BM_CouplingOp(benchmark::State& state, bool fused) {
