@@ -49,8 +49,8 @@ class FactorOut : public BijectorModule<T> {
     const std::int64_t n = x.dim(0), c = event_[0];
     const Var<T> rest = slice(x, 1, kept_, c - kept_);
     FlowResult<T> r = detail::in_flow_step([] { return std::string("inner"); }, [&] { return inner.forward(rest); });
-    if (r.y.shape() != batch(n, inner_output_))
-      check_shape_arg(false, "flows::FactorOut", "the inner flow's output", batch(n, inner_output_).to_string(),
+    if (r.y.shape() != batch_shape(n, inner_output_))
+      check_shape_arg(false, "flows::FactorOut", "the inner flow's output", batch_shape(n, inner_output_).to_string(),
                       r.y.shape().to_string());
     return {concat({slice(x, 1, 0, kept_), reshape(r.y, rest.shape())}, 1), r.logdet};
   }
@@ -60,7 +60,7 @@ class FactorOut : public BijectorModule<T> {
     check_batch_of("flows::FactorOut::inverse", "y", y.shape(), event_);
     const std::int64_t n = y.dim(0), c = event_[0];
     const Var<T> rest = slice(y, 1, kept_, c - kept_);
-    const Var<T> back = inner.inverse(reshape(rest, batch(n, inner_output_)));
+    const Var<T> back = inner.inverse(reshape(rest, batch_shape(n, inner_output_)));
     return concat({slice(y, 1, 0, kept_), reshape(back, rest.shape())}, 1);
   }
 
@@ -70,12 +70,6 @@ class FactorOut : public BijectorModule<T> {
   FlowSequence<T> inner;  ///< g, the flow of the remaining channels
 
  private:
-  static Shape batch(std::int64_t n, const Shape& event) {
-    std::vector<std::int64_t> d{n};
-    d.insert(d.end(), event.dims().begin(), event.dims().end());
-    return Shape(std::span<const std::int64_t>(d));
-  }
-
   Shape event_, inner_output_;
   std::int64_t kept_;
 };

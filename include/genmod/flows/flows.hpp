@@ -9,6 +9,7 @@
 #include "genmod/flows/affine_coupling.hpp"
 #include "genmod/flows/base_distribution.hpp"
 #include "genmod/flows/bijector.hpp"
+#include "genmod/flows/conditioners.hpp"
 #include "genmod/flows/dequantize.hpp"
 #include "genmod/flows/factor_out.hpp"
 #include "genmod/flows/invertible_1x1_conv.hpp"

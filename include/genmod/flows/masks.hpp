@@ -12,7 +12,9 @@
 ///   channels      [C, H, W]: the first half of the channels kept (RealNVP after a squeeze)
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
@@ -91,6 +93,13 @@ void check_binary_mask(std::string_view op, const Tensor<T>& mask) {
   }
   check_arg(ones > 0 && ones < mask.numel(), op, "the mask", "both kept (1) and transformed (0) entries",
             std::to_string(ones) + " of " + std::to_string(mask.numel()) + " entries kept");
+}
+
+/// [n, event...]: the shape of a batch of n samples of shape `event`.
+inline Shape batch_shape(std::int64_t n, const Shape& event) {
+  std::vector<std::int64_t> dims{n};
+  dims.insert(dims.end(), event.dims().begin(), event.dims().end());
+  return Shape(std::span<const std::int64_t>(dims));
 }
 
 /// Throws ShapeError unless `shape` is a batch [N, ...] of samples of shape `event` (the shape of a

@@ -8,12 +8,22 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/flows/bijector.hpp"
 
 namespace genmod::flows {
+
+/// Throws ValueError unless height and width are positive multiples of 2^scales, so that a
+/// multiscale flow can squeeze `scales` times.
+inline void check_squeezable(std::string_view op, std::int64_t height, std::int64_t width, int scales) {
+  const std::int64_t f = std::int64_t{1} << scales;
+  if (height > 0 && width > 0 && height % f == 0 && width % f == 0) return;
+  check_arg(false, op, "height and width", "positive multiples of 2^scales = " + std::to_string(f),
+            std::to_string(height) + " x " + std::to_string(width));
+}
 
 /// Space-to-depth by 2 (see the file comment). No parameters.
 template <class T = float>

@@ -87,19 +87,19 @@ class FlowModel : public nn::Module<T> {
   Tensor<T> sample(std::int64_t n, Generator& g, T temperature = T(1)) {
     check_positive("models::FlowModel::sample", "n", n);
     NoGradGuard no_grad;
-    return decode(Var<T>(base.sample(batch_shape(n, latent_), g, temperature))).value();
+    return decode(Var<T>(base.sample(flows::batch_shape(n, latent_), g, temperature))).value();
   }
 
   /// The codes of the straight line from encode(a) to encode(b) at `steps` points, decoded:
   /// [steps, event...] for single samples a and b [1, event...].
   Tensor<T> interpolate(const Tensor<T>& a, const Tensor<T>& b, std::int64_t steps) {
     check_at_least("models::FlowModel::interpolate", "steps", steps, 2);
-    check_shape("models::FlowModel::interpolate", "a", a.shape(), batch_shape(1, event_));
-    check_shape("models::FlowModel::interpolate", "b", b.shape(), batch_shape(1, event_));
+    check_shape("models::FlowModel::interpolate", "a", a.shape(), flows::batch_shape(1, event_));
+    check_shape("models::FlowModel::interpolate", "b", b.shape(), flows::batch_shape(1, event_));
     NoGradGuard no_grad;
     const Tensor<T> za = encode(Var<T>(a)).value(), zb = encode(Var<T>(b)).value();
     const std::int64_t d = za.numel();
-    Tensor<T> z(batch_shape(steps, latent_));
+    Tensor<T> z(flows::batch_shape(steps, latent_));
     for (std::int64_t k = 0; k < steps; ++k) {
       const T w = static_cast<T>(k) / static_cast<T>(steps - 1);
       for (std::int64_t i = 0; i < d; ++i) z[k * d + i] = (T(1) - w) * za[i] + w * zb[i];
@@ -126,11 +126,6 @@ class FlowModel : public nn::Module<T> {
 
  private:
   T bits_divisor() const { return static_cast<T>(static_cast<double>(event_.numel()) * std::numbers::ln2); }
-  static Shape batch_shape(std::int64_t n, const Shape& event) {
-    std::vector<std::int64_t> dims{n};
-    dims.insert(dims.end(), event.dims().begin(), event.dims().end());
-    return Shape(std::span<const std::int64_t>(dims));
-  }
 
   Shape event_, latent_;
 };

@@ -23,6 +23,7 @@
 #include "genmod/flows/actnorm.hpp"
 #include "genmod/flows/affine_coupling.hpp"
 #include "genmod/flows/base_distribution.hpp"
+#include "genmod/flows/conditioners.hpp"
 #include "genmod/flows/dequantize.hpp"
 #include "genmod/flows/factor_out.hpp"
 #include "genmod/flows/invertible_1x1_conv.hpp"
@@ -79,10 +80,7 @@ class Glow : public FlowModel<T, flows::StandardNormal<T>> {
     check_at_least("models::Glow", "scales", o.scales, 1);
     check_positive("models::Glow", "steps", o.steps);
     check_positive("models::Glow", "hidden", o.hidden);
-    const std::int64_t f = std::int64_t{1} << o.scales;
-    check_arg(o.height > 0 && o.width > 0 && o.height % f == 0 && o.width % f == 0, "models::Glow", "height and width",
-              "positive multiples of 2^scales = " + std::to_string(f),
-              std::to_string(o.height) + " x " + std::to_string(o.width));
+    flows::check_squeezable("models::Glow", o.height, o.width, o.scales);
     return Shape{o.channels, o.height, o.width};
   }
 
@@ -107,11 +105,8 @@ class Glow : public FlowModel<T, flows::StandardNormal<T>> {
   // conv 3x3 c -> hidden, ReLU, conv 1x1, ReLU, conv 3x3 hidden -> 2c (zero).
   Net conditioner(std::int64_t c) const {
     const std::int64_t h = options_.hidden;
-    nn::Conv2d<T> last(h, 2 * c, 3, {.padding = 1});
-    last.weight.value().fill(T(0));
-    last.bias.value().fill(T(0));
     return Net{nn::Conv2d<T>(c, h, 3, {.padding = 1}), nn::ReLU<T>(), nn::Conv2d<T>(h, h, 1), nn::ReLU<T>(),
-               std::move(last)};
+               flows::zero_initialized(nn::Conv2d<T>(h, 2 * c, 3, {.padding = 1}))};
   }
 
   GlowOptions options_;

@@ -17,6 +17,7 @@
 #include "genmod/core/check.hpp"
 #include "genmod/flows/additive_coupling.hpp"
 #include "genmod/flows/base_distribution.hpp"
+#include "genmod/flows/conditioners.hpp"
 #include "genmod/flows/dequantize.hpp"
 #include "genmod/flows/masks.hpp"
 #include "genmod/flows/scaling.hpp"
@@ -76,15 +77,7 @@ class NICE : public FlowModel<T, flows::StandardLogistic<T>> {
 
   // D -> hidden (ReLU) x hidden_layers -> D.
   static Net conditioner(const NICEOptions& o) {
-    Net net;
-    std::int64_t in = o.dim;
-    for (int l = 0; l < o.hidden_layers; ++l) {
-      net.push_back(nn::Linear<T>(in, o.hidden));
-      net.push_back(nn::ReLU<T>());
-      in = o.hidden;
-    }
-    net.push_back(nn::Linear<T>(in, o.dim));
-    return net;
+    return flows::mlp_conditioner<T>(o.dim, o.hidden, o.hidden_layers, o.dim, false);
   }
 
   NICEOptions options_;

@@ -30,6 +30,7 @@
 #include "genmod/core/check.hpp"
 #include "genmod/flows/affine_coupling.hpp"
 #include "genmod/flows/base_distribution.hpp"
+#include "genmod/flows/conditioners.hpp"
 #include "genmod/flows/dequantize.hpp"
 #include "genmod/flows/factor_out.hpp"
 #include "genmod/flows/logit_transform.hpp"
@@ -97,18 +98,7 @@ class RealNVPMLP : public FlowModel<T, flows::StandardNormal<T>> {
 
   // D -> hidden (ReLU) x hidden_layers -> 2D, the last layer zero.
   static Net conditioner(std::int64_t d, const RealNVPMLPOptions& o) {
-    Net net;
-    std::int64_t in = d;
-    for (int l = 0; l < o.hidden_layers; ++l) {
-      net.push_back(nn::Linear<T>(in, o.hidden));
-      net.push_back(nn::ReLU<T>());
-      in = o.hidden;
-    }
-    nn::Linear<T> last(in, 2 * d);
-    last.weight.value().fill(T(0));
-    last.bias.value().fill(T(0));
-    net.push_back(std::move(last));
-    return net;
+    return flows::mlp_conditioner<T>(d, o.hidden, o.hidden_layers, 2 * d, true);
   }
 
   RealNVPMLPOptions options_;
@@ -155,10 +145,7 @@ class RealNVP : public FlowModel<T, flows::StandardNormal<T>> {
     check_at_least("models::RealNVP", "scales", o.scales, 0);
     check_positive("models::RealNVP", "hidden", o.hidden);
     check_at_least("models::RealNVP", "blocks", o.blocks, 0);
-    const std::int64_t f = std::int64_t{1} << o.scales;
-    check_arg(o.height > 0 && o.width > 0 && o.height % f == 0 && o.width % f == 0, "models::RealNVP",
-              "height and width", "positive multiples of 2^scales = " + std::to_string(f),
-              std::to_string(o.height) + " x " + std::to_string(o.width));
+    flows::check_squeezable("models::RealNVP", o.height, o.width, o.scales);
     return Shape{o.channels, o.height, o.width};
   }
   static Shape latent_of(const RealNVPOptions& o) {
@@ -195,10 +182,7 @@ class RealNVP : public FlowModel<T, flows::StandardNormal<T>> {
           Net{nn::Conv2d<T>(h, h, 3, {.padding = 1}), nn::ReLU<T>(), nn::Conv2d<T>(h, h, 3, {.padding = 1})}));
       net.push_back(nn::ReLU<T>());
     }
-    nn::Conv2d<T> last(h, 2 * c, 3, {.padding = 1});
-    last.weight.value().fill(T(0));
-    last.bias.value().fill(T(0));
-    net.push_back(std::move(last));
+    net.push_back(flows::zero_initialized(nn::Conv2d<T>(h, 2 * c, 3, {.padding = 1})));
     return net;
   }
 
