@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/activation.hpp"
@@ -44,6 +45,29 @@ Var<T> bce_with_logits(const Var<T>& logits, const Var<T>& target) {
         if (sink.needs(1)) sink.add(1, neg(mul(g, logits)));
       },
       logits, target);
+}
+
+/// bce_with_logits against the same target t for every element (a GAN's "real" = 1 and "fake" =
+/// 0): softplus(l) - t l without a target tensor. d/dl = sigmoid(l) - t.
+template <class T>
+Var<T> bce_with_logits(const Var<T>& logits, std::type_identity_t<T> target) {
+  Tensor<T> y(logits.shape());
+  kernels::map(logits.value().data(), y.data(), y.numel(),
+                [target](auto l) { return kernels::Softplus{}(l) - decltype(l)(target) * l; });
+  return record_op(
+      "bce_with_logits", std::move(y),
+      [logits, target](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
+        if (!grad_enabled()) {
+          Tensor<T> d(logits.shape());
+          kernels::map2(g.value().data(), logits.value().data(), d.data(), d.numel(), [target](auto gg, auto l) {
+            return gg * (kernels::Sigmoid{}(l) - decltype(l)(target));
+          });
+          sink.add(0, Var<T>(std::move(d)));
+        } else {
+          sink.add(0, mul(g, add_scalar(sigmoid(logits), -target)));
+        }
+      },
+      logits);
 }
 
 /// (a - b)^2 elementwise.

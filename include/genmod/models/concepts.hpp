@@ -18,6 +18,9 @@
 ///                          autoregressive models).
 ///   CompletionModel        complete(images, known_mask, g) -> Tensor<T>: every pixel the mask marks
 ///                          unknown (0) drawn from p(unknown | known), known pixels kept.
+///   AdversarialModel       no loss of its own to minimise: discriminator_step(real, d_opt) and
+///                          generator_step(n, g_opt) play the two halves of a game, and
+///                          sample(n, g) generates (GANs).
 
 #include <concepts>
 #include <cstdint>
@@ -28,6 +31,7 @@
 #include "genmod/core/tensor.hpp"
 #include "genmod/dist/concepts.hpp"
 #include "genmod/nn/module.hpp"
+#include "genmod/optim/optimizer.hpp"
 
 namespace genmod::models {
 
@@ -93,6 +97,17 @@ template <class M>
 concept CompletionModel = nn::ModuleType<M> && requires(M& m, const Tensor<typename M::value_type>& images,
                                                         const Tensor<typename M::value_type>& mask, Generator& g) {
   { m.complete(images, mask, g) } -> std::same_as<Tensor<typename M::value_type>>;
+};
+
+/// A model trained as a two-player game: a critic step on real samples, a generator step on n
+/// generated ones (each with its own optimizer), and sample(n, g).
+template <class M>
+concept AdversarialModel = nn::ModuleType<M> && requires(M& m, const Tensor<typename M::value_type>& real,
+                                                         optim::Optimizer<typename M::value_type>& opt,
+                                                         std::int64_t n, Generator& g) {
+  m.discriminator_step(real, opt);
+  m.generator_step(n, opt);
+  { m.sample(n, g) } -> std::same_as<Tensor<typename M::value_type>>;
 };
 
 }  // namespace genmod::models

@@ -15,6 +15,7 @@
 #include "genmod/nn/layers/pool.hpp"
 #include "genmod/nn/layers/reshape.hpp"
 #include "genmod/nn/layers/residual.hpp"
+#include "genmod/nn/layers/spectral_norm.hpp"
 #include "genmod/nn/layer.hpp"
 #include "genmod/nn/module.hpp"
 #include "genmod/nn/module_list.hpp"
