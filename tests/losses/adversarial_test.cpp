@@ -7,6 +7,8 @@
 #include "genmod/autodiff/grad_check.hpp"
 #include "genmod/autodiff/ops/conv.hpp"
 #include "genmod/losses/adversarial.hpp"
+#include "genmod/nn/nn.hpp"
+#include "support/gradcheck.hpp"
 
 using namespace genmod;
 using losses::AdversarialLoss;
@@ -262,4 +264,24 @@ TEST_CASE("Gradient penalty rejects bad input", "[losses][gan]") {
                     Catch::Contains("expected weight >= 0, got -1"));
   auto wide = [](const V& x) { return flatten(x, 1); };  // 18 outputs per sample
   CHECK_THROWS_WITH(losses::gradient_penalty(wide, a, a, gen), Catch::Contains("one value per sample"));
+}
+
+TEST_CASE("Gradient penalty through a spectrally normalised convolutional critic (double backward)",
+          "[losses][gan][double-backward][gradcheck]") {
+  Generator g(35);
+  auto critic = nn::Sequential{
+      nn::spectral_norm(nn::Conv2d<double>(2, 3, 3, {.padding = 1, .generator = &g}), {.generator = &g}),
+      nn::LeakyReLU<double>(0.2), nn::Flatten<double>(),
+      nn::spectral_norm(nn::Linear<double>(27, 1, {.generator = &g}), {.generator = &g})};
+  Generator data(11);
+  const auto real = randn<double>(kImages, data);
+  const auto fake = randn<double>(kImages, data);
+  for (int i = 0; i < 3; ++i) critic(V(real));  // a few power iterations, then u and v stay fixed
+  critic.eval();
+  // The penalty's gradient w.r.t. every parameter (W of both layers, their biases), perturbing each
+  // in place: the spectral normalisation, the conv and the linear layer are differentiated twice.
+  test::expect_module_gradients(critic, [&] {
+    Generator alpha(7);
+    return losses::gradient_penalty(critic, real, fake, alpha, {.weight = 10.0});
+  });
 }

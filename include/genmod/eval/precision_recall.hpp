@@ -38,7 +38,19 @@
 #include <utility>
 #include <vector>
 
+// Eigen is included inside a region that silences GCC 12's false -Wmaybe-uninitialized in its
+// AVX-512 intrinsics (GENMOD_GCC_BUG_105593, kernels/simd.hpp): GCC judges a warning by the
+// pragmas at the code's own location, and Eigen's code is where these headers first include it.
+#include "genmod/config.hpp"
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <Eigen/Core>
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic pop
+#endif
 
 #include "genmod/config.hpp"
 #include "genmod/core/check.hpp"
@@ -47,6 +59,14 @@
 
 #if GENMOD_HAS_OPENMP
 #include <omp.h>
+
+// Eigen's AVX-512 code inlines GCC 12's intrinsics, which warn in every user's -Wall build
+// (GENMOD_GCC_BUG_105593, see kernels/simd.hpp): silenced for the code of this file.
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #endif
 
 namespace genmod::eval {
@@ -312,3 +332,7 @@ PrecisionRecall precision_recall(const Tensor<T>& real, const Tensor<T>& generat
 }
 
 }  // namespace genmod::eval
+
+#if GENMOD_GCC_BUG_105593
+#pragma GCC diagnostic pop
+#endif
