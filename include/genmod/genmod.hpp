@@ -65,6 +65,7 @@
 #include "genmod/flows/flows.hpp"
 #include "genmod/models/autoencoder.hpp"
 #include "genmod/models/concepts.hpp"
+#include "genmod/models/conditional_gan.hpp"
 #include "genmod/models/conditional_vae.hpp"
 #include "genmod/models/dcgan.hpp"
 #include "genmod/models/denoising_autoencoder.hpp"

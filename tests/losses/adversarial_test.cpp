@@ -23,7 +23,9 @@ Tensor<double> values(std::initializer_list<double> v) {
   return t;
 }
 
-double sigma(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double sigma(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 
 // The table of adversarial.hpp, written out naively per element.
 double naive_d_loss(const Tensor<double>& r, const Tensor<double>& f, AdversarialLoss k) {
@@ -31,19 +33,35 @@ double naive_d_loss(const Tensor<double>& r, const Tensor<double>& f, Adversaria
   for (double x : r) {
     switch (k) {
       case AdversarialLoss::minimax:
-      case AdversarialLoss::non_saturating: a += -std::log(sigma(x)); break;
-      case AdversarialLoss::least_squares: a += 0.5 * (x - 1) * (x - 1); break;
-      case AdversarialLoss::hinge: a += std::max(0.0, 1 - x); break;
-      case AdversarialLoss::wasserstein: a += -x; break;
+      case AdversarialLoss::non_saturating:
+        a += -std::log(sigma(x));
+        break;
+      case AdversarialLoss::least_squares:
+        a += 0.5 * (x - 1) * (x - 1);
+        break;
+      case AdversarialLoss::hinge:
+        a += std::max(0.0, 1 - x);
+        break;
+      case AdversarialLoss::wasserstein:
+        a += -x;
+        break;
     }
   }
   for (double x : f) {
     switch (k) {
       case AdversarialLoss::minimax:
-      case AdversarialLoss::non_saturating: b += -std::log(1 - sigma(x)); break;
-      case AdversarialLoss::least_squares: b += 0.5 * x * x; break;
-      case AdversarialLoss::hinge: b += std::max(0.0, 1 + x); break;
-      case AdversarialLoss::wasserstein: b += x; break;
+      case AdversarialLoss::non_saturating:
+        b += -std::log(1 - sigma(x));
+        break;
+      case AdversarialLoss::least_squares:
+        b += 0.5 * x * x;
+        break;
+      case AdversarialLoss::hinge:
+        b += std::max(0.0, 1 + x);
+        break;
+      case AdversarialLoss::wasserstein:
+        b += x;
+        break;
     }
   }
   return a / static_cast<double>(r.numel()) + b / static_cast<double>(f.numel());
@@ -53,11 +71,19 @@ double naive_g_loss(const Tensor<double>& f, AdversarialLoss k) {
   double s = 0;
   for (double x : f) {
     switch (k) {
-      case AdversarialLoss::minimax: s += std::log(1 - sigma(x)); break;
-      case AdversarialLoss::non_saturating: s += -std::log(sigma(x)); break;
-      case AdversarialLoss::least_squares: s += 0.5 * (x - 1) * (x - 1); break;
+      case AdversarialLoss::minimax:
+        s += std::log(1 - sigma(x));
+        break;
+      case AdversarialLoss::non_saturating:
+        s += -std::log(sigma(x));
+        break;
+      case AdversarialLoss::least_squares:
+        s += 0.5 * (x - 1) * (x - 1);
+        break;
       case AdversarialLoss::hinge:
-      case AdversarialLoss::wasserstein: s += -x; break;
+      case AdversarialLoss::wasserstein:
+        s += -x;
+        break;
     }
   }
   return s / static_cast<double>(f.numel());
@@ -269,10 +295,10 @@ TEST_CASE("Gradient penalty rejects bad input", "[losses][gan]") {
 TEST_CASE("Gradient penalty through a spectrally normalised convolutional critic (double backward)",
           "[losses][gan][double-backward][gradcheck]") {
   Generator g(35);
-  auto critic = nn::Sequential{
-      nn::spectral_norm(nn::Conv2d<double>(2, 3, 3, {.padding = 1, .generator = &g}), {.generator = &g}),
-      nn::LeakyReLU<double>(0.2), nn::Flatten<double>(),
-      nn::spectral_norm(nn::Linear<double>(27, 1, {.generator = &g}), {.generator = &g})};
+  auto critic =
+      nn::Sequential{nn::spectral_norm(nn::Conv2d<double>(2, 3, 3, {.padding = 1, .generator = &g}), {.generator = &g}),
+                     nn::LeakyReLU<double>(0.2), nn::Flatten<double>(),
+                     nn::spectral_norm(nn::Linear<double>(27, 1, {.generator = &g}), {.generator = &g})};
   Generator data(11);
   const auto real = randn<double>(kImages, data);
   const auto fake = randn<double>(kImages, data);

@@ -42,8 +42,8 @@ Tensor<float> ring_batch(std::int64_t n, Generator& g) {
 }
 
 struct RingCoverage {
-  int modes = 0;         // modes holding at least 1 % of the samples within 3 sigma of their centre
-  double on_mode = 0;    // fraction of samples within 3 sigma of some centre
+  int modes = 0;       // modes holding at least 1 % of the samples within 3 sigma of their centre
+  double on_mode = 0;  // fraction of samples within 3 sigma of some centre
 };
 
 RingCoverage ring_coverage(const Tensor<float>& s) {
@@ -68,23 +68,25 @@ RingCoverage ring_coverage(const Tensor<float>& s) {
 
 RingCoverage train_ring(GanObjective objective, int steps, std::uint64_t seed) {
   manual_seed(seed);
-  models::MLPGenerator<float> g({.latent_dim = 2, .hidden = 128, .layers = 3, .out = 2,
-                                 .activation = models::OutputActivation::none});
+  models::MLPGenerator<float> g(
+      {.latent_dim = 2, .hidden = 128, .layers = 3, .out = 2, .activation = models::OutputActivation::none});
   models::MLPDiscriminator<float> d({.in = 2, .hidden = 128, .layers = 3});
   const bool wgan = objective == GanObjective::wgan_gp;
   // WGAN-GP: n_critic 5, Adam betas (0.5, 0.9) and, for 2-D toy data, lambda = 0.1 (Gulrajani et
   // al.'s toy setting; lambda = 10 is for images, and here it slows the concentration on the modes
   // several-fold: 4-5 modes after 600 generator steps against 8 after 250 with lambda = 0.1).
   MLPGAN gan(g, d,
-             {.objective = objective, .latent_dim = 2, .n_critic = wgan ? 5 : 1, .penalty = {.weight = 0.1},
+             {.objective = objective,
+              .latent_dim = 2,
+              .n_critic = wgan ? 5 : 1,
+              .penalty = {.weight = 0.1},
               .noise_seed = seed});
   const optim::Betas betas{0.5, wgan ? 0.9 : 0.999};
   optim::Adam<float> og{gan.generator().named_parameters(), {.lr = 1e-3, .betas = betas}};
   optim::Adam<float> od{gan.discriminator().named_parameters(), {.lr = 1e-3, .betas = betas}};
   Generator data(seed, 99);
   int generator_steps = 0;
-  while (generator_steps < steps)
-    generator_steps += gan.train_step(ring_batch(256, data), od, og).generator_updated;
+  while (generator_steps < steps) generator_steps += gan.train_step(ring_batch(256, data), od, og).generator_updated;
   Generator eval(seed, 7);
   return ring_coverage(gan.sample(2000, eval));
 }
@@ -96,7 +98,8 @@ RingCoverage train_ring(GanObjective objective, int steps, std::uint64_t seed) {
 TEST_CASE("GAN on a ring of 8 Gaussians: non-saturating and WGAN-GP cover at least 7 modes", "[models][gan]") {
   const int threads = get_num_threads();
   set_num_threads(1);  // 128-wide layers: a second thread costs more than it gives
-  for (auto [objective, steps] : {std::pair{GanObjective::non_saturating, 1000}, std::pair{GanObjective::wgan_gp, 300}}) {
+  for (auto [objective, steps] :
+       {std::pair{GanObjective::non_saturating, 1000}, std::pair{GanObjective::wgan_gp, 300}}) {
     const RingCoverage c = train_ring(objective, steps, 1);
     INFO(models::to_string(objective) << ": modes " << c.modes << ", on-mode fraction " << c.on_mode);
     CHECK(c.modes >= 7);
@@ -115,7 +118,8 @@ TEST_CASE("GAN generator step freezes D: no gradient reaches D's parameters", "[
   const auto real = randn<float>({8, 6}, data);
   gan.discriminator_step(real, od);
   std::vector<Tensor<float>> d_grads, d_values;
-  for (auto& p : gan.discriminator().parameters()) d_grads.push_back(p.grad().clone()), d_values.push_back(p.value().clone());
+  for (auto& p : gan.discriminator().parameters())
+    d_grads.push_back(p.grad().clone()), d_values.push_back(p.value().clone());
   std::vector<Tensor<float>> g_values;
   for (auto& p : gan.generator().parameters()) g_values.push_back(p.value().clone());
   const auto s = gan.generator_step(8, og);
@@ -183,7 +187,8 @@ TEST_CASE("GAN n_critic rhythm survives a checkpoint", "[models][gan]") {
 TEST_CASE("GAN rejects bad options and mismatched networks", "[models][gan]") {
   auto g = [] { return models::MLPGenerator<float>({.latent_dim = 4, .hidden = 8, .layers = 1, .out = 6}); };
   auto d = [] { return models::MLPDiscriminator<float>({.in = 6, .hidden = 8, .layers = 1}); };
-  CHECK_THROWS_WITH(MLPGAN(g(), d(), {.latent_dim = 4, .n_critic = 0}), Catch::Contains("expected n_critic >= 1, got 0"));
+  CHECK_THROWS_WITH(MLPGAN(g(), d(), {.latent_dim = 4, .n_critic = 0}),
+                    Catch::Contains("expected n_critic >= 1, got 0"));
   CHECK_THROWS_WITH(MLPGAN(g(), d(), {.objective = GanObjective::wgan, .latent_dim = 4, .clip = -0.1}),
                     Catch::Contains("expected a clip value > 0"));
   CHECK_THROWS_WITH(MLPGAN(g(), d(), {.objective = GanObjective::wgan_gp, .latent_dim = 4, .penalty = {.weight = -1}}),

@@ -43,11 +43,16 @@ enum class AdversarialLoss { minimax, non_saturating, least_squares, hinge, wass
 /// The loss's name as the examples spell it: "minimax", "ns", "lsgan", "hinge", "wgan".
 inline std::string_view to_string(AdversarialLoss kind) {
   switch (kind) {
-    case AdversarialLoss::minimax: return "minimax";
-    case AdversarialLoss::non_saturating: return "ns";
-    case AdversarialLoss::least_squares: return "lsgan";
-    case AdversarialLoss::hinge: return "hinge";
-    case AdversarialLoss::wasserstein: return "wgan";
+    case AdversarialLoss::minimax:
+      return "minimax";
+    case AdversarialLoss::non_saturating:
+      return "ns";
+    case AdversarialLoss::least_squares:
+      return "lsgan";
+    case AdversarialLoss::hinge:
+      return "hinge";
+    case AdversarialLoss::wasserstein:
+      return "wgan";
   }
   return "?";
 }
@@ -71,10 +76,14 @@ Var<T> discriminator_loss(const Var<T>& real, const Var<T>& fake, AdversarialLos
   const Var<T> f = detail::per_sample_outputs(fake, "discriminator_loss", "fake outputs");
   switch (kind) {
     case AdversarialLoss::minimax:
-    case AdversarialLoss::non_saturating: return mean(bce_with_logits(r, T(1))) + mean(bce_with_logits(f, T(0)));
-    case AdversarialLoss::least_squares: return T(0.5) * (mean(square(r - T(1))) + mean(square(f)));
-    case AdversarialLoss::hinge: return mean(relu(T(1) - r)) + mean(relu(f + T(1)));
-    case AdversarialLoss::wasserstein: return mean(f) - mean(r);
+    case AdversarialLoss::non_saturating:
+      return mean(bce_with_logits(r, T(1))) + mean(bce_with_logits(f, T(0)));
+    case AdversarialLoss::least_squares:
+      return T(0.5) * (mean(square(r - T(1))) + mean(square(f)));
+    case AdversarialLoss::hinge:
+      return mean(relu(T(1) - r)) + mean(relu(f + T(1)));
+    case AdversarialLoss::wasserstein:
+      return mean(f) - mean(r);
   }
   throw ValueError("discriminator_loss: unknown AdversarialLoss value " + std::to_string(static_cast<int>(kind)));
 }
@@ -84,11 +93,15 @@ template <class T>
 Var<T> generator_loss(const Var<T>& fake, AdversarialLoss kind) {
   const Var<T> f = detail::per_sample_outputs(fake, "generator_loss", "fake outputs");
   switch (kind) {
-    case AdversarialLoss::minimax: return -mean(bce_with_logits(f, T(0)));  // log(1 - sigma(f))
-    case AdversarialLoss::non_saturating: return mean(bce_with_logits(f, T(1)));
-    case AdversarialLoss::least_squares: return T(0.5) * mean(square(f - T(1)));
+    case AdversarialLoss::minimax:
+      return -mean(bce_with_logits(f, T(0)));  // log(1 - sigma(f))
+    case AdversarialLoss::non_saturating:
+      return mean(bce_with_logits(f, T(1)));
+    case AdversarialLoss::least_squares:
+      return T(0.5) * mean(square(f - T(1)));
     case AdversarialLoss::hinge:
-    case AdversarialLoss::wasserstein: return -mean(f);
+    case AdversarialLoss::wasserstein:
+      return -mean(f);
   }
   throw ValueError("generator_loss: unknown AdversarialLoss value " + std::to_string(static_cast<int>(kind)));
 }

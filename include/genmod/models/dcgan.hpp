@@ -74,11 +74,11 @@ class DCGANGenerator : public nn::Layer<T> {
   DCGANGeneratorOptions o_;
 
  public:
-  nn::Linear<T> fc;                ///< latent -> 2w * 7 * 7
-  nn::BatchNorm1d<T> bn0;          ///< over the 2w * 7 * 7 features
-  nn::ConvTranspose2d<T> t1;       ///< 2w -> w, 7 -> 14
-  nn::BatchNorm2d<T> bn1;          ///< over w channels
-  nn::ConvTranspose2d<T> t2;       ///< w -> C, 14 -> 28
+  nn::Linear<T> fc;           ///< latent -> 2w * 7 * 7
+  nn::BatchNorm1d<T> bn0;     ///< over the 2w * 7 * 7 features
+  nn::ConvTranspose2d<T> t1;  ///< 2w -> w, 7 -> 14
+  nn::BatchNorm2d<T> bn1;     ///< over w channels
+  nn::ConvTranspose2d<T> t2;  ///< w -> C, 14 -> 28
 };
 
 /// The normalisation after the discriminator's second convolution.
@@ -102,7 +102,8 @@ class DCGANDiscriminator : public nn::Layer<T> {
         c2(o_.width, 2 * o_.width, 4, {.stride = 2, .padding = 1}),
         fc(2 * o_.width * 49, 1) {
     if (o_.norm == CriticNorm::batch) bn2 = std::make_shared<nn::BatchNorm2d<T>>(2 * o_.width);
-    if (o_.norm == CriticNorm::layer) ln2 = std::make_shared<nn::LayerNorm<T>>(std::initializer_list<std::int64_t>{2 * o_.width, 7, 7});
+    if (o_.norm == CriticNorm::layer)
+      ln2 = std::make_shared<nn::LayerNorm<T>>(std::initializer_list<std::int64_t>{2 * o_.width, 7, 7});
   }
 
   /// x [N, C, 28, 28] -> logits [N].
@@ -137,11 +138,11 @@ class DCGANDiscriminator : public nn::Layer<T> {
   DCGANDiscriminatorOptions o_;
 
  public:
-  nn::Conv2d<T> c1;                          ///< C -> w, 28 -> 14
-  nn::Conv2d<T> c2;                          ///< w -> 2w, 14 -> 7
-  std::shared_ptr<nn::BatchNorm2d<T>> bn2;   ///< with CriticNorm::batch
-  std::shared_ptr<nn::LayerNorm<T>> ln2;     ///< with CriticNorm::layer
-  nn::Linear<T> fc;                          ///< 2w * 7 * 7 -> 1
+  nn::Conv2d<T> c1;                         ///< C -> w, 28 -> 14
+  nn::Conv2d<T> c2;                         ///< w -> 2w, 14 -> 7
+  std::shared_ptr<nn::BatchNorm2d<T>> bn2;  ///< with CriticNorm::batch
+  std::shared_ptr<nn::LayerNorm<T>> ln2;    ///< with CriticNorm::layer
+  nn::Linear<T> fc;                         ///< 2w * 7 * 7 -> 1
 };
 
 }  // namespace genmod::models

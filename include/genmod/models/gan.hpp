@@ -18,6 +18,7 @@
 ///   n_critic = 1 it records G(z) once and uses it for both halves: detached (a constant) in the
 ///   discriminator step, then through D again for the generator step (the reference's recipe).
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -46,12 +47,18 @@ enum class GanObjective { minimax, non_saturating, least_squares, hinge, wgan, w
 /// The objective's command-line name: minimax, ns, lsgan, hinge, wgan, wgan-gp.
 inline std::string_view to_string(GanObjective o) {
   switch (o) {
-    case GanObjective::minimax: return "minimax";
-    case GanObjective::non_saturating: return "ns";
-    case GanObjective::least_squares: return "lsgan";
-    case GanObjective::hinge: return "hinge";
-    case GanObjective::wgan: return "wgan";
-    case GanObjective::wgan_gp: return "wgan-gp";
+    case GanObjective::minimax:
+      return "minimax";
+    case GanObjective::non_saturating:
+      return "ns";
+    case GanObjective::least_squares:
+      return "lsgan";
+    case GanObjective::hinge:
+      return "hinge";
+    case GanObjective::wgan:
+      return "wgan";
+    case GanObjective::wgan_gp:
+      return "wgan-gp";
   }
   return "?";
 }
@@ -69,12 +76,17 @@ inline GanObjective parse_gan_objective(std::string_view name) {
 /// The adversarial loss pair an objective trains with (WGAN and WGAN-GP share the Wasserstein one).
 inline losses::AdversarialLoss adversarial_loss(GanObjective o) {
   switch (o) {
-    case GanObjective::minimax: return losses::AdversarialLoss::minimax;
-    case GanObjective::non_saturating: return losses::AdversarialLoss::non_saturating;
-    case GanObjective::least_squares: return losses::AdversarialLoss::least_squares;
-    case GanObjective::hinge: return losses::AdversarialLoss::hinge;
+    case GanObjective::minimax:
+      return losses::AdversarialLoss::minimax;
+    case GanObjective::non_saturating:
+      return losses::AdversarialLoss::non_saturating;
+    case GanObjective::least_squares:
+      return losses::AdversarialLoss::least_squares;
+    case GanObjective::hinge:
+      return losses::AdversarialLoss::hinge;
     case GanObjective::wgan:
-    case GanObjective::wgan_gp: return losses::AdversarialLoss::wasserstein;
+    case GanObjective::wgan_gp:
+      return losses::AdversarialLoss::wasserstein;
   }
   throw ValueError("adversarial_loss: unknown GanObjective value " + std::to_string(static_cast<int>(o)));
 }
@@ -99,19 +111,158 @@ struct GANOptions {
 
 /// What a step measured (NaN where the step did not compute it).
 struct GanStepStats {
-  double d_loss = std::numeric_limits<double>::quiet_NaN();  ///< discriminator loss (with the penalty)
-  double g_loss = std::numeric_limits<double>::quiet_NaN();  ///< generator loss
-  double d_real = std::numeric_limits<double>::quiet_NaN();  ///< mean D output on the real batch
-  double d_fake = std::numeric_limits<double>::quiet_NaN();  ///< mean D output on the fakes
-  double penalty = std::numeric_limits<double>::quiet_NaN();       ///< WGAN-GP: the penalty term
+  double d_loss = std::numeric_limits<double>::quiet_NaN();         ///< discriminator loss (with the penalty)
+  double g_loss = std::numeric_limits<double>::quiet_NaN();         ///< generator loss
+  double d_real = std::numeric_limits<double>::quiet_NaN();         ///< mean D output on the real batch
+  double d_fake = std::numeric_limits<double>::quiet_NaN();         ///< mean D output on the fakes
+  double penalty = std::numeric_limits<double>::quiet_NaN();        ///< WGAN-GP: the penalty term
   double gradient_norm = std::numeric_limits<double>::quiet_NaN();  ///< WGAN-GP: mean ||grad_x D||
-  bool generator_updated = false;                                  ///< this call made a generator step
+  bool generator_updated = false;                                   ///< this call made a generator step
 };
+
+namespace detail {
+
+/// Checks GANOptions for the model named `op`: latent_dim > 0, n_critic >= 1, clip > 0 (WGAN),
+/// penalty weight >= 0 (WGAN-GP).
+inline void check_gan_options(std::string_view op, const GANOptions& o) {
+  const std::string m(op);
+  check_positive(op, "latent_dim", o.latent_dim);
+  if (o.n_critic < 1) throw ValueError(m + ": expected n_critic >= 1, got " + std::to_string(o.n_critic));
+  if (o.objective == GanObjective::wgan && !(o.clip > 0 && std::isfinite(o.clip)))
+    throw ValueError(m + ": expected a clip value > 0 for WGAN (D's parameters are clamped to [-clip, clip]), got " +
+                     std::to_string(o.clip));
+  if (o.objective == GanObjective::wgan_gp && !(o.penalty.weight >= 0 && std::isfinite(o.penalty.weight)))
+    throw ValueError(m + ": expected a gradient-penalty weight >= 0, got " + std::to_string(o.penalty.weight));
+}
+
+/// Dotted name of the first BatchNorm module inside `m` ("(the critic itself)" for m), or "".
+template <class T>
+std::string first_batch_norm(nn::Module<T>& m) {
+  auto is_bn = [](nn::Module<T>& x) {
+    return dynamic_cast<nn::BatchNormNd<T, 2>*>(&x) != nullptr || dynamic_cast<nn::BatchNormNd<T, 4>*>(&x) != nullptr;
+  };
+  if (is_bn(m)) return "(the critic itself)";
+  std::string found;
+  nn::ModuleVisitor<T> v({}, {}, [&](const std::string& name, nn::Module<T>& sub) {
+    if (found.empty() && is_bn(sub)) found = name.empty() ? "(the critic itself)" : name;
+  });
+  m.visit(v);
+  return found;
+}
+
+/// Under WGAN-GP, refuses a critic holding a BatchNorm unless o.allow_batch_norm_critic.
+template <class T>
+void check_penalty_critic(std::string_view op, const GANOptions& o, nn::Module<T>& critic) {
+  if (o.objective != GanObjective::wgan_gp || o.allow_batch_norm_critic) return;
+  if (const std::string bn = first_batch_norm(critic); !bn.empty())
+    throw ValueError(std::string(op) + ": the WGAN-GP critic holds a BatchNorm ('" + bn +
+                     "'): the gradient penalty is per sample, but BatchNorm makes each output depend on the whole "
+                     "batch, so the penalised gradient is not the critic's; use LayerNorm or no normalisation, or set "
+                     "allow_batch_norm_critic = true to train it anyway");
+}
+
+/// Throws ShapeError unless the real batch is [N, ...] with N >= 1.
+template <class T>
+std::int64_t real_batch_size(std::string_view op, const Tensor<T>& real) {
+  if (real.rank() < 2 || real.dim(0) < 1)
+    throw ShapeError(std::string(op) + ": expected a real batch [N, ...] with N >= 1, got " + real.shape().to_string());
+  return real.dim(0);
+}
+
+/// critic(fake), a ShapeError from it named as the generator/discriminator mismatch it is.
+template <class Critic, class T>
+Var<T> score_fakes(std::string_view op, Critic& critic, const Var<T>& fake) {
+  try {
+    return critic(fake);
+  } catch (const ShapeError& e) {
+    throw ShapeError(std::string(op) + ": the discriminator does not accept the generator's samples " +
+                     fake.shape().to_string() + ": " + e.what());
+  }
+}
+
+/// Mean of a Var's values, in double.
+template <class T>
+double mean_value(const Var<T>& v) {
+  double s = 0;
+  for (std::int64_t i = 0; i < v.numel(); ++i) s += static_cast<double>(v.value()[i]);
+  return v.numel() ? s / static_cast<double>(v.numel()) : 0.0;
+}
+
+/// Throws NumericError for a non-finite loss, naming the model and which loss.
+inline void check_finite_gan_loss(std::string_view op, double v, const char* which) {
+  if (!std::isfinite(v))
+    throw NumericError(std::string(op) + ": non-finite " + which + " loss " + std::to_string(v) +
+                       "; to find the op that produced it, run the step under a tape with set_check_finite(true)");
+}
+
+/// The critic update of GAN and ConditionalGAN on the current tape: `critic(x)` is D with anything
+/// else it needs (the labels) bound, `d` its module (optimised by `d_opt`); `fake` is a constant
+/// batch of real's shape. Loss of the objective, plus the penalty (WGAN-GP); clamping after the
+/// step (WGAN).
+template <class T, class Critic>
+GanStepStats critic_update(std::string_view op, Critic&& critic, nn::Module<T>& d, const Tensor<T>& real,
+                           const Tensor<T>& fake, const GANOptions& o, Generator& noise, optim::Optimizer<T>& d_opt) {
+  Tape<T>* tape = Tape<T>::current();
+  bool same = real.rank() == fake.rank();
+  for (int a = 1; same && a < real.rank(); ++a) same = real.dim(a) == fake.dim(a);
+  if (!same)
+    throw ShapeError(std::string(op) + ": the generator makes samples " + fake.shape().to_string() +
+                     " but the real batch is " + real.shape().to_string() + " (the shapes past N must agree)");
+  GanStepStats s;
+  const Var<T> d_real = critic(Var<T>(real));
+  const Var<T> d_fake = score_fakes(op, critic, Var<T>(fake));
+  Var<T> loss = losses::discriminator_loss(d_real, d_fake, adversarial_loss(o.objective));
+  if (o.objective == GanObjective::wgan_gp) {
+    // The penalty pairs real sample i with fake i: both batches have the same size here.
+    const auto gp = losses::gradient_penalty_terms(critic, real, fake, noise, o.penalty);
+    s.penalty = gp.penalty.item();
+    double norm = 0;
+    for (std::int64_t i = 0; i < gp.norms.numel(); ++i) norm += static_cast<double>(gp.norms[i]);
+    s.gradient_norm = norm / static_cast<double>(gp.norms.numel());
+    loss = loss + gp.penalty;
+  }
+  s.d_loss = loss.item();
+  s.d_real = mean_value(d_real);
+  s.d_fake = mean_value(d_fake);
+  check_finite_gan_loss(op, s.d_loss, "discriminator");
+  d_opt.zero_grad();
+  tape->backward(loss);
+  d_opt.step();
+  if (o.objective == GanObjective::wgan) {
+    const T c = static_cast<T>(o.clip);
+    for (auto& p : d.parameters())
+      for (T& w : p.value()) w = std::min(std::max(w, -c), c);
+  }
+  return s;
+}
+
+/// The generator update of GAN and ConditionalGAN through a frozen D, on the current tape where
+/// `fake` was recorded.
+template <class T, class Critic>
+GanStepStats generator_update(std::string_view op, Critic&& critic, nn::Module<T>& d, const Var<T>& fake,
+                              const GANOptions& o, optim::Optimizer<T>& g_opt) {
+  Tape<T>* tape = Tape<T>::current();
+  GanStepStats s;
+  Var<T> loss;
+  {
+    nn::FreezeGuard<T> frozen(d);  // D's weights are constants: only the input gradient is computed
+    loss = losses::generator_loss(score_fakes(op, critic, fake), adversarial_loss(o.objective));
+  }
+  s.g_loss = loss.item();
+  check_finite_gan_loss(op, s.g_loss, "generator");
+  g_opt.zero_grad();
+  tape->backward(loss);
+  g_opt.step();
+  s.generator_updated = true;
+  return s;
+}
+
+}  // namespace detail
 
 /// A GAN over a generator layer G (z [N, latent] -> samples [N, ...]) and a discriminator layer D
 /// (samples [N, ...] -> one raw output per sample, [N] or [N, 1]); see the file comment.
 template <class G, class D>
-  requires nn::LayerType<G> && nn::LayerType<D> && std::same_as<typename G::value_type, typename D::value_type>
+requires nn::LayerType<G> && nn::LayerType<D> && std::same_as<typename G::value_type, typename D::value_type>
 class GAN : public nn::Module<typename G::value_type> {
  public:
   using T = typename G::value_type;  ///< the scalar type
@@ -119,22 +270,8 @@ class GAN : public nn::Module<typename G::value_type> {
   /// The model over the two networks (held by value; copies of modules share parameters).
   GAN(G generator, D discriminator, GANOptions options = {})
       : g_(std::move(generator)), d_(std::move(discriminator)), opt_(options), noise_(options.noise_seed) {
-    check_positive("GAN", "latent_dim", opt_.latent_dim);
-    if (opt_.n_critic < 1) throw ValueError("GAN: expected n_critic >= 1, got " + std::to_string(opt_.n_critic));
-    if (opt_.objective == GanObjective::wgan && !(opt_.clip > 0 && std::isfinite(opt_.clip)))
-      throw ValueError("GAN: expected a clip value > 0 for WGAN (D's parameters are clamped to [-clip, clip]), got " +
-                       std::to_string(opt_.clip));
-    if (opt_.objective == GanObjective::wgan_gp) {
-      if (!(opt_.penalty.weight >= 0 && std::isfinite(opt_.penalty.weight)))
-        throw ValueError("GAN: expected a gradient-penalty weight >= 0, got " + std::to_string(opt_.penalty.weight));
-      if (!opt_.allow_batch_norm_critic) {
-        if (const std::string bn = first_batch_norm(d_); !bn.empty())
-          throw ValueError("GAN: the WGAN-GP critic holds a BatchNorm ('" + bn +
-                           "'): the gradient penalty is per sample, but BatchNorm makes each output depend on the "
-                           "whole batch, so the penalised gradient is not the critic's; use LayerNorm or no "
-                           "normalisation, or set allow_batch_norm_critic = true to train it anyway");
-      }
-    }
+    detail::check_gan_options("GAN", opt_);
+    detail::check_penalty_critic<T>("GAN", opt_, d_);
   }
 
   /// The generator network.
@@ -235,99 +372,13 @@ class GAN : public nn::Module<typename G::value_type> {
   }
 
  private:
-  static std::int64_t batch_of(const Tensor<T>& real) {
-    if (real.rank() < 2 || real.dim(0) < 1)
-      throw ShapeError("GAN: expected a real batch [N, ...] with N >= 1, got " + real.shape().to_string());
-    return real.dim(0);
-  }
+  static std::int64_t batch_of(const Tensor<T>& real) { return detail::real_batch_size("GAN", real); }
 
-  /// Dotted name of the first BatchNorm module inside `m`, or "".
-  static std::string first_batch_norm(nn::Module<T>& m) {
-    std::string found;
-    nn::ModuleVisitor<T> v({}, {}, [&](const std::string& name, nn::Module<T>& sub) {
-      if (found.empty() && (dynamic_cast<nn::BatchNormNd<T, 2>*>(&sub) || dynamic_cast<nn::BatchNormNd<T, 4>*>(&sub)))
-        found = name.empty() ? "(the critic itself)" : name;
-    });
-    if (dynamic_cast<nn::BatchNormNd<T, 2>*>(&m) || dynamic_cast<nn::BatchNormNd<T, 4>*>(&m))
-      return "(the critic itself)";
-    m.visit(v);
-    return found;
-  }
-
-  /// D(x) with G's samples: a discriminator that rejects their shape is named as the mismatch.
-  Var<T> score_fakes(const Var<T>& fake) {
-    try {
-      return d_(fake);
-    } catch (const ShapeError& e) {
-      throw ShapeError("GAN: the discriminator does not accept the generator's samples " + fake.shape().to_string() +
-                       ": " + e.what());
-    }
-  }
-
-  static double mean_of(const Var<T>& v) {
-    double s = 0;
-    for (std::int64_t i = 0; i < v.numel(); ++i) s += static_cast<double>(v.value()[i]);
-    return v.numel() ? s / static_cast<double>(v.numel()) : 0.0;
-  }
-
-  static void check_finite_loss(double v, const char* which) {
-    if (!std::isfinite(v))
-      throw NumericError(std::string("GAN: non-finite ") + which + " loss " + std::to_string(v) +
-                         "; to find the op that produced it, run the step under a tape with set_check_finite(true)");
-  }
-
-  // The critic update on a real batch and a constant fake batch (on the current tape).
   GanStepStats critic_update(const Tensor<T>& real, const Tensor<T>& fake, optim::Optimizer<T>& d_opt) {
-    Tape<T>* tape = Tape<T>::current();
-    bool same = real.rank() == fake.rank();
-    for (int a = 1; same && a < real.rank(); ++a) same = real.dim(a) == fake.dim(a);
-    if (!same)
-      throw ShapeError("GAN: the generator makes samples " + fake.shape().to_string() +
-                       " but the real batch is " + real.shape().to_string() + " (the shapes past N must agree)");
-    GanStepStats s;
-    const Var<T> d_real = d_(Var<T>(real));
-    const Var<T> d_fake = score_fakes(Var<T>(fake));
-    Var<T> loss = losses::discriminator_loss(d_real, d_fake, adversarial_loss(opt_.objective));
-    if (opt_.objective == GanObjective::wgan_gp) {
-      // The penalty pairs real sample i with fake i: both batches have the same size here.
-      const auto gp = losses::gradient_penalty_terms(d_, real, fake, noise_, opt_.penalty);
-      s.penalty = gp.penalty.item();
-      double norm = 0;
-      for (std::int64_t i = 0; i < gp.norms.numel(); ++i) norm += static_cast<double>(gp.norms[i]);
-      s.gradient_norm = norm / static_cast<double>(gp.norms.numel());
-      loss = loss + gp.penalty;
-    }
-    s.d_loss = loss.item();
-    s.d_real = mean_of(d_real);
-    s.d_fake = mean_of(d_fake);
-    check_finite_loss(s.d_loss, "discriminator");
-    d_opt.zero_grad();
-    tape->backward(loss);
-    d_opt.step();
-    if (opt_.objective == GanObjective::wgan) {
-      const T c = static_cast<T>(opt_.clip);
-      for (auto& p : d_.parameters())
-        for (T& w : p.value()) w = std::min(std::max(w, -c), c);
-    }
-    return s;
+    return detail::critic_update<T>("GAN", d_, d_, real, fake, opt_, noise_, d_opt);
   }
-
-  // The generator update through a frozen D (on the current tape, where `fake` was recorded).
   GanStepStats generator_update(const Var<T>& fake, optim::Optimizer<T>& g_opt) {
-    Tape<T>* tape = Tape<T>::current();
-    GanStepStats s;
-    Var<T> loss;
-    {
-      nn::FreezeGuard frozen(d_);  // D's weights are constants: only the input gradient is computed
-      loss = losses::generator_loss(score_fakes(fake), adversarial_loss(opt_.objective));
-    }
-    s.g_loss = loss.item();
-    check_finite_loss(s.g_loss, "generator");
-    g_opt.zero_grad();
-    tape->backward(loss);
-    g_opt.step();
-    s.generator_updated = true;
-    return s;
+    return detail::generator_update<T>("GAN", d_, d_, fake, opt_, g_opt);
   }
 
   G g_;

@@ -27,12 +27,12 @@ enum class OutputActivation { none, tanh, sigmoid };
 
 /// Sizes of MLPGenerator.
 struct MLPGeneratorOptions {
-  std::int64_t latent_dim = 64;                           ///< z dimensions
-  std::int64_t hidden = 256;                              ///< width of each hidden layer
-  int layers = 2;                                         ///< hidden layers (>= 1)
-  std::int64_t out = 784;                                 ///< output features
-  std::vector<std::int64_t> sample_shape = {};            ///< e.g. {1, 28, 28}; empty: [N, out]
-  OutputActivation activation = OutputActivation::tanh;   ///< applied to the last layer
+  std::int64_t latent_dim = 64;                          ///< z dimensions
+  std::int64_t hidden = 256;                             ///< width of each hidden layer
+  int layers = 2;                                        ///< hidden layers (>= 1)
+  std::int64_t out = 784;                                ///< output features
+  std::vector<std::int64_t> sample_shape = {};           ///< e.g. {1, 28, 28}; empty: [N, out]
+  OutputActivation activation = OutputActivation::tanh;  ///< applied to the last layer
 };
 
 /// A fully connected generator (see the file comment).
