@@ -351,6 +351,31 @@ Workload make_dcgan() {
   return w;
 }
 
+/// The same DCGAN through the library's classes: models::GAN over models::DCGANGenerator and
+/// models::DCGANDiscriminator (the same layers and parameter count), non-saturating, one
+/// train_step per batch: G's forward once, D frozen in the generator step (so D's weight
+/// gradients are not computed there, which the reference does compute).
+Workload make_dcgan_model() {
+  using Gan = models::GAN<models::DCGANGenerator<F>, models::DCGANDiscriminator<F>>;
+  struct S {
+    Gan gan{models::DCGANGenerator<F>(), models::DCGANDiscriminator<F>(), {.noise_seed = 1234}};
+    optim::Adam<F> og{gan.generator().named_parameters(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
+    optim::Adam<F> od{gan.discriminator().named_parameters(), {.lr = 2e-4, .betas = {0.5, 0.999}}};
+  };
+  auto s = std::make_shared<S>();
+  Workload w;
+  w.batch = 128;
+  w.state = s;
+  w.optimizers = {&s->og, &s->od};
+  w.step = [s](const Tensor<std::uint8_t>& u8) {
+    const std::int64_t b = u8.dim(0);
+    const Tensor<F> real = data::scale_pixels(u8, data::PixelRange::symmetric).reshape({b, 1, 28, 28});
+    const models::GanStepStats st = s->gan.train_step(real, s->od, s->og);
+    return st.d_loss + st.g_loss;
+  };
+  return w;
+}
+
 /// RealNVP on flattened images: the library's models::RealNVPMLP (8 affine couplings, the k-th
 /// keeping the checkerboard (i + j even) when k is even and its complement when odd; conditioners
 /// 784 -> 1024 -> 1024 -> 1568 with ReLU, the last layer zero; s = tanh(r) * scale with a learned
@@ -433,12 +458,13 @@ Workload make_pixelcnn() {
   return w;
 }
 
-const char* const kWorkloads[] = {"mlp_vae", "conv_vae", "dcgan", "realnvp_mlp", "pixelcnn"};
+const char* const kWorkloads[] = {"mlp_vae", "conv_vae", "dcgan", "dcgan_model", "realnvp_mlp", "pixelcnn"};
 
 Workload make(const std::string& name) {
   if (name == "mlp_vae") return make_mlp_vae();
   if (name == "conv_vae") return make_conv_vae();
   if (name == "dcgan") return make_dcgan();
+  if (name == "dcgan_model") return make_dcgan_model();
   if (name == "realnvp_mlp") return make_realnvp_mlp();
   if (name == "pixelcnn") return make_pixelcnn();
   throw ValueError("unknown workload " + name);
@@ -458,7 +484,8 @@ void usage() {
   std::printf(
       "usage: bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR] [--params]\n"
       "Median seconds per full training step of the reference workloads (../shared/ref), as JSON lines.\n"
-      "  --workload NAME  mlp_vae, conv_vae, dcgan, realnvp_mlp or pixelcnn (default: all)\n"
+      "  --workload NAME  mlp_vae, conv_vae, dcgan, dcgan_model (the same through models::GAN), realnvp_mlp or\n"
+      "                   pixelcnn (default: all)\n"
       "  --threads N      threads (default: 1, then 2)\n"
       "  --steps N        timed steps (default 30)\n"
       "  --warmup N       untimed steps first (default 5)\n"
@@ -497,7 +524,8 @@ Options parse(int argc, char** argv) {
     throw ValueError("expected --steps >= 1, --warmup >= 0, --threads >= 1");
   if (!o.workload.empty() &&
       std::find(std::begin(kWorkloads), std::end(kWorkloads), o.workload) == std::end(kWorkloads))
-    throw ValueError("unknown workload " + o.workload + " (mlp_vae, conv_vae, dcgan, realnvp_mlp, pixelcnn)");
+    throw ValueError("unknown workload " + o.workload +
+                     " (mlp_vae, conv_vae, dcgan, dcgan_model, realnvp_mlp, pixelcnn)");
   return o;
 }
 

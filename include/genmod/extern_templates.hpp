@@ -41,7 +41,8 @@
 #define GENMOD_DETAIL_INSTANTIATE_OP(op, T) GENMOD_DETAIL_TEMPLATE decltype(op<T>) op<T>;
 /// The same for an op on one Var whose name also has overloads on Tensors (exp, log, ...).
 #define GENMOD_DETAIL_INSTANTIATE_UNARY(op, T) GENMOD_DETAIL_TEMPLATE genmod::Var<T> op<T>(const genmod::Var<T>&);
-/// The same for an op on two Vars whose name also has overloads on Tensors (add, mul, ...).
+/// The same for an op on two Vars whose name also has other overloads (add, mul on Tensors;
+/// bce_with_logits against a constant target).
 #define GENMOD_DETAIL_INSTANTIATE_BINARY(op, T) \
   GENMOD_DETAIL_TEMPLATE genmod::Var<T> op<T>(const genmod::Var<T>&, const genmod::Var<T>&);
 
@@ -85,7 +86,7 @@
   GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::sqrt, T)                      \
   GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::square, T)                    \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::cross_entropy, T)        \
-  GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::bce_with_logits, T)      \
+  GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::losses::bce_with_logits, T)  \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::squared_error, T)        \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::gaussian_kl_standard, T) \
   GENMOD_DETAIL_INSTANTIATE_OP(genmod::optim::detail::adam_update, T)

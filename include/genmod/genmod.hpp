@@ -82,6 +82,7 @@
 #include "genmod/eval/auroc.hpp"
 #include "genmod/eval/class_coverage.hpp"
 #include "genmod/eval/elbo.hpp"
+#include "genmod/eval/feature_classifier.hpp"
 #include "genmod/eval/frechet_distance.hpp"
 #include "genmod/eval/linear_probe.hpp"
 #include "genmod/eval/precision_recall.hpp"

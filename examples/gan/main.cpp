@@ -1,0 +1,298 @@
+// Generative adversarial networks on Fashion-MNIST, scored by an evaluator that needs no downloaded
+// weights: a Frechet distance on the features of a Fashion-MNIST classifier that genmod trains
+// itself, class coverage (mode collapse), and precision / recall of the samples.
+//
+//   gan [--task train|score] [--arch mlp|dcgan] [--loss minimax|ns|lsgan|hinge|wgan|wgan-gp]
+//       [--n-critic K] [--clip C] [--gp-weight L] [--lr X] [--latent Z] [--eval-samples N]
+//       [--classifier PATH] [--samples FILE.npy] [--data DIR] [--out DIR] [--epochs N]
+//       [--batch-size N] [--threads N] [--seed S] [--resume PATH]
+//
+// Networks (models/dcgan.hpp, models/mlp_gan.hpp; images in [-1, 1], tanh output):
+//   dcgan  the `dcgan` reference workload: G z(64) -> Linear 6272 BN ReLU -> ConvT 128->64 BN ReLU
+//          -> ConvT 64->1 tanh; D Conv 1->64 LReLU(0.2) -> Conv 64->128 BN LReLU -> Linear 6272->1
+//          (with --loss wgan-gp the critic's BatchNorm becomes a LayerNorm: the penalty is per sample).
+//   mlp    G z -> 256 ReLU -> 512 ReLU -> 784 tanh; D 784 -> 512 LReLU -> 256 LReLU -> 1.
+// Losses (models::GanObjective) with their usual recipes as defaults:
+//   minimax, ns, lsgan, hinge  Adam 2e-4, betas (0.5, 0.999), one critic step per generator step
+//   wgan                       RMSprop 5e-5, n_critic 5, clip 0.01 (Arjovsky et al.)
+//   wgan-gp                    Adam 1e-4, betas (0.5, 0.9), n_critic 5, lambda 10 (Gulrajani et al.)
+// --lr, --n-critic, --clip and --gp-weight override them.
+//
+// --task train (default): trains with train::Trainer. After every epoch OUT/metrics.jsonl gets the
+// epoch's mean d_loss and g_loss, and the scores of --eval-samples samples (drawn from one FIXED
+// noise batch every epoch) against the test set: fd (Frechet distance on the classifier's 128
+// features), classes_hit and coverage_kl (the classifier's predicted classes of the samples:
+// classes receiving at least a tenth of a uniform share, and KL(histogram || uniform) in nats),
+// precision and recall (k = 3 nearest neighbours in feature space). OUT/samples/epoch_EEE.png shows
+// 64 samples of one fixed noise batch, so successive epochs differ by the model alone. At the end:
+// the final record with the FD's 95 % bootstrap interval, OUT/samples.npy (the --eval-samples
+// samples in [0, 1], float32 [N, 1, 28, 28], the layout ../shared/ref/train_gan.py writes),
+// OUT/samples.png and OUT/loss.svg. --resume OUT/checkpoint.npz continues exactly: both networks,
+// both optimizers, the n_critic rhythm and the noise generator are in the checkpoint.
+//
+// --task score --samples FILE.npy: scores any .npy of images [N, 1, 28, 28] (float in [0, 1], or
+// uint8 0..255) on the same terms, e.g. the PyTorch reference's samples; prints one JSON line.
+//
+// The classifier (eval/feature_classifier.hpp): trained by genmod on the 60,000 training images
+// with a fixed seed the first time it is needed and cached at --classifier (default
+// $GENMOD_CACHE_DIR/fashion_mnist_classifier.npz, else ~/.cache/genmod/...); its test accuracy is
+// printed with every score. Scores from other feature networks (Inception's FID) are not comparable.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include <genmod/data/fashion_mnist.hpp>
+#include <genmod/data/loader.hpp>
+#include <genmod/data/npy.hpp>
+#include <genmod/eval/class_coverage.hpp>
+#include <genmod/eval/feature_classifier.hpp>
+#include <genmod/eval/frechet_distance.hpp>
+#include <genmod/eval/precision_recall.hpp>
+#include <genmod/io/image.hpp>
+#include <genmod/models/dcgan.hpp>
+#include <genmod/models/gan.hpp>
+#include <genmod/models/mlp_gan.hpp>
+#include <genmod/nn/any_module.hpp>
+#include <genmod/optim/adam.hpp>
+#include <genmod/optim/rmsprop.hpp>
+#include <genmod/train/cli.hpp>
+#include <genmod/train/trainer.hpp>
+
+using namespace genmod;
+
+namespace {
+
+using Gan = models::GAN<nn::AnyLayer<float>, nn::AnyLayer<float>>;
+
+struct Options {
+  std::string task = "train";
+  std::string arch = "dcgan";
+  std::string loss = "ns";
+  std::int64_t n_critic = 0;  // 0: the loss's recipe
+  double clip = 0.01;
+  double gp_weight = 10.0;
+  double lr = 0;  // 0: the loss's recipe
+  std::int64_t latent = 64;
+  std::int64_t eval_samples = 10000;
+  std::string classifier;
+  std::string samples;
+};
+
+/// The default cache of the feature classifier.
+std::string default_classifier_path() {
+  if (const char* d = std::getenv("GENMOD_CACHE_DIR"); d && *d) return std::string(d) + "/fashion_mnist_classifier.npz";
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/genmod/fashion_mnist_classifier.npz";
+  return "genmod-cache/fashion_mnist_classifier.npz";
+}
+
+/// Images from [-1, 1] (the generator's tanh) to [0, 1] (what the classifier and PNGs take).
+Tensor<float> to_unit(const Tensor<float>& x) {
+  Tensor<float> y(x.shape());
+  for (std::int64_t i = 0; i < x.numel(); ++i) y[i] = std::clamp((x[i] + 1.0f) * 0.5f, 0.0f, 1.0f);
+  return y;
+}
+
+/// Everything the scores compare against: the classifier and the test set's features.
+struct Evaluator {
+  eval::FeatureClassifier& classifier;
+  Tensor<float> test_features;
+
+  /// FD, coverage and precision/recall of samples in [0, 1].
+  train::Metrics score(const Tensor<float>& samples, Generator* bootstrap = nullptr) {
+    const Tensor<float> f = classifier.features(samples);
+    train::Metrics m;
+    if (bootstrap) {
+      const auto fd = eval::frechet_distance_bootstrap(test_features, f, 200, 0.95, *bootstrap);
+      m["fd"] = fd.estimate;
+      m["fd_low"] = fd.low;
+      m["fd_high"] = fd.high;
+    } else {
+      m["fd"] = eval::frechet_distance(test_features, f);
+    }
+    const std::vector<std::int64_t> predicted = classifier.predict(samples);
+    const eval::ClassCoverage c = eval::class_coverage(predicted, 10);
+    m["classes_hit"] = c.classes_hit;
+    m["coverage_kl"] = c.kl_to_uniform;
+    const eval::PrecisionRecall pr = eval::precision_recall(test_features, f, 3);
+    m["precision"] = pr.precision;
+    m["recall"] = pr.recall;
+    return m;
+  }
+};
+
+std::string describe(const train::Metrics& m) {
+  std::string s;
+  for (const auto& [k, v] : m) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%s %.4g", s.empty() ? "" : ", ", k.c_str(), v);
+    s += buf;
+  }
+  return s;
+}
+
+/// The two networks for --arch, as type-erased layers (one GAN type for both architectures).
+std::pair<nn::AnyLayer<float>, nn::AnyLayer<float>> networks(const Options& o, models::GanObjective objective) {
+  if (o.arch == "dcgan") {
+    const auto norm =
+        objective == models::GanObjective::wgan_gp ? models::CriticNorm::layer : models::CriticNorm::batch;
+    return {nn::AnyLayer<float>(models::DCGANGenerator<float>({.latent_dim = o.latent})),
+            nn::AnyLayer<float>(models::DCGANDiscriminator<float>({.norm = norm}))};
+  }
+  return {nn::AnyLayer<float>(models::MLPGenerator<float>(
+              {.latent_dim = o.latent, .hidden = 256, .layers = 2, .out = 784, .sample_shape = {1, 28, 28}})),
+          nn::AnyLayer<float>(models::MLPDiscriminator<float>({.in = 784, .hidden = 512, .layers = 2}))};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  train::ExampleArgs args("gan",
+                          "Trains a GAN on Fashion-MNIST and scores its samples with a genmod-trained classifier.",
+                          {.out = "gan-out", .epochs = 10, .batch_size = 128});
+  Options o;
+  args.add_option("--task", o.task, "train, or score an .npy of samples (--samples)");
+  args.add_option("--arch", o.arch, "dcgan (the reference workload) or mlp");
+  args.add_option("--loss", o.loss, "minimax, ns, lsgan, hinge, wgan or wgan-gp");
+  args.add_option("--n-critic", o.n_critic, "critic steps per generator step (0: the loss's recipe)", 0);
+  args.add_option("--clip", o.clip, "wgan: D's parameters clamped to [-clip, clip]");
+  args.add_option("--gp-weight", o.gp_weight, "wgan-gp: the penalty's lambda");
+  args.add_option("--lr", o.lr, "learning rate of both optimizers (0: the loss's recipe)");
+  args.add_option("--latent", o.latent, "z dimensions", 1);
+  args.add_option("--eval-samples", o.eval_samples, "samples scored after every epoch", 2);
+  args.add_option("--classifier", o.classifier, "cache of the feature classifier (empty: the default cache)");
+  args.add_option("--samples", o.samples, "--task score: the .npy file of images to score");
+  args.parse_or_exit(argc, argv);
+  args.apply_threads();
+  if (o.task != "train" && o.task != "score") throw ValueError("--task: expected train or score, got '" + o.task + "'");
+  if (o.arch != "mlp" && o.arch != "dcgan") throw ValueError("--arch: expected mlp or dcgan, got '" + o.arch + "'");
+  const models::GanObjective objective = models::parse_gan_objective(o.loss);
+  if (o.classifier.empty()) o.classifier = default_classifier_path();
+
+  const auto train_set = data::FashionMNIST::load(data::Split::train, args.data);
+  const auto test_set = data::FashionMNIST::load(data::Split::test, args.data);
+  std::filesystem::create_directories(std::filesystem::path(o.classifier).parent_path().empty()
+                                          ? std::filesystem::path(".")
+                                          : std::filesystem::path(o.classifier).parent_path());
+  eval::FeatureClassifier classifier = eval::load_or_train_feature_classifier(o.classifier, args.data, {}, &std::cout);
+  std::printf("%s\n", classifier.summary().c_str());
+  const Tensor<float> test_x = test_set.float_images();
+  Evaluator evaluator{classifier, classifier.features(test_x)};
+
+  if (o.task == "score") {
+    if (o.samples.empty()) throw ValueError("--task score needs --samples FILE.npy");
+    const data::NpyArray a = data::read_npy(o.samples);
+    Tensor<float> x = a.holds<std::uint8_t>() ? data::scale_pixels(a.get<std::uint8_t>()) : a.to<float>();
+    const train::Metrics m = evaluator.score(x, nullptr);
+    std::printf("{\"samples\": \"%s\", \"n\": %lld", o.samples.c_str(), static_cast<long long>(x.dim(0)));
+    for (const auto& [k, v] : m) std::printf(", \"%s\": %.6g", k.c_str(), v);
+    std::printf("}\n");
+    return 0;
+  }
+
+  // The recipe of the loss, then the user's overrides.
+  const bool wasserstein = objective == models::GanObjective::wgan || objective == models::GanObjective::wgan_gp;
+  const int n_critic = o.n_critic > 0 ? static_cast<int>(o.n_critic) : (wasserstein ? 5 : 1);
+  const double lr = o.lr > 0                                     ? o.lr
+                    : objective == models::GanObjective::wgan    ? 5e-5
+                    : objective == models::GanObjective::wgan_gp ? 1e-4
+                                                                 : 2e-4;
+  manual_seed(args.seed);
+  auto [g, d] = networks(o, objective);
+  Gan gan(g, d,
+          {.objective = objective,
+           .latent_dim = o.latent,
+           .n_critic = n_critic,
+           .clip = o.clip,
+           .penalty = {.weight = o.gp_weight},
+           .noise_seed = args.seed});
+  std::unique_ptr<optim::Optimizer<float>> og, od;
+  if (objective == models::GanObjective::wgan) {
+    og = std::make_unique<optim::RMSprop<float>>(gan.generator().named_parameters(), optim::RMSpropOptions{.lr = lr});
+    od = std::make_unique<optim::RMSprop<float>>(gan.discriminator().named_parameters(),
+                                                 optim::RMSpropOptions{.lr = lr});
+  } else {
+    const optim::Betas betas{0.5, objective == models::GanObjective::wgan_gp ? 0.9 : 0.999};
+    og = std::make_unique<optim::Adam<float>>(gan.generator().named_parameters(),
+                                              optim::AdamOptions{.lr = lr, .betas = betas});
+    od = std::make_unique<optim::Adam<float>>(gan.discriminator().named_parameters(),
+                                              optim::AdamOptions{.lr = lr, .betas = betas});
+  }
+  data::Loader loader(train_set.to_dataset(data::ImageLayout::nchw, data::PixelRange::symmetric),
+                      {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+  const Generator grid_noise(args.seed, 0x67726964ULL);  // "grid": the same 64 z every epoch
+  const Generator eval_noise(args.seed, 0x6576616cULL);  // "eval": the same scored z every epoch
+
+  const std::string out_dir = args.out;
+  std::filesystem::create_directories(out_dir + "/samples");
+  train::TrainerOptions topt = args.trainer_options();
+  topt.metadata["arch"] = o.arch;
+  topt.metadata["loss"] = o.loss;
+  topt.plot_options = {.title = "GAN (" + o.arch + ", " + o.loss + ")", .x_label = "epoch", .y_label = "loss"};
+  train::Trainer trainer(topt);
+  trainer.add_model("generator", gan.generator(), og.get())
+      .add_model("discriminator", gan.discriminator(), od.get())
+      .add_model("schedule", gan.schedule())
+      .add_generator(gan.noise(), "noise");
+
+  double d_sum = 0, g_sum = 0;
+  std::int64_t d_count = 0, g_count = 0;
+  auto samples_of = [&](Generator noise, std::int64_t n) {
+    Tensor<float> out(Shape{n, 1, 28, 28});
+    for (std::int64_t i = 0; i < n; i += 500) {
+      const std::int64_t b = std::min<std::int64_t>(500, n - i);
+      const Tensor<float> s = to_unit(gan.sample(b, noise));
+      std::copy(s.begin(), s.end(), out.data() + i * 784);
+    }
+    return out;
+  };
+  trainer.set_evaluate([&] {
+    train::Metrics m{{"d_loss", d_count ? d_sum / static_cast<double>(d_count) : 0.0},
+                     {"g_loss", g_count ? g_sum / static_cast<double>(g_count) : 0.0}};
+    d_sum = g_sum = 0;
+    d_count = g_count = 0;
+    m.merge(evaluator.score(samples_of(eval_noise, o.eval_samples)));
+    return m;
+  });
+  trainer.on_epoch_end([&](const train::EpochSummary& e) {
+    gan.eval();  // BatchNorm's running statistics, as the evaluation sees the generator
+    io::save_image_grid(out_dir + "/samples/epoch_" + std::to_string(1000 + e.epoch).substr(1) + ".png",
+                        samples_of(grid_noise, 64), {.columns = 8});
+    gan.train();
+  });
+  trainer.set_final_evaluate([&] {
+    Generator boot(args.seed, 0x626f6f74ULL);
+    const Tensor<float> s = samples_of(eval_noise, o.eval_samples);
+    data::write_npy(out_dir + "/samples.npy", s);
+    io::save_image_grid(out_dir + "/samples.png", samples_of(grid_noise, 64), {.columns = 8});
+    return evaluator.score(s, &boot);
+  });
+  std::printf("GAN (%s, %s, n_critic %d, lr %g, %lld + %lld parameters), %d threads\ntrain: %s\ntest: %s\n",
+              o.arch.c_str(), o.loss.c_str(), n_critic, lr, static_cast<long long>(gan.generator().num_parameters()),
+              static_cast<long long>(gan.discriminator().num_parameters()), get_num_threads(),
+              train_set.description().c_str(), test_set.description().c_str());
+  std::fflush(stdout);
+  const train::FitResult result = trainer.fit(loader, [&](const data::Batch& b) {
+    if (b.x.dim(0) < 2) return d_count ? d_sum / static_cast<double>(d_count) : 0.0;  // BatchNorm needs two samples
+    const models::GanStepStats s = gan.train_step(b.x, *od, *og);
+    d_sum += s.d_loss;
+    ++d_count;
+    if (s.generator_updated) g_sum += s.g_loss, ++g_count;
+    return s.d_loss;
+  });
+  if (result.interrupted) {
+    std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
+    return 130;
+  }
+  std::printf(
+      "final: %s (%s)\nwrote %s/{metrics.jsonl, samples.npy, samples.png, samples/, loss.svg, checkpoint.npz}\n",
+      describe(result.final_metrics).c_str(), classifier.summary().c_str(), out_dir.c_str());
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "gan: %s\n", e.what());
+  return 1;
+}
