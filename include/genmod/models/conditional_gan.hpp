@@ -499,7 +499,7 @@ class ConditionalGAN : public nn::Module<typename G::value_type> {
   }
   GanStepStats generator_update(const Var<T>& fake, const Tensor<std::int64_t>& labels, optim::Optimizer<T>& g_opt) {
     const auto critic = [&](const Var<T>& x) { return d_.forward(x, labels); };
-    return detail::generator_update<T>("ConditionalGAN", critic, d_, fake, opt_, g_opt);
+    return detail::generator_update<T>("ConditionalGAN", critic, d_frozen_, fake, opt_, g_opt);
   }
 
   G g_;
@@ -508,6 +508,7 @@ class ConditionalGAN : public nn::Module<typename G::value_type> {
   Generator noise_;
   std::int64_t k_ = 0;
   Schedule schedule_;
+  detail::ParameterFreezer<T> d_frozen_{d_};
 };
 
 /// A conditional model trained as a two-player game: a critic step on real samples with their

@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "genmod/autodiff/grad_mode.hpp"
 #include "genmod/autodiff/tape.hpp"
@@ -236,16 +237,52 @@ GanStepStats critic_update(std::string_view op, Critic&& critic, nn::Module<T>& 
   return s;
 }
 
-/// The generator update of GAN and ConditionalGAN through a frozen D, on the current tape where
-/// `fake` was recorded.
+/// Freezes a module's parameters for a scope, like nn::FreezeGuard, but keeps the parameter list
+/// and the saved flags between uses: the generator step of every training step freezes D, and a
+/// step should not allocate.
+template <class T>
+class ParameterFreezer {
+ public:
+  /// Lists `module`'s parameters once (they are shared handles: later updates are seen).
+  explicit ParameterFreezer(nn::Module<T>& module) : params_(module.parameters()), saved_(params_.size()) {}
+  /// Records each flag and freezes every parameter.
+  void freeze() {
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      saved_[i] = params_[i].requires_grad();
+      params_[i].set_requires_grad(false);
+    }
+  }
+  /// Restores the recorded flags.
+  void restore() {
+    for (std::size_t i = 0; i < params_.size(); ++i) params_[i].set_requires_grad(saved_[i] != 0);
+  }
+  /// freeze() now, restore() at the end of the scope.
+  struct Scope {
+    ParameterFreezer& f;  ///< the freezer to restore
+    /// Freezes.
+    explicit Scope(ParameterFreezer& fr) : f(fr) { f.freeze(); }
+    /// Restores.
+    ~Scope() { f.restore(); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+  };
+
+ private:
+  std::vector<Parameter<T>> params_;
+  std::vector<char> saved_;
+};
+
+/// The generator update of GAN and ConditionalGAN through a frozen D (`d_frozen` holds D's
+/// parameters), on the current tape where `fake` was recorded.
 template <class T, class Critic>
-GanStepStats generator_update(std::string_view op, Critic&& critic, nn::Module<T>& d, const Var<T>& fake,
+GanStepStats generator_update(std::string_view op, Critic&& critic, ParameterFreezer<T>& d_frozen, const Var<T>& fake,
                               const GANOptions& o, optim::Optimizer<T>& g_opt) {
   Tape<T>* tape = Tape<T>::current();
   GanStepStats s;
   Var<T> loss;
   {
-    nn::FreezeGuard<T> frozen(d);  // D's weights are constants: only the input gradient is computed
+    // D's weights are constants: only the input gradient is computed.
+    typename ParameterFreezer<T>::Scope frozen(d_frozen);
     loss = losses::generator_loss(score_fakes(op, critic, fake), adversarial_loss(o.objective));
   }
   s.g_loss = loss.item();
@@ -378,7 +415,7 @@ class GAN : public nn::Module<typename G::value_type> {
     return detail::critic_update<T>("GAN", d_, d_, real, fake, opt_, noise_, d_opt);
   }
   GanStepStats generator_update(const Var<T>& fake, optim::Optimizer<T>& g_opt) {
-    return detail::generator_update<T>("GAN", d_, d_, fake, opt_, g_opt);
+    return detail::generator_update<T>("GAN", d_, d_frozen_, fake, opt_, g_opt);
   }
 
   G g_;
@@ -386,6 +423,7 @@ class GAN : public nn::Module<typename G::value_type> {
   GANOptions opt_;
   Generator noise_;
   Schedule schedule_;
+  detail::ParameterFreezer<T> d_frozen_{d_};
 };
 
 }  // namespace genmod::models
