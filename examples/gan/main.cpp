@@ -3,8 +3,8 @@
 // itself, class coverage (mode collapse), and precision / recall of the samples.
 //
 //   gan [--task train|score] [--arch mlp|dcgan] [--loss minimax|ns|lsgan|hinge|wgan|wgan-gp]
-//       [--n-critic K] [--clip C] [--gp-weight L] [--lr X] [--latent Z] [--eval-samples N]
-//       [--classifier PATH] [--samples FILE.npy] [--data DIR] [--out DIR] [--epochs N]
+//       [--conditional [--projection]] [--n-critic K] [--clip C] [--gp-weight L] [--lr X] [--latent Z]
+//       [--eval-samples N] [--classifier PATH] [--samples FILE.npy] [--data DIR] [--out DIR] [--epochs N]
 //       [--batch-size N] [--threads N] [--seed S] [--resume PATH]
 //
 // Networks (models/dcgan.hpp, models/mlp_gan.hpp; images in [-1, 1], tanh output):
@@ -16,7 +16,12 @@
 //   minimax, ns, lsgan, hinge  Adam 2e-4, betas (0.5, 0.999), one critic step per generator step
 //   wgan                       RMSprop 5e-5, n_critic 5, clip 0.01 (Arjovsky et al.)
 //   wgan-gp                    Adam 1e-4, betas (0.5, 0.9), n_critic 5, lambda 10 (Gulrajani et al.)
-// --lr, --n-critic, --clip and --gp-weight override them.
+// --lr, --n-critic, --clip and --gp-weight override them. --conditional trains models::ConditionalGAN:
+// the class (one-hot) is concatenated to z and to D's input (as 10 constant planes for the dcgan
+// critic), or with --projection D is a projection discriminator; the fakes of a step take the real
+// batch's labels; the scores add class_agreement (the fraction of samples the classifier puts in the
+// class they were asked for; the scored samples cycle through the classes) and the grids show a row
+// per class.
 //
 // --task train (default): trains with train::Trainer. After every epoch OUT/metrics.jsonl gets the
 // epoch's mean d_loss and g_loss, and the scores of --eval-samples samples (drawn from one FIXED
@@ -53,6 +58,7 @@
 #include <genmod/eval/frechet_distance.hpp>
 #include <genmod/eval/precision_recall.hpp>
 #include <genmod/io/image.hpp>
+#include <genmod/models/conditional_gan.hpp>
 #include <genmod/models/dcgan.hpp>
 #include <genmod/models/gan.hpp>
 #include <genmod/models/mlp_gan.hpp>
@@ -80,6 +86,8 @@ struct Options {
   std::int64_t eval_samples = 10000;
   std::string classifier;
   std::string samples;
+  bool conditional = false;
+  bool projection = false;
 };
 
 /// The default cache of the feature classifier.
@@ -148,6 +156,144 @@ std::pair<nn::AnyLayer<float>, nn::AnyLayer<float>> networks(const Options& o, m
           nn::AnyLayer<float>(models::MLPDiscriminator<float>({.in = 784, .hidden = 512, .layers = 2}))};
 }
 
+/// Training and scoring of one model, GAN or ConditionalGAN (see the file comment).
+struct Run {
+  const Options& o;
+  const train::ExampleArgs& args;
+  const data::FashionMNIST& train_set;
+  const data::FashionMNIST& test_set;
+  Evaluator& evaluator;
+  eval::FeatureClassifier& classifier;
+
+  template <class Model>
+  int train(Model& gan) {
+    constexpr bool conditional = requires(Model & m, const Tensor<std::int64_t>& y, Generator& g) {
+      m.sample(y, g);
+    };
+    const models::GanObjective objective = gan.options().objective;
+    const double lr = o.lr > 0                                     ? o.lr
+                      : objective == models::GanObjective::wgan    ? 5e-5
+                      : objective == models::GanObjective::wgan_gp ? 1e-4
+                                                                   : 2e-4;
+    std::unique_ptr<optim::Optimizer<float>> og, od;
+    if (objective == models::GanObjective::wgan) {
+      og = std::make_unique<optim::RMSprop<float>>(gan.generator().named_parameters(), optim::RMSpropOptions{.lr = lr});
+      od = std::make_unique<optim::RMSprop<float>>(gan.discriminator().named_parameters(),
+                                                   optim::RMSpropOptions{.lr = lr});
+    } else {
+      const optim::Betas betas{0.5, objective == models::GanObjective::wgan_gp ? 0.9 : 0.999};
+      og = std::make_unique<optim::Adam<float>>(gan.generator().named_parameters(),
+                                                optim::AdamOptions{.lr = lr, .betas = betas});
+      od = std::make_unique<optim::Adam<float>>(gan.discriminator().named_parameters(),
+                                                optim::AdamOptions{.lr = lr, .betas = betas});
+    }
+    data::Loader loader(train_set.to_dataset(data::ImageLayout::nchw, data::PixelRange::symmetric),
+                        {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+    const Generator grid_noise(args.seed, 0x67726964ULL);  // "grid": the same z every epoch
+    const Generator eval_noise(args.seed, 0x6576616cULL);  // "eval": the same scored z every epoch
+
+    const std::string out_dir = args.out;
+    std::filesystem::create_directories(out_dir + "/samples");
+    train::TrainerOptions topt = args.trainer_options();
+    topt.metadata["arch"] = o.arch;
+    topt.metadata["loss"] = o.loss;
+    topt.metadata["conditional"] = conditional ? "1" : "0";
+    topt.plot_options = {
+        .title = std::string(conditional ? "conditional " : "") + "GAN (" + o.arch + ", " + o.loss + ")",
+        .x_label = "epoch",
+        .y_label = "loss"};
+    train::Trainer trainer(topt);
+    trainer.add_model("generator", gan.generator(), og.get())
+        .add_model("discriminator", gan.discriminator(), od.get())
+        .add_model("schedule", gan.schedule())
+        .add_generator(gan.noise(), "noise");
+
+    double d_sum = 0, g_sum = 0;
+    std::int64_t d_count = 0, g_count = 0;
+    // n samples in [0, 1] from a copy of `noise`; conditional: sample i of class label_of(i).
+    auto samples_of = [&](Generator noise, std::int64_t n, auto label_of) {
+      Tensor<float> out(Shape{n, 1, 28, 28});
+      for (std::int64_t i = 0; i < n; i += 500) {
+        const std::int64_t b = std::min<std::int64_t>(500, n - i);
+        Tensor<float> s;
+        if constexpr (conditional) {
+          Tensor<std::int64_t> y(Shape{b});
+          for (std::int64_t j = 0; j < b; ++j) y[j] = label_of(i + j);
+          s = gan.sample(y, noise);
+        } else {
+          s = gan.sample(b, noise);
+        }
+        s = to_unit(s);
+        std::copy(s.begin(), s.end(), out.data() + i * 784);
+      }
+      return out;
+    };
+    auto cyclic = [](std::int64_t i) { return i % 10; };   // the scored samples: classes in turn
+    auto per_row = [](std::int64_t i) { return i / 10; };  // the grid: a row per class
+    const std::int64_t grid = conditional ? 100 : 64;
+    auto score = [&](Generator* bootstrap) {
+      const Tensor<float> s = samples_of(eval_noise, o.eval_samples, cyclic);
+      train::Metrics m = evaluator.score(s, bootstrap);
+      if constexpr (conditional) {
+        // The fraction of samples the classifier puts in the class they were asked for.
+        const std::vector<std::int64_t> predicted = classifier.predict(s);
+        std::vector<std::int64_t> requested(predicted.size());
+        for (std::size_t i = 0; i < requested.size(); ++i) requested[i] = cyclic(static_cast<std::int64_t>(i));
+        m["class_agreement"] = eval::class_agreement(predicted, requested);
+      }
+      return std::pair{m, s};
+    };
+    trainer.set_evaluate([&] {
+      train::Metrics m{{"d_loss", d_count ? d_sum / static_cast<double>(d_count) : 0.0},
+                       {"g_loss", g_count ? g_sum / static_cast<double>(g_count) : 0.0}};
+      d_sum = g_sum = 0;
+      d_count = g_count = 0;
+      m.merge(score(nullptr).first);
+      return m;
+    });
+    trainer.on_epoch_end([&](const train::EpochSummary& e) {
+      gan.eval();  // BatchNorm's running statistics, as the evaluation sees the generator
+      io::save_image_grid(out_dir + "/samples/epoch_" + std::to_string(1000 + e.epoch).substr(1) + ".png",
+                          samples_of(grid_noise, grid, per_row), {.columns = conditional ? 10 : 8});
+      gan.train();
+    });
+    trainer.set_final_evaluate([&] {
+      Generator boot(args.seed, 0x626f6f74ULL);
+      auto [m, s] = score(&boot);
+      data::write_npy(out_dir + "/samples.npy", s);
+      io::save_image_grid(out_dir + "/samples.png", samples_of(grid_noise, grid, per_row),
+                          {.columns = conditional ? 10 : 8});
+      return m;
+    });
+    std::printf("%sGAN (%s, %s, n_critic %d, lr %g, %lld + %lld parameters), %d threads\ntrain: %s\ntest: %s\n",
+                conditional ? "conditional " : "", o.arch.c_str(), o.loss.c_str(), gan.options().n_critic, lr,
+                static_cast<long long>(gan.generator().num_parameters()),
+                static_cast<long long>(gan.discriminator().num_parameters()), get_num_threads(),
+                train_set.description().c_str(), test_set.description().c_str());
+    std::fflush(stdout);
+    const train::FitResult result = trainer.fit(loader, [&](const data::Batch& b) {
+      if (b.x.dim(0) < 2) return d_count ? d_sum / static_cast<double>(d_count) : 0.0;  // BatchNorm needs two samples
+      models::GanStepStats s;
+      if constexpr (conditional)
+        s = gan.train_step(b.x, b.y, *od, *og);
+      else
+        s = gan.train_step(b.x, *od, *og);
+      d_sum += s.d_loss;
+      ++d_count;
+      if (s.generator_updated) g_sum += s.g_loss, ++g_count;
+      return s.d_loss;
+    });
+    if (result.interrupted) {
+      std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
+      return 130;
+    }
+    std::printf(
+        "final: %s (%s)\nwrote %s/{metrics.jsonl, samples.npy, samples.png, samples/, loss.svg, checkpoint.npz}\n",
+        describe(result.final_metrics).c_str(), classifier.summary().c_str(), out_dir.c_str());
+    return 0;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -166,6 +312,8 @@ int main(int argc, char** argv) try {
   args.add_option("--eval-samples", o.eval_samples, "samples scored after every epoch", 2);
   args.add_option("--classifier", o.classifier, "cache of the feature classifier (empty: the default cache)");
   args.add_option("--samples", o.samples, "--task score: the .npy file of images to score");
+  args.add_flag("--conditional", o.conditional, "condition both networks on the class (models::ConditionalGAN)");
+  args.add_flag("--projection", o.projection, "--conditional: a projection discriminator instead of concatenation");
   args.parse_or_exit(argc, argv);
   args.apply_threads();
   if (o.task != "train" && o.task != "score") throw ValueError("--task: expected train or score, got '" + o.task + "'");
@@ -196,102 +344,31 @@ int main(int argc, char** argv) try {
 
   // The recipe of the loss, then the user's overrides.
   const bool wasserstein = objective == models::GanObjective::wgan || objective == models::GanObjective::wgan_gp;
-  const int n_critic = o.n_critic > 0 ? static_cast<int>(o.n_critic) : (wasserstein ? 5 : 1);
-  const double lr = o.lr > 0                                     ? o.lr
-                    : objective == models::GanObjective::wgan    ? 5e-5
-                    : objective == models::GanObjective::wgan_gp ? 1e-4
-                                                                 : 2e-4;
+  const models::GANOptions gopt{.objective = objective,
+                                .latent_dim = o.latent,
+                                .n_critic = o.n_critic > 0 ? static_cast<int>(o.n_critic) : (wasserstein ? 5 : 1),
+                                .clip = o.clip,
+                                .penalty = {.weight = o.gp_weight},
+                                .noise_seed = args.seed};
   manual_seed(args.seed);
-  auto [g, d] = networks(o, objective);
-  Gan gan(g, d,
-          {.objective = objective,
-           .latent_dim = o.latent,
-           .n_critic = n_critic,
-           .clip = o.clip,
-           .penalty = {.weight = o.gp_weight},
-           .noise_seed = args.seed});
-  std::unique_ptr<optim::Optimizer<float>> og, od;
-  if (objective == models::GanObjective::wgan) {
-    og = std::make_unique<optim::RMSprop<float>>(gan.generator().named_parameters(), optim::RMSpropOptions{.lr = lr});
-    od = std::make_unique<optim::RMSprop<float>>(gan.discriminator().named_parameters(),
-                                                 optim::RMSpropOptions{.lr = lr});
-  } else {
-    const optim::Betas betas{0.5, objective == models::GanObjective::wgan_gp ? 0.9 : 0.999};
-    og = std::make_unique<optim::Adam<float>>(gan.generator().named_parameters(),
-                                              optim::AdamOptions{.lr = lr, .betas = betas});
-    od = std::make_unique<optim::Adam<float>>(gan.discriminator().named_parameters(),
-                                              optim::AdamOptions{.lr = lr, .betas = betas});
+  Run run{o, args, train_set, test_set, evaluator, classifier};
+  if (!o.conditional) {
+    auto [g, d] = networks(o, objective);
+    Gan gan(g, d, gopt);
+    return run.train(gan);
   }
-  data::Loader loader(train_set.to_dataset(data::ImageLayout::nchw, data::PixelRange::symmetric),
-                      {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
-  const Generator grid_noise(args.seed, 0x67726964ULL);  // "grid": the same 64 z every epoch
-  const Generator eval_noise(args.seed, 0x6576616cULL);  // "eval": the same scored z every epoch
-
-  const std::string out_dir = args.out;
-  std::filesystem::create_directories(out_dir + "/samples");
-  train::TrainerOptions topt = args.trainer_options();
-  topt.metadata["arch"] = o.arch;
-  topt.metadata["loss"] = o.loss;
-  topt.plot_options = {.title = "GAN (" + o.arch + ", " + o.loss + ")", .x_label = "epoch", .y_label = "loss"};
-  train::Trainer trainer(topt);
-  trainer.add_model("generator", gan.generator(), og.get())
-      .add_model("discriminator", gan.discriminator(), od.get())
-      .add_model("schedule", gan.schedule())
-      .add_generator(gan.noise(), "noise");
-
-  double d_sum = 0, g_sum = 0;
-  std::int64_t d_count = 0, g_count = 0;
-  auto samples_of = [&](Generator noise, std::int64_t n) {
-    Tensor<float> out(Shape{n, 1, 28, 28});
-    for (std::int64_t i = 0; i < n; i += 500) {
-      const std::int64_t b = std::min<std::int64_t>(500, n - i);
-      const Tensor<float> s = to_unit(gan.sample(b, noise));
-      std::copy(s.begin(), s.end(), out.data() + i * 784);
-    }
-    return out;
-  };
-  trainer.set_evaluate([&] {
-    train::Metrics m{{"d_loss", d_count ? d_sum / static_cast<double>(d_count) : 0.0},
-                     {"g_loss", g_count ? g_sum / static_cast<double>(g_count) : 0.0}};
-    d_sum = g_sum = 0;
-    d_count = g_count = 0;
-    m.merge(evaluator.score(samples_of(eval_noise, o.eval_samples)));
-    return m;
-  });
-  trainer.on_epoch_end([&](const train::EpochSummary& e) {
-    gan.eval();  // BatchNorm's running statistics, as the evaluation sees the generator
-    io::save_image_grid(out_dir + "/samples/epoch_" + std::to_string(1000 + e.epoch).substr(1) + ".png",
-                        samples_of(grid_noise, 64), {.columns = 8});
-    gan.train();
-  });
-  trainer.set_final_evaluate([&] {
-    Generator boot(args.seed, 0x626f6f74ULL);
-    const Tensor<float> s = samples_of(eval_noise, o.eval_samples);
-    data::write_npy(out_dir + "/samples.npy", s);
-    io::save_image_grid(out_dir + "/samples.png", samples_of(grid_noise, 64), {.columns = 8});
-    return evaluator.score(s, &boot);
-  });
-  std::printf("GAN (%s, %s, n_critic %d, lr %g, %lld + %lld parameters), %d threads\ntrain: %s\ntest: %s\n",
-              o.arch.c_str(), o.loss.c_str(), n_critic, lr, static_cast<long long>(gan.generator().num_parameters()),
-              static_cast<long long>(gan.discriminator().num_parameters()), get_num_threads(),
-              train_set.description().c_str(), test_set.description().c_str());
-  std::fflush(stdout);
-  const train::FitResult result = trainer.fit(loader, [&](const data::Batch& b) {
-    if (b.x.dim(0) < 2) return d_count ? d_sum / static_cast<double>(d_count) : 0.0;  // BatchNorm needs two samples
-    const models::GanStepStats s = gan.train_step(b.x, *od, *og);
-    d_sum += s.d_loss;
-    ++d_count;
-    if (s.generator_updated) g_sum += s.g_loss, ++g_count;
-    return s.d_loss;
-  });
-  if (result.interrupted) {
-    std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
-    return 130;
+  const auto norm = objective == models::GanObjective::wgan_gp ? models::CriticNorm::layer : models::CriticNorm::batch;
+  const auto mode = o.projection ? models::ConditioningMode::projection : models::ConditioningMode::concat;
+  if (o.arch == "dcgan") {
+    models::ConditionalGAN gan(models::ConditionalDCGANGenerator<float>({.latent_dim = o.latent}, 10),
+                               models::ConditionalDCGANDiscriminator<float>({.norm = norm}, 10, mode), gopt);
+    return run.train(gan);
   }
-  std::printf(
-      "final: %s (%s)\nwrote %s/{metrics.jsonl, samples.npy, samples.png, samples/, loss.svg, checkpoint.npz}\n",
-      describe(result.final_metrics).c_str(), classifier.summary().c_str(), out_dir.c_str());
-  return 0;
+  models::ConditionalGAN gan(
+      models::ConditionalMLPGenerator<float>(
+          {.latent_dim = o.latent, .hidden = 256, .layers = 2, .out = 784, .sample_shape = {1, 28, 28}}, 10),
+      models::ConditionalMLPDiscriminator<float>({.in = 784, .hidden = 512, .layers = 2}, 10, mode), gopt);
+  return run.train(gan);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "gan: %s\n", e.what());
   return 1;
