@@ -455,10 +455,7 @@ class ConditionalGAN : public nn::Module<typename G::value_type> {
       return s;
     }
     GanStepStats s = discriminator_step(real, labels, d_opt);
-    Tensor<T>& count = schedule_.critic_steps;
-    count[0] += T(1);
-    if (count[0] >= T(opt_.n_critic)) {
-      count[0] = T(0);
+    if (schedule_.generator_step_due(opt_.n_critic)) {
       const GanStepStats gs = generator_step(labels, g_opt);
       s.g_loss = gs.g_loss;
       s.generator_updated = true;
@@ -466,17 +463,12 @@ class ConditionalGAN : public nn::Module<typename G::value_type> {
     return s;
   }
 
-  /// Where train_step is in the n_critic rhythm: the buffer "critic_steps" (critic steps since the
-  /// last generator step), a module of its own as GAN::Schedule.
-  struct Schedule : nn::Module<T> {
-    Tensor<T> critic_steps = zeros<T>(Shape{1});  ///< critic steps since the last generator step
-    /// Lists the one buffer.
-    void visit(nn::ModuleVisitor<T>& v) override { v.buffer("critic_steps", critic_steps); }
-  };
-  /// The n_critic rhythm's state (see Schedule).
+  /// The type of the n_critic rhythm's state.
+  using Schedule = GanSchedule<T>;
+  /// The n_critic rhythm's state (see GanSchedule).
   Schedule& schedule() noexcept { return schedule_; }
 
-  /// Children "generator", "discriminator" and "schedule" (see Schedule).
+  /// Children "generator", "discriminator" and "schedule" (see GanSchedule).
   void visit(nn::ModuleVisitor<T>& v) override {
     v.child("generator", g_);
     v.child("discriminator", d_);

@@ -296,6 +296,24 @@ GanStepStats generator_update(std::string_view op, Critic&& critic, ParameterFre
 
 }  // namespace detail
 
+/// Where an alternating game is in its n_critic rhythm: the buffer "critic_steps" (critic steps
+/// since the last generator step), a module of its own so that a checkpoint holding the two
+/// networks apart, each with its optimizer, can hold it too
+/// (`trainer.add_model("schedule", gan.schedule())`): a resumed run keeps the rhythm.
+template <class T>
+struct GanSchedule : nn::Module<T> {
+  Tensor<T> critic_steps = zeros<T>(Shape{1});  ///< critic steps since the last generator step
+  /// Counts a critic step; true (and the count restarts) when it is the n_critic-th.
+  bool generator_step_due(int n_critic) {
+    critic_steps[0] += T(1);
+    if (critic_steps[0] < T(n_critic)) return false;
+    critic_steps[0] = T(0);
+    return true;
+  }
+  /// Lists the one buffer.
+  void visit(nn::ModuleVisitor<T>& v) override { v.buffer("critic_steps", critic_steps); }
+};
+
 /// A GAN over a generator layer G (z [N, latent] -> samples [N, ...]) and a discriminator layer D
 /// (samples [N, ...] -> one raw output per sample, [N] or [N, 1]); see the file comment.
 template <class G, class D>
@@ -379,10 +397,7 @@ class GAN : public nn::Module<typename G::value_type> {
       return s;
     }
     GanStepStats s = discriminator_step(real, d_opt);
-    Tensor<T>& count = schedule_.critic_steps;
-    count[0] += T(1);
-    if (count[0] >= T(opt_.n_critic)) {
-      count[0] = T(0);
+    if (schedule_.generator_step_due(opt_.n_critic)) {
       const GanStepStats gs = generator_step(n, g_opt);
       s.g_loss = gs.g_loss;
       s.generator_updated = true;
@@ -390,18 +405,12 @@ class GAN : public nn::Module<typename G::value_type> {
     return s;
   }
 
-  /// Where train_step is in the n_critic rhythm: the buffer "critic_steps" (critic steps since the
-  /// last generator step), a module of its own so that a checkpoint holding the two networks
-  /// apart, each with its optimizer, can hold it too (`trainer.add_model("schedule", gan.schedule())`).
-  struct Schedule : nn::Module<T> {
-    Tensor<T> critic_steps = zeros<T>(Shape{1});  ///< critic steps since the last generator step
-    /// Lists the one buffer.
-    void visit(nn::ModuleVisitor<T>& v) override { v.buffer("critic_steps", critic_steps); }
-  };
-  /// The n_critic rhythm's state (see Schedule).
+  /// The type of the n_critic rhythm's state.
+  using Schedule = GanSchedule<T>;
+  /// The n_critic rhythm's state (see GanSchedule).
   Schedule& schedule() noexcept { return schedule_; }
 
-  /// Children "generator", "discriminator" and "schedule" (see Schedule).
+  /// Children "generator", "discriminator" and "schedule" (see GanSchedule).
   void visit(nn::ModuleVisitor<T>& v) override {
     v.child("generator", g_);
     v.child("discriminator", d_);
