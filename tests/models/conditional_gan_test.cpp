@@ -120,7 +120,9 @@ MLPCGAN small_mlp_cgan(models::GANOptions options = {.latent_dim = 4}, std::int6
 // as GANs are). Seed 1: concat 0.9985 (worst class 0.991, spread 0.075), projection 0.9895
 // (0.972, 0.071). The untrained generator puts about 0.001 there; trained against a concat D
 // blind to the label (zeros for one_hot), 0.003.
-TEST_CASE("ConditionalGAN on a ring of 8 Gaussians puts the samples on the requested mode", "[models][gan][cgan]") {
+// [slow]: seconds in a Release build, minutes in the Debug + sanitizer build, which leaves [slow] out.
+TEST_CASE("ConditionalGAN on a ring of 8 Gaussians puts the samples on the requested mode",
+          "[models][gan][cgan][slow]") {
   const int threads = get_num_threads();
   set_num_threads(1);  // 64-wide layers: a second thread costs more than it gives
   for (ConditioningMode mode : {ConditioningMode::concat, ConditioningMode::projection}) {

@@ -95,7 +95,8 @@ RingCoverage train_ring(GanObjective objective, int steps, std::uint64_t seed) {
 
 // Measured (seeds 1 and 2): non-saturating after 1000 generator steps 8 modes, 89 % / 51 % of the
 // samples on a mode; WGAN-GP after 300 generator steps (1500 critic steps) 8 modes, 53 % / 52 %.
-TEST_CASE("GAN on a ring of 8 Gaussians: non-saturating and WGAN-GP cover at least 7 modes", "[models][gan]") {
+// [slow]: seconds in a Release build, minutes in the Debug + sanitizer build, which leaves [slow] out.
+TEST_CASE("GAN on a ring of 8 Gaussians: non-saturating and WGAN-GP cover at least 7 modes", "[models][gan][slow]") {
   const int threads = get_num_threads();
   set_num_threads(1);  // 128-wide layers: a second thread costs more than it gives
   for (auto [objective, steps] :
