@@ -2,20 +2,37 @@
 // [z, one-hot class].
 //
 //   cvae [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N] [--seed S]
-//        [--resume PATH] [--latent Z] [--lr X]
+//        [--resume PATH] [--latent Z] [--lr X] [--prior learned|standard] [--beta B]
+//        [--eval-samples N] [--classifier PATH] [--temperature T]
+//
+// --prior: p(z | c) learned per class (the default) or N(0, I) for every class (see
+// models/conditional_vae.hpp for why the standard prior lets codes overrule the class).
+// --temperature: samples draw z = mean + T sigma eps from the prior (default 0.7); a diagonal
+// Gaussian prior's tails reach codes between the posteriors where no training image lives, and
+// the decoder's images there are ambiguous (docs/vae.md has the agreement at T = 1 and 0.7).
 //
 // train::Trainer runs the loop: after every epoch the test negative ELBO given the true classes
-// (eval::negative_elbo's conditional overload) goes to OUT/metrics.jsonl and OUT/loss.svg, and
-// OUT/checkpoint.npz is saved (--resume continues from one). Then the program writes
-// OUT/class_samples.png (one row per class, the same 10 codes in every row) and OUT/attribute.png
+// (eval::negative_elbo's conditional overload) and the class agreement (the fraction of
+// --eval-samples prior samples, the same number per class, that eval::FeatureClassifier puts in
+// the class they were generated for) go to OUT/metrics.jsonl and OUT/loss.svg, and
+// OUT/checkpoint.npz is saved (--resume continues from one). The classifier is genmod's
+// Fashion-MNIST feature network (the gan example's), read from --classifier (default
+// $GENMOD_CACHE_DIR or ~/.cache/genmod) or trained once and cached there. Then the program writes
+// OUT/class_samples.png (one row per class, the same 10 noise vectors in every row, at the
+// temperature) and OUT/attribute.png
 // (test sandals, then their codes decoded while the condition moves along the class-difference
 // direction "sneaker - sandal", alpha 0 to 1). --data may name any directory of IDX files in
 // Fashion-MNIST's format (MNIST, say): classes 5 and 7 are then whatever those labels mean.
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include <genmod/eval/class_coverage.hpp>
+#include <genmod/eval/feature_classifier.hpp>
 #include <genmod/genmod.hpp>
 
 using namespace genmod;
@@ -40,22 +57,50 @@ int main(int argc, char** argv) try {
       {.out = "cvae-out", .epochs = 10, .batch_size = 128});
   std::int64_t latent = 16;
   double lr = 1e-3;
+  double beta = 1.0;
+  std::string prior = "learned";
+  std::int64_t eval_samples = 10000;
+  std::string classifier_path;
+  double temperature = 0.7;
   args.add_option("--latent", latent, "latent dimensions", 1);
   args.add_option("--lr", lr, "Adam learning rate");
+  args.add_option("--prior", prior, "p(z | c): learned (a Gaussian per class) or standard (N(0, I))");
+  args.add_option("--beta", beta, "weight of the KL term");
+  args.add_option("--eval-samples", eval_samples, "prior samples the classifier scores after every epoch (0: none)");
+  args.add_option("--classifier", classifier_path, "cache of the feature classifier (empty: the default cache)");
+  args.add_option("--temperature", temperature, "samples: z = mean + T sigma eps under p(z | c)");
   args.parse_or_exit(argc, argv);
   args.apply_threads();
-  if (!(lr > 0)) throw ValueError("expected --lr > 0");
+  if (!(lr > 0)) throw ValueError("expected --lr > 0, got " + std::to_string(lr));
+  if (!(beta >= 0)) throw ValueError("expected --beta >= 0, got " + std::to_string(beta));
+  if (!(temperature >= 0)) throw ValueError("expected --temperature >= 0, got " + std::to_string(temperature));
+  if (prior != "learned" && prior != "standard")
+    throw ValueError("--prior: expected learned or standard, got '" + prior + "'");
+  if (eval_samples < 0 || eval_samples % kClasses != 0)
+    throw ValueError("--eval-samples: expected a non-negative multiple of " + std::to_string(kClasses) + ", got " +
+                     std::to_string(eval_samples));
+  if (classifier_path.empty()) classifier_path = eval::default_feature_classifier_cache();
   const std::string out_dir = args.out;
   const auto train = data::FashionMNIST::load(data::Split::train, args.data);
   const auto test = data::FashionMNIST::load(data::Split::test, args.data);
   const Tensor<float> test_x = test.float_images(data::ImageLayout::flat);
   const Tensor<float> test_c = one_hot<float>(test.labels, kClasses);
+  std::optional<eval::FeatureClassifier> classifier;
+  if (eval_samples > 0) {
+    classifier.emplace(eval::load_or_train_feature_classifier(classifier_path, args.data, {}, &std::cout));
+    std::printf("%s\n", classifier->summary().c_str());
+  }
+  // The requested classes of the scored samples: eval_samples / 10 of each, in class order.
+  Tensor<std::int64_t> requested(Shape{eval_samples});
+  for (std::int64_t i = 0; i < eval_samples; ++i) requested[i] = i / (eval_samples / kClasses);
+  const Tensor<float> requested_c = one_hot<float>(requested, kClasses);
 
   manual_seed(args.seed);
   const std::int64_t z = latent;
   CVAE cvae(Net(nn::Linear(784 + kClasses, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(), nn::Linear(256, 2 * z)),
             Net(nn::Linear(z + kClasses, 256), nn::ReLU(), nn::Linear(256, 512), nn::ReLU(), nn::Linear(512, 784)),
-            dist::Bernoulli{}, {.latent_dim = z, .seed = args.seed});
+            dist::Bernoulli{}, {.beta = beta, .latent_dim = z, .seed = args.seed},
+            {.condition_dim = prior == "learned" ? kClasses : 0});
   optim::Adam adam{cvae.named_parameters(), {.lr = lr}};
   data::Loader loader(train.to_dataset(data::ImageLayout::flat),
                       {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
@@ -63,16 +108,29 @@ int main(int argc, char** argv) try {
 
   train::TrainerOptions topt = args.trainer_options();
   topt.metadata["latent"] = std::to_string(latent);
+  topt.metadata["prior"] = prior;
+  topt.metadata["beta"] = std::to_string(beta);
+  topt.metadata["temperature"] = std::to_string(temperature);
   topt.plot_options = {.title = "class-conditional VAE", .x_label = "epoch", .y_label = "nats per image"};
   train::Trainer trainer(topt);
   trainer.add_model("model", cvae, &adam).add_generator(cvae.rng).add_generator(eval_rng, "eval_rng");
   trainer.set_evaluate([&] {
     const double nelbo = eval::negative_elbo(cvae, test_x, test_c, eval_rng);
-    return train::Metrics{{"test_loss", nelbo}, {"test_nelbo", nelbo}};
+    train::Metrics m{{"test_loss", nelbo}, {"test_nelbo", nelbo}};
+    if (classifier) {
+      // At the sampling temperature, and at 1 (the prior itself) when that is another.
+      const auto agreement = [&](double t) {
+        const Tensor<float> samples = cvae.sample(requested_c, t, eval_rng).reshape(Shape{eval_samples, 1, 28, 28});
+        return eval::class_agreement(classifier->predict(samples), std::span(requested.data(), requested.numel()));
+      };
+      m["class_agreement"] = agreement(temperature);
+      if (temperature != 1.0) m["class_agreement_t1"] = agreement(1.0);
+    }
+    return m;
   });
-  std::printf("conditional VAE (z = %lld, %lld parameters), %d threads\ntrain: %s\ntest: %s\n",
-              static_cast<long long>(z), static_cast<long long>(cvae.num_parameters()), get_num_threads(),
-              train.description().c_str(), test.description().c_str());
+  std::printf("conditional VAE (z = %lld, %s prior, beta %g, %lld parameters), %d threads\ntrain: %s\ntest: %s\n",
+              static_cast<long long>(z), prior.c_str(), beta, static_cast<long long>(cvae.num_parameters()),
+              get_num_threads(), train.description().c_str(), test.description().c_str());
   std::fflush(stdout);
   // The condition of each image is its one-hot class.
   const train::FitResult result = trainer.fit(
@@ -84,19 +142,42 @@ int main(int argc, char** argv) try {
     return 130;
   }
 
-  // One row per class, the same 10 codes in every row: the class controls the garment, the code
-  // its style.
+  // One row per class, the same 10 noise vectors in every row (codes at the same place of each
+  // class's prior): the class controls the garment, the noise its style.
   Generator g(args.seed + 1);
-  const Tensor<float> codes = randn<float>(Shape{10, z}, g);
+  Tensor<float> noise = randn<float>(Shape{10, z}, g);
+  for (auto& v : noise) v *= static_cast<float>(temperature);
   Tensor<float> grid(Shape{kClasses * 10, 1, 28, 28});
   for (std::int64_t c = 0; c < kClasses; ++c) {
-    const Tensor<float> row = cvae.generate(codes, class_rows(10, c));
+    const Tensor<float> row = cvae.generate(cvae.prior_codes(noise, class_rows(10, c)), class_rows(10, c));
     std::copy(row.begin(), row.end(), grid.data() + c * 10 * 784);
   }
   io::save_image_grid(out_dir + "/class_samples.png", grid, {.columns = 10});
   std::string rows;
   for (std::int64_t c = 0; c < kClasses; ++c) rows += (c ? ", " : "") + test.class_label(c);
   std::printf("class_samples.png, one row per class: %s\n", rows.c_str());
+
+  // Which classes the classifier recognises in their samples, and what it sees instead.
+  if (classifier) {
+    Generator score_rng(args.seed, 0x73636f72ULL);
+    const Tensor<float> samples =
+        cvae.sample(requested_c, temperature, score_rng).reshape(Shape{eval_samples, 1, 28, 28});
+    const std::vector<std::int64_t> predicted = classifier->predict(samples);
+    const std::int64_t per_class = eval_samples / kClasses;
+    std::printf("class agreement per class (%lld samples each, temperature %g; %s):\n",
+                static_cast<long long>(per_class), temperature, classifier->summary().c_str());
+    for (std::int64_t c = 0; c < kClasses; ++c) {
+      std::vector<std::int64_t> seen(kClasses, 0);  // how often each class was predicted
+      for (std::int64_t i = c * per_class; i < (c + 1) * per_class; ++i) ++seen[static_cast<std::size_t>(predicted[i])];
+      std::int64_t other = c == 0 ? 1 : 0;  // the most frequent wrong class
+      for (std::int64_t k = 0; k < kClasses; ++k)
+        if (k != c && seen[static_cast<std::size_t>(k)] > seen[static_cast<std::size_t>(other)]) other = k;
+      std::printf("  %-16s %5.1f %%  (most often mistaken for %s: %.1f %%)\n", test.class_label(c).c_str(),
+                  100.0 * static_cast<double>(seen[static_cast<std::size_t>(c)]) / static_cast<double>(per_class),
+                  test.class_label(other).c_str(),
+                  100.0 * static_cast<double>(seen[static_cast<std::size_t>(other)]) / static_cast<double>(per_class));
+    }
+  }
 
   // Attribute arithmetic on the condition: the direction from the mean condition of sandals (5)
   // to that of sneakers (7), added with growing alpha to sandals' conditions while each keeps its

@@ -90,14 +90,6 @@ struct Options {
   bool projection = false;
 };
 
-/// The default cache of the feature classifier.
-std::string default_classifier_path() {
-  if (const char* d = std::getenv("GENMOD_CACHE_DIR"); d && *d) return std::string(d) + "/fashion_mnist_classifier.npz";
-  if (const char* h = std::getenv("HOME"); h && *h)
-    return std::string(h) + "/.cache/genmod/fashion_mnist_classifier.npz";
-  return "genmod-cache/fashion_mnist_classifier.npz";
-}
-
 /// Images from [-1, 1] (the generator's tanh) to [0, 1] (what the classifier and PNGs take).
 Tensor<float> to_unit(const Tensor<float>& x) {
   Tensor<float> y(x.shape());
@@ -319,13 +311,10 @@ int main(int argc, char** argv) try {
   if (o.task != "train" && o.task != "score") throw ValueError("--task: expected train or score, got '" + o.task + "'");
   if (o.arch != "mlp" && o.arch != "dcgan") throw ValueError("--arch: expected mlp or dcgan, got '" + o.arch + "'");
   const models::GanObjective objective = models::parse_gan_objective(o.loss);
-  if (o.classifier.empty()) o.classifier = default_classifier_path();
+  if (o.classifier.empty()) o.classifier = eval::default_feature_classifier_cache();
 
   const auto train_set = data::FashionMNIST::load(data::Split::train, args.data);
   const auto test_set = data::FashionMNIST::load(data::Split::test, args.data);
-  std::filesystem::create_directories(std::filesystem::path(o.classifier).parent_path().empty()
-                                          ? std::filesystem::path(".")
-                                          : std::filesystem::path(o.classifier).parent_path());
   eval::FeatureClassifier classifier = eval::load_or_train_feature_classifier(o.classifier, args.data, {}, &std::cout);
   std::printf("%s\n", classifier.summary().c_str());
   const Tensor<float> test_x = test_set.float_images();

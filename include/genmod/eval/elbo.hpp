@@ -6,7 +6,9 @@
 /// iwae_nll: -log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q(z|x): a bound on -log p(x) that
 ///   tightens as k grows (Burda et al.); k = 1 is the negative ELBO in expectation. Computed in
 ///   chunks of samples with a running log-sum-exp, so k = 5000 needs no more memory than a chunk.
-/// The conditional overloads take the condition c [N, C] beside x and bound -log p(x | c).
+/// The conditional overloads take the condition c [N, C] beside x and bound -log p(x | c), with
+/// the model's own prior p(z | c) when it has one (`prior(c)` returning a diagonal Normal), N(0, I)
+/// otherwise.
 
 #include <algorithm>
 #include <cmath>
@@ -58,13 +60,35 @@ double mean_over_batches(const Tensor<T>& x, std::int64_t batch_size, PerSample 
   return total / static_cast<double>(n);
 }
 
+/// log N(z_r; mean_r, diag e^logvar_r) of each row r of z [rows, Z], in double; N(0, I) when
+/// `mean` and `logvar` are undefined.
+template <class T>
+std::vector<double> gaussian_log_density_rows(const Tensor<T>& z, const Tensor<T>& mean = {},
+                                              const Tensor<T>& logvar = {}) {
+  const double log2pi = std::log(2.0 * std::numbers::pi);
+  const std::int64_t rows = z.dim(0), zdim = z.dim(1);
+  std::vector<double> out(static_cast<std::size_t>(rows), 0.0);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double lp = 0;
+    for (std::int64_t j = 0; j < zdim; ++j) {
+      const double m = mean.defined() ? static_cast<double>(mean(r, j)) : 0.0;
+      const double lv = logvar.defined() ? static_cast<double>(logvar(r, j)) : 0.0;
+      const double d = static_cast<double>(z(r, j)) - m;
+      lp += -0.5 * (d * d * std::exp(-lv) + lv + log2pi);
+    }
+    out[static_cast<std::size_t>(r)] = lp;
+  }
+  return out;
+}
+
 /// The importance-weighted bound for x [N, ...], given encode(i0, gi) -> (mu, logvar) of rows
-/// i0..i0+gi and log_lik(z, xr, cr) -> log p(xr | z, cr) per row ([rows]). Row r of a pass holds
-/// image r / m's sample r % m: xr (and cr, the rows of the per-image `condition` when it is
-/// defined) repeat each image's row m times.
-template <class T, class Encode, class LogLik>
+/// i0..i0+gi, log_lik(z, xr, cr) -> log p(xr | z, cr) per row ([rows]) and log_prior(z, cr) ->
+/// log p(z | cr) per row (std::vector<double>). Row r of a pass holds image r / m's sample r % m:
+/// xr (and cr, the rows of the per-image `condition` when it is defined) repeat each image's row
+/// m times.
+template <class T, class Encode, class LogLik, class LogPrior>
 double iwae_core(const Tensor<T>& x, const Tensor<T>& condition, std::int64_t k, Generator& g, EvalOptions o,
-                 Encode encode, LogLik log_lik) {
+                 Encode encode, LogLik log_lik, LogPrior log_prior) {
   check_positive("iwae_nll", "k (importance samples)", k);
   check_positive("iwae_nll", "chunk", o.chunk);
   NoGradGuard no_grad;
@@ -91,24 +115,24 @@ double iwae_core(const Tensor<T>& x, const Tensor<T>& condition, std::int64_t k,
       std::vector<double> log_w(static_cast<std::size_t>(rows), 0.0);
       for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t img = r / m;
-        double lp_z = 0, lq = 0;
+        double lq = 0;
         for (std::int64_t j = 0; j < zdim; ++j) {
           const double mean_j = static_cast<double>(mu(img, j)), logvar_j = static_cast<double>(lv(img, j));
           const double e = static_cast<double>(eps(r, j));
-          const double zz = mean_j + std::exp(0.5 * logvar_j) * e;
-          z(r, j) = static_cast<T>(zz);
-          lp_z += -0.5 * (zz * zz + log2pi);
+          z(r, j) = static_cast<T>(mean_j + std::exp(0.5 * logvar_j) * e);
           lq += -0.5 * (e * e + log2pi) - 0.5 * logvar_j;  // log N(z; mu, sigma^2) with z = mu + sigma e
         }
-        log_w[static_cast<std::size_t>(r)] = lp_z - lq;
+        log_w[static_cast<std::size_t>(r)] = -lq;
         std::copy(xg.data() + img * d, xg.data() + (img + 1) * d, xr.data() + r * d);
         if (dc > 0)
           std::copy(condition.data() + (i0 + img) * dc, condition.data() + (i0 + img + 1) * dc, cr.data() + r * dc);
       }
       const Tensor<T> lpx = log_lik(z, xr, cr);
+      const std::vector<double> lp_z = log_prior(z, cr);
       for (std::int64_t r = 0; r < rows; ++r) {
         const auto img = static_cast<std::size_t>(r / m);
-        const double lw = log_w[static_cast<std::size_t>(r)] + static_cast<double>(lpx[r]);
+        const double lw =
+            log_w[static_cast<std::size_t>(r)] + lp_z[static_cast<std::size_t>(r)] + static_cast<double>(lpx[r]);
         if (lw > run_max[img]) {
           run_sum[img] = run_sum[img] * std::exp(run_max[img] - lw) + 1.0;
           run_max[img] = lw;
@@ -155,7 +179,8 @@ double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, 
       x, Tensor<T>(), k, g, o, [&](std::int64_t i0, std::int64_t gi) { return model.encode(Var<T>(x.rows(i0, gi))); },
       [&](const Tensor<T>& z, const Tensor<T>& xr, const Tensor<T>&) {
         return model.likelihood.log_prob(model.decode(Var<T>(z)), Var<T>(xr)).value();
-      });
+      },
+      [](const Tensor<T>& z, const Tensor<T>&) { return detail::gaussian_log_density_rows(z); });
 }
 
 /// The importance-weighted bound on -log p(x | c) of a conditional model, conditions c [N, C].
@@ -169,6 +194,15 @@ double iwae_nll(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64
       [&](std::int64_t i0, std::int64_t gi) { return model.encode(Var<T>(x.rows(i0, gi)), Var<T>(c.rows(i0, gi))); },
       [&](const Tensor<T>& z, const Tensor<T>& xr, const Tensor<T>& cr) {
         return model.likelihood.log_prob(reshape(model.decode(Var<T>(z), Var<T>(cr)), xr.shape()), Var<T>(xr)).value();
+      },
+      [&](const Tensor<T>& z, const Tensor<T>& cr) {
+        // A model with a prior p(z | c) of its own (ConditionalVAE's learned one) gives it; N(0, I) otherwise.
+        if constexpr (requires { model.prior(Var<T>(cr)); }) {
+          const auto p = model.prior(Var<T>(cr));
+          return detail::gaussian_log_density_rows(z, p.mean().value(), p.logvar().value());
+        } else {
+          return detail::gaussian_log_density_rows(z);
+        }
       });
 }
 

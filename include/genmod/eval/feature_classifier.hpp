@@ -47,6 +47,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -442,6 +443,15 @@ inline FeatureClassifier load_feature_classifier(const std::string& path) {
   return model;
 }
 
+/// Where the examples keep the feature network: $GENMOD_CACHE_DIR/fashion_mnist_classifier.npz,
+/// else ~/.cache/genmod/fashion_mnist_classifier.npz, else genmod-cache/... in the working directory.
+inline std::string default_feature_classifier_cache() {
+  const std::string file = "fashion_mnist_classifier.npz";
+  if (const char* d = std::getenv("GENMOD_CACHE_DIR"); d && *d) return std::string(d) + "/" + file;
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/genmod/" + file;
+  return "genmod-cache/" + file;
+}
+
 /// What load_or_train_feature_classifier does with a cache written with other options.
 enum class CacheMismatch {
   fail,     ///< throw IOError naming the file and each difference (the default: a cache is never replaced silently)
@@ -452,8 +462,8 @@ enum class CacheMismatch {
 /// and was trained with the same options, otherwise trained on the training split of the data set
 /// in `data_dir` (data::FashionMNIST's directory rules: empty means $GENMOD_DATA_DIR or
 /// /usr/share/datasets/fashion-mnist), measured on the whole test split, and saved to `cache_path`
-/// atomically. An empty `cache_path` trains without caching. Progress and the outcome go to `log`
-/// when given.
+/// atomically (its directory is created when missing). An empty `cache_path` trains without caching. Progress and the
+/// outcome go to `log` when given.
 ///
 /// Errors: IOError for a corrupt or truncated cache, or one of another architecture; for one
 /// written with other options as `on_mismatch` says; IOError when the data set is missing;
@@ -517,7 +527,13 @@ inline FeatureClassifier load_or_train_feature_classifier(const std::string& cac
   };
   FeatureClassifier model = train_feature_classifier(x, y, options, report);
   model.measure_test_accuracy(test.float_images(), test.labels);
-  if (!cache_path.empty()) save_feature_classifier(cache_path, model);
+  if (!cache_path.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(cache_path).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) throw genmod::detail::io_error(cache_path, "cannot create its directory: " + ec.message());
+    save_feature_classifier(cache_path, model);
+  }
   if (log)
     *log << "feature classifier: " << model.summary()
          << (cache_path.empty() ? std::string(" (not cached)") : "; saved to " + cache_path) << "\n";

@@ -3,15 +3,51 @@
 /// ConditionalVAE: a VAE whose encoder sees [x, c] and whose decoder sees [z, c], for a condition
 /// c [N, C] (a one-hot class, an attribute vector). Sampling with a chosen c generates that class;
 /// attribute arithmetic moves a code along the difference of two groups' mean codes.
+///
+/// The prior p(z | c). Kingma et al.'s M2 model and most tutorials use N(0, I) for every c and
+/// rely on the decoder to read the class from c. The encoder still puts class information in z
+/// whenever it helps the reconstruction (sleeve length separates a T-shirt from a pullover, the
+/// same feature that varies within either class), so a code drawn from N(0, I) can land where
+/// another class's posteriors live and overrule the requested class. A learned conditional prior
+/// (Sohn et al. 2015's prior network, here linear in c)
+///
+///     p(z | c) = N(A c + a, diag exp(B c + b)),   KL(q(z | x, c) || p(z | c)) in the bound,
+///
+/// lets each class keep its own region of z: with a one-hot c every class gets its own mean and
+/// variance, and a prior sample for class c is a code typical of class c. A, a, B, b start at zero
+/// (the standard prior) and are trained with the rest. ConditionalPrior::condition_dim turns it on.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "genmod/core/check.hpp"
+#include "genmod/losses/reconstruction.hpp"
 #include "genmod/models/vae.hpp"
+#include "genmod/nn/layers/linear.hpp"
 
 namespace genmod::models {
+
+/// The prior p(z | c) of a ConditionalVAE (see the file comment).
+struct ConditionalPrior {
+  /// 0: N(0, I) for every condition; C > 0: learned, N(A c + a, diag exp(B c + b)) for conditions
+  /// c [N, C] (needs VAEOptions::latent_dim).
+  std::int64_t condition_dim = 0;
+};
+
+namespace detail {
+
+/// A posterior q with the KL against a prior p other than N(0, I), for elbo_terms.
+template <class T>
+struct PosteriorWithPrior {
+  const dist::Normal<T>& q;  ///< q(z | x, c)
+  const dist::Normal<T>& p;  ///< p(z | c)
+  /// KL(q || p) summed over the latent dimensions, [N].
+  Var<T> kl_per_sample() const { return losses::sum_per_sample(kl(q, p)); }
+};
+
+}  // namespace detail
 
 /// A VAE conditioned on c (see the file comment). It has no one-input `forward`: every call takes
 /// the condition (`loss(x, c)`, `encode(x, c)`, `decode(z, c)`, `sample(condition)`).
@@ -28,13 +64,54 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
                 "ConditionalVAE: the likelihood must satisfy dist::Likelihood<L, T>: log_prob(params, x) -> Var<T> "
                 "[N], mean(params) -> Var<T>, sample(params, g) -> Tensor<T>");
 
-  /// The encoder takes [N, D + C] (flattened x and c), the decoder [N, Z + C]; throws ValueError for
-  /// a negative beta.
-  ConditionalVAE(Encoder enc, Decoder dec, Likelihood lik = {}, VAEOptions options = {})
-      : encoder(std::move(enc)), decoder(std::move(dec)), likelihood(lik), rng(options.seed, 0x63766165ULL),
+  /// The encoder takes [N, D + C] (flattened x and c), the decoder [N, Z + C]; `prior` chooses
+  /// p(z | c). Throws ValueError for a negative beta, a negative prior.condition_dim, or a learned
+  /// prior without options.latent_dim.
+  ConditionalVAE(Encoder enc, Decoder dec, Likelihood lik = {}, VAEOptions options = {}, ConditionalPrior prior = {})
+      : encoder(std::move(enc)),
+        decoder(std::move(dec)),
+        likelihood(lik),
+        rng(options.seed, 0x63766165ULL),
         options_(options) {
     check_non_negative("ConditionalVAE", "beta", options.beta);
+    check_non_negative("ConditionalVAE", "prior.condition_dim", prior.condition_dim);
     latent_ = options.latent_dim;
+    if (prior.condition_dim > 0) {
+      if (latent_ <= 0)
+        throw ValueError("ConditionalVAE: a learned prior (condition_dim " + std::to_string(prior.condition_dim) +
+                         ") needs VAEOptions::latent_dim > 0, got " + std::to_string(latent_));
+      // Zero weights and biases: training starts from the standard prior. The draws of the
+      // initialisation they replace come from a scratch generator, not the user's default one.
+      Generator scratch(0);
+      nn::Linear<T> net(prior.condition_dim, 2 * latent_, {.generator = &scratch});
+      net.weight.value().fill(T(0));
+      net.bias.value().fill(T(0));
+      prior_net_.emplace(std::move(net));
+    }
+  }
+
+  /// True when p(z | c) is learned (ConditionalPrior::condition_dim > 0).
+  bool learned_prior() const noexcept { return prior_net_.has_value(); }
+
+  /// p(z | c) for conditions c [N, C]: N(0, I) [N, Z], or the learned Gaussian.
+  dist::Normal<T> prior(const Var<T>& c) {
+    check_rank("ConditionalVAE", "condition", c.shape(), 2, "[N, C]");
+    if (latent_ == 0) throw ValueError("ConditionalVAE::prior: set VAEOptions::latent_dim or encode data first");
+    if (!prior_net_) return dist::Normal<T>::standard(Shape{c.dim(0), latent_});
+    const Var<T> h = (*prior_net_)(c);
+    return dist::Normal<T>(slice(h, 1, 0, latent_), slice(h, 1, latent_, latent_));
+  }
+
+  /// Codes under p(z | c) for standard-normal `noise` [N, Z]: mean + sigma * noise (the noise
+  /// itself for the standard prior). The same noise under different conditions gives codes in the
+  /// same relative position of each condition's prior.
+  Tensor<T> prior_codes(const Tensor<T>& noise, const Tensor<T>& condition) {
+    NoGradGuard no_grad;
+    check_dim("ConditionalVAE::prior_codes", "noise", noise.shape(), 1, latent_, "Z, the latent size");
+    check_condition(noise.dim(0), Var<T>(condition));
+    if (!prior_net_) return noise.clone();
+    const dist::Normal<T> p = prior(Var<T>(condition));
+    return add(p.mean(), mul(p.stddev(), Var<T>(noise))).value();
   }
 
   /// q(z | x, c) = N(mu, e^logvar), from the encoder's output on [flatten(x), c].
@@ -62,7 +139,10 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
   /// The ELBO's per-sample terms given the conditions, one reparameterized z per image.
   ElboTerms<T> elbo(const Var<T>& x, const Var<T>& c, Generator& g) {
     auto q = posterior(x, c);
-    return elbo_terms(q, likelihood, reshape(decode(q.rsample(g), c), x.shape()), x, options_.beta);
+    Var<T> decoded = reshape(decode(q.rsample(g), c), x.shape());
+    if (!prior_net_) return elbo_terms(q, likelihood, decoded, x, options_.beta);
+    const dist::Normal<T> p = prior(c);
+    return elbo_terms(detail::PosteriorWithPrior<T>{q, p}, likelihood, decoded, x, options_.beta);
   }
 
   /// Negative ELBO of the batch given the conditions, and its terms (as VAE::loss).
@@ -73,7 +153,8 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
   /// Per-sample negative ELBO given the conditions, [N].
   Var<T> negative_elbo(const Var<T>& x, const Var<T>& c, Generator& g) { return elbo(x, c, g).negative_elbo(); }
 
-  /// One sample per row of `condition` [n, C]: z ~ N(0, temperature^2 I) decoded given c.
+  /// One sample per row of `condition` [n, C]: z = mean + sigma * temperature * eps under p(z | c)
+  /// (z ~ N(0, temperature^2 I) for the standard prior), decoded given c.
   Tensor<T> sample(const Tensor<T>& condition, double temperature = 1.0) { return sample(condition, temperature, rng); }
   /// As sample(condition), with noise from `g`.
   Tensor<T> sample(const Tensor<T>& condition, Generator& g) { return sample(condition, 1.0, g); }
@@ -83,7 +164,7 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
     NoGradGuard no_grad;
     Tensor<T> z = randn<T>(Shape{condition.dim(0), latent_}, g);
     for (auto& v : z) v *= static_cast<T>(temperature);
-    return likelihood.mean(decode(Var<T>(z), Var<T>(condition))).value();
+    return likelihood.mean(decode(Var<T>(prior_codes(z, condition)), Var<T>(condition))).value();
   }
 
   /// Decodes codes z [N, Z] under conditions [N, C] to the expected x.
@@ -92,10 +173,11 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
     return likelihood.mean(decode(Var<T>(z), Var<T>(condition))).value();
   }
 
-  /// Visits the encoder and the decoder ("encoder.*", "decoder.*").
+  /// Visits the encoder, the decoder and a learned prior ("encoder.*", "decoder.*", "prior.*").
   void visit(nn::ModuleVisitor<T>& v) override {
     v.child("encoder", encoder);
     v.child("decoder", decoder);
+    if (prior_net_) v.child("prior", *prior_net_);
   }
   /// The latent size Z (0 until known).
   std::int64_t latent_dim() const noexcept { return latent_; }
@@ -112,6 +194,7 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
   }
   VAEOptions options_;
   std::int64_t latent_ = 0;
+  std::optional<nn::Linear<T>> prior_net_;  // c -> [mean, logvar] of p(z | c); empty: N(0, I)
 };
 
 /// Deduction guides: ConditionalVAE{encoder, decoder, likelihood[, options]}.
@@ -120,6 +203,9 @@ ConditionalVAE(E, D, L) -> ConditionalVAE<E, D, L>;
 /// Deduction guide: ConditionalVAE{encoder, decoder, likelihood, options}.
 template <class E, class D, class L>
 ConditionalVAE(E, D, L, VAEOptions) -> ConditionalVAE<E, D, L>;
+/// Deduction guide: ConditionalVAE{encoder, decoder, likelihood, options, prior}.
+template <class E, class D, class L>
+ConditionalVAE(E, D, L, VAEOptions, ConditionalPrior) -> ConditionalVAE<E, D, L>;
 
 /// The direction from the mean code of `without` to the mean code of `with` ([N, Z] each): adding
 /// it to a code adds the attribute ("add a smile"; here: turn one class into another).
