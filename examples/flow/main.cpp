@@ -3,7 +3,7 @@
 //
 //   flow [--task train|anomaly] [--model realnvp-mlp|nice|realnvp|glow] [--data DIR] [--out DIR] [--epochs N]
 //        [--batch-size N] [--threads N] [--seed S] [--resume PATH] [--lr X] [--couplings K]
-//        [--hidden H] [--hidden-layers L] [--scale-bound tanh|sigmoid|exp] [--train-size N]
+//        [--hidden H] [--hidden-layers L] [--scale-bound tanh|sigmoid|exp] [--clip-grad X] [--train-size N]
 //        [--final-draws K] [--anomaly-epochs N] [--anomaly-couplings K] [--anomaly-hidden H]
 //        [--anomaly-class C]
 //
@@ -295,6 +295,7 @@ struct Options {
   std::int64_t hidden = 0;
   int hidden_layers = 0;
   std::string scale_bound;      // empty: the model's own
+  double clip_grad = 0;         // 0: no gradient clipping
   std::int64_t train_size = 0;  // 0: all 60,000
   std::int64_t final_draws = 4;
   std::int64_t anomaly_epochs = 10;
@@ -346,6 +347,8 @@ int task_train(Context& c) {
   train::TrainerOptions topt = args.trainer_options();
   topt.metadata["model"] = c.opt.model;
   topt.metadata["lr"] = io::format_number(c.lr);
+  topt.clip_grad_norm = c.opt.clip_grad;
+  topt.metadata["clip_grad"] = io::format_number(c.opt.clip_grad);
   topt.metadata["train_size"] = std::to_string(train_x.dim(0));
   topt.plot_options = {.title = c.opt.model + " on Fashion-MNIST", .x_label = "epoch", .y_label = "bits/dim"};
   train::Trainer trainer(topt);
@@ -553,6 +556,8 @@ int main(int argc, char** argv) try {
                   "hidden layers per conditioner (0: the model's, 2 / 5; realnvp: residual blocks, 2)", 0);
   args.add_option("--scale-bound", opt.scale_bound,
                   "the affine couplings' log-scale bound: tanh, sigmoid (Glow's) or exp (none); default the model's");
+  args.add_option("--clip-grad", opt.clip_grad,
+                  "clip the gradients' joint L2 norm to this before each Adam step (0: off)");
   args.add_option("--train-size", opt.train_size, "train on the first N training images (0: all)", 0);
   args.add_option("--final-draws", opt.final_draws,
                   "dequantization draws averaged in the final test bits/dim (0: no final evaluation)", 0);
@@ -568,6 +573,8 @@ int main(int argc, char** argv) try {
   const ModelEntry& entry = find_model(opt.model);
   if (opt.lr < 0)
     throw ValueError("--lr: expected a positive rate (or 0 for the model's), got " + std::to_string(opt.lr));
+  if (!(opt.clip_grad >= 0))
+    throw ValueError("--clip-grad: expected a norm >= 0 (0: off), got " + std::to_string(opt.clip_grad));
   std::optional<flows::ScaleBound> bound;
   if (opt.scale_bound == "tanh")
     bound = flows::ScaleBound::tanh;

@@ -36,7 +36,8 @@
 // both optimizers, the n_critic rhythm and the noise generator are in the checkpoint.
 //
 // --task score --samples FILE.npy: scores any .npy of images [N, 1, 28, 28] (float in [0, 1], or
-// uint8 0..255) on the same terms, e.g. the PyTorch reference's samples; prints one JSON line.
+// uint8 0..255) on the same terms, e.g. the PyTorch reference's samples; prints one JSON line (with
+// the FD's 95 % bootstrap interval) and writes OUT/scored_samples.png (the first 64 images).
 //
 // The classifier (eval/feature_classifier.hpp): trained by genmod on the 60,000 training images
 // with a fixed seed the first time it is needed and cached at --classifier (default
@@ -324,7 +325,12 @@ int main(int argc, char** argv) try {
     if (o.samples.empty()) throw ValueError("--task score needs --samples FILE.npy");
     const data::NpyArray a = data::read_npy(o.samples);
     Tensor<float> x = a.holds<std::uint8_t>() ? data::scale_pixels(a.get<std::uint8_t>()) : a.to<float>();
-    const train::Metrics m = evaluator.score(x, nullptr);
+    Generator bootstrap(args.seed, 0x626f6f74ULL);  // "boot": the FD's 95 % interval, as the final record's
+    const train::Metrics m = evaluator.score(x, &bootstrap);
+    // The first 64 scored images as a grid, so any tool's samples can be looked at as genmod's are.
+    std::filesystem::create_directories(args.out);
+    io::save_image_grid(args.out + "/scored_samples.png", x.rows(0, std::min<std::int64_t>(64, x.dim(0))),
+                        {.columns = 8});
     std::printf("{\"samples\": \"%s\", \"n\": %lld", o.samples.c_str(), static_cast<long long>(x.dim(0)));
     for (const auto& [k, v] : m) std::printf(", \"%s\": %.6g", k.c_str(), v);
     std::printf("}\n");

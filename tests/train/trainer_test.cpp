@@ -575,3 +575,63 @@ TEST_CASE("A label prefixes every progress and epoch line; resuming says where i
   CHECK(svg.find("AE on squares") == std::string::npos);
   CHECK(svg.find(">loss<") != std::string::npos);
 }
+
+TEST_CASE("clip_grad_norm scales each step's gradients to the norm and reports the norms per epoch", "[train]") {
+  TempDir dir("clip");
+  OneThread one;
+  // One batch per epoch (all 60 samples, in order), a linear model, plain SGD: the step is
+  // w <- w - lr * g * min(1, c / (|g| + 1e-6)), with |g| the joint norm of the weight and bias gradients.
+  const data::Dataset ds = synthetic();
+  const double lr = 0.1;
+  auto loss_of = [](nn::Linear<float>& net, const data::Batch& b) { return mean(square(net(Var<float>(b.x)))); };
+  auto run = [&](double clip, Tensor<float>& w_after, train::FitResult& result) {
+    manual_seed(7);
+    nn::Linear<float> net(8, 3);
+    optim::SGD<float> sgd{net.named_parameters(), {.lr = lr}};
+    data::Loader loader(ds, {.batch_size = 60, .shuffle = false});
+    train::Trainer t({.epochs = 1,
+                      .out_dir = dir.path.string(),
+                      .save_checkpoints = false,
+                      .progress = train::Progress::off,
+                      .clip_grad_norm = clip,
+                      .write_metrics = false,
+                      .plot = false});
+    t.add_model("model", net, &sgd);
+    result = t.fit(
+        loader, [&](const data::Batch& b) { return loss_of(net, b); }, sgd);
+    w_after = net.weight.value().clone();
+  };
+  // The unclipped gradient, by hand.
+  manual_seed(7);
+  nn::Linear<float> ref(8, 3);
+  const Tensor<float> w0 = ref.weight.value().clone();
+  {
+    Tape<float> tape;
+    data::Loader loader(ds, {.batch_size = 60, .shuffle = false});
+    for (auto& b : loader) tape.backward(loss_of(ref, b));
+  }
+  double sq = 0;
+  for (const auto* g : {&ref.weight.grad(), &ref.bias.grad()})
+    for (std::int64_t i = 0; i < g->numel(); ++i) sq += static_cast<double>((*g)[i]) * (*g)[i];
+  const double norm = std::sqrt(sq);
+  REQUIRE(norm > 0);
+
+  Tensor<float> w;
+  train::FitResult res;
+  run(norm / 4, w, res);  // clipped to a quarter
+  CHECK(res.epochs.at(0).metrics.at("grad_norm") == Approx(norm).epsilon(1e-5));
+  CHECK(res.epochs.at(0).metrics.at("clipped") == 1.0);
+  for (std::int64_t i = 0; i < w.numel(); ++i)
+    CHECK(w[i] == Approx(w0[i] - lr * ref.weight.grad()[i] * (norm / 4) / (norm + 1e-6)).margin(1e-6));
+
+  run(norm * 4, w, res);  // above the norm: untouched
+  CHECK(res.epochs.at(0).metrics.at("clipped") == 0.0);
+  for (std::int64_t i = 0; i < w.numel(); ++i) CHECK(w[i] == Approx(w0[i] - lr * ref.weight.grad()[i]).margin(1e-6));
+
+  run(0, w, res);  // off: no norms reported
+  CHECK(res.epochs.at(0).metrics.count("grad_norm") == 0);
+
+  CHECK_THROWS_AS(train::Trainer({.clip_grad_norm = -1}), ValueError);
+  CHECK_THROWS_WITH(train::Trainer({.clip_grad_norm = std::numeric_limits<double>::infinity()}),
+                    Catch::Contains("clip_grad_norm"));
+}

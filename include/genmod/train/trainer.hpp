@@ -52,6 +52,7 @@
 #include "genmod/io/checkpoint.hpp"
 #include "genmod/io/plot.hpp"
 #include "genmod/nn/module.hpp"
+#include "genmod/optim/clip.hpp"
 #include "genmod/optim/optimizer.hpp"
 #include "genmod/train/checkpoint.hpp"
 #include "genmod/train/metrics.hpp"
@@ -86,11 +87,15 @@ struct TrainerOptions {
   std::FILE* progress_stream = nullptr;     ///< where progress goes; nullptr: stderr
   EarlyStopping early_stopping = {};        ///< off unless a metric is named
   bool check_gradients = false;             ///< also check gradients (loss fn) or parameters (step fn) each step
-  bool handle_sigint = true;                ///< first Ctrl-C: finish the step, save, return
-  bool write_metrics = true;                ///< append to `<out_dir>/metrics.jsonl`
-  bool plot = true;                         ///< redraw `<out_dir>/loss.svg` each epoch
-  io::Metadata metadata = {};               ///< saved in every checkpoint (seed, hyperparameters)
-  std::string label = {};  ///< prefix of progress and epoch lines (a program training several models names each)
+  /// fit(loader, loss, optimizer): before each step, scale the gradients down to this joint L2
+  /// norm when above it (optim::clip_grad_norm); 0: off. With it on, every epoch's metrics carry
+  /// `grad_norm` (the mean norm before clipping) and `clipped` (the fraction of steps clipped).
+  double clip_grad_norm = 0;
+  bool handle_sigint = true;   ///< first Ctrl-C: finish the step, save, return
+  bool write_metrics = true;   ///< append to `<out_dir>/metrics.jsonl`
+  bool plot = true;            ///< redraw `<out_dir>/loss.svg` each epoch
+  io::Metadata metadata = {};  ///< saved in every checkpoint (seed, hyperparameters)
+  std::string label = {};      ///< prefix of progress and epoch lines (a program training several models names each)
   io::PlotOptions plot_options = {
       .title = "loss", .x_label = "epoch", .y_label = "loss"};  ///< title and axes of loss.svg
 };
@@ -191,6 +196,9 @@ class Trainer {
   /// A trainer with the given options (nothing touches the disk until fit()).
   explicit Trainer(TrainerOptions options = {}) : opt_(std::move(options)) {
     if (opt_.epochs < 0) throw ValueError("Trainer: epochs must be non-negative, got " + std::to_string(opt_.epochs));
+    if (!(opt_.clip_grad_norm >= 0) || !std::isfinite(opt_.clip_grad_norm))
+      throw ValueError("Trainer: clip_grad_norm must be a finite number >= 0 (0: off), got " +
+                       std::to_string(opt_.clip_grad_norm));
     if (!opt_.early_stopping.metric.empty() && opt_.early_stopping.patience < 1)
       throw ValueError("Trainer: early_stopping.patience must be at least 1, got " +
                        std::to_string(opt_.early_stopping.patience));
@@ -276,6 +284,12 @@ class Trainer {
               throw NumericError("non-finite gradient " + std::to_string(g.data()[i]) + " of parameter '" + p.name +
                                  "' (element " + std::to_string(i) + ") " + where() + "; " + kept());
         }
+      if (opt_.clip_grad_norm > 0) {
+        const double norm = optim::clip_grad_norm(*op, opt_.clip_grad_norm);
+        grad_norm_sum_ += norm;
+        grad_norm_steps_ += 1;
+        clipped_steps_ += norm > opt_.clip_grad_norm ? 1 : 0;
+      }
       op->step();
       return v;
     };
@@ -411,6 +425,8 @@ class Trainer {
     std::int64_t skip = 0;
     double loss_sum = 0, loss_count = 0, carried_seconds = 0;
     records_.clear();
+    grad_norm_sum_ = 0;
+    grad_norm_steps_ = clipped_steps_ = 0;
     if (!opt_.resume.empty()) {
       const LoadedState st = set_.load(opt_.resume);
       step_ = st.step;
@@ -505,6 +521,12 @@ class Trainer {
         s.metrics = evaluate_();
         set_.for_each_module([](nn::Module<float>& m) { m.train(); });
       }
+      if (grad_norm_steps_ > 0) {
+        s.metrics["grad_norm"] = grad_norm_sum_ / static_cast<double>(grad_norm_steps_);
+        s.metrics["clipped"] = static_cast<double>(clipped_steps_) / static_cast<double>(grad_norm_steps_);
+      }
+      grad_norm_sum_ = 0;
+      grad_norm_steps_ = clipped_steps_ = 0;
       s.seconds = elapsed();
 
       // Early stopping and the best value.
@@ -621,6 +643,8 @@ class Trainer {
   std::int64_t step_ = 0, epoch_ = 0, batch_ = 0, batches_ = 0;
   std::int64_t bad_epochs_ = 0, last_saved_epoch_ = -1;
   double best_ = std::numeric_limits<double>::quiet_NaN();
+  double grad_norm_sum_ = 0;                              // this epoch's norms before clipping
+  std::int64_t grad_norm_steps_ = 0, clipped_steps_ = 0;  // steps measured, steps clipped
 };
 
 }  // namespace genmod::train
