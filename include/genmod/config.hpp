@@ -32,6 +32,36 @@
 #define GENMOD_GCC_BUG_105593 0
 #endif
 
+// GENMOD_EIGEN_INCLUDE_BEGIN / GENMOD_EIGEN_INCLUDE_END enclose every `#include <Eigen/...>` of
+// genmod. GCC and clang judge a warning by the pragmas at the code's own location, and Eigen's
+// code is where a genmod header first includes it, so the region silences there what Eigen 3.4
+// itself trips over in a user's -Wall -Wextra -Wpedantic build when Eigen is found with -I rather
+// than as a system header: unused variables in its bfloat16 packet functions, GCC 12's false
+// -Wmaybe-uninitialized in the AVX-512 intrinsics it inlines (GENMOD_GCC_BUG_105593), and
+// clang's compound literal in _cvtss_sh (-Wc99-extensions).
+#if defined(__clang__)
+/// Opens the region around an Eigen include (see above).
+#define GENMOD_EIGEN_INCLUDE_BEGIN                                                           \
+  _Pragma("clang diagnostic push") _Pragma("clang diagnostic ignored \"-Wunused-variable\"") \
+      _Pragma("clang diagnostic ignored \"-Wc99-extensions\"")
+/// Closes the region GENMOD_EIGEN_INCLUDE_BEGIN opened.
+#define GENMOD_EIGEN_INCLUDE_END _Pragma("clang diagnostic pop")
+#elif GENMOD_GCC_BUG_105593
+/// Opens the region around an Eigen include (see above).
+#define GENMOD_EIGEN_INCLUDE_BEGIN                                                       \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wunused-variable\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")                        \
+          _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+/// Closes the region GENMOD_EIGEN_INCLUDE_BEGIN opened.
+#define GENMOD_EIGEN_INCLUDE_END _Pragma("GCC diagnostic pop")
+#else
+/// Opens the region around an Eigen include (see above).
+#define GENMOD_EIGEN_INCLUDE_BEGIN \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wunused-variable\"")
+/// Closes the region GENMOD_EIGEN_INCLUDE_BEGIN opened.
+#define GENMOD_EIGEN_INCLUDE_END _Pragma("GCC diagnostic pop")
+#endif
+
 /// Helper of GENMOD_STRINGIFY: stringizes its argument unexpanded.
 #define GENMOD_STRINGIFY_IMPL(x) #x
 /// The macro-expanded argument as a string literal: GENMOD_STRINGIFY(GENMOD_VERSION_MAJOR) is "0".

@@ -15,24 +15,10 @@
 #include <type_traits>
 #include <utility>
 
-// Eigen 3.4's AVX and AVX-512 bfloat16 packet functions declare unused variables: silenced here
-// so that users who include Eigen with -I (not as a system header) get a -Wall-clean build.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-variable"
-// Eigen is included inside a region that silences GCC 12's false -Wmaybe-uninitialized in its
-// AVX-512 intrinsics (GENMOD_GCC_BUG_105593, kernels/simd.hpp): GCC judges a warning by the
-// pragmas at the code's own location, and Eigen's code is where these headers first include it.
 #include "genmod/config.hpp"
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+GENMOD_EIGEN_INCLUDE_BEGIN  // see config.hpp
 #include <Eigen/Core>
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic pop
-#endif
-#pragma GCC diagnostic pop
+GENMOD_EIGEN_INCLUDE_END
 
 #include "genmod/config.hpp"
 #include "genmod/core/memory.hpp"

@@ -13,19 +13,10 @@
 #include <type_traits>
 #include <vector>
 
-// Eigen is included inside a region that silences GCC 12's false -Wmaybe-uninitialized in its
-// AVX-512 intrinsics (GENMOD_GCC_BUG_105593, kernels/simd.hpp): GCC judges a warning by the
-// pragmas at the code's own location, and Eigen's code is where these headers first include it.
 #include "genmod/config.hpp"
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+GENMOD_EIGEN_INCLUDE_BEGIN  // see config.hpp
 #include <Eigen/Dense>
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic pop
-#endif
+GENMOD_EIGEN_INCLUDE_END
 
 #include "genmod/config.hpp"
 #include "genmod/core/check.hpp"
