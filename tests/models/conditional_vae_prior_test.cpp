@@ -12,6 +12,7 @@
 #include "genmod/models/conditional_vae.hpp"
 #include "genmod/nn/nn.hpp"
 #include "support/gradcheck.hpp"
+#include "support/iwae_by_hand.hpp"
 
 using namespace genmod;
 
@@ -44,6 +45,17 @@ void randomize_prior(Cvae& cvae, std::uint64_t seed) {
 
 Tensor<double> conditions() {
   return one_hot<double>(from_data<std::int64_t>({kN}, {0, 1, 2, 1, 0}), kC);
+}
+
+// A model with a random learned prior, conditions and data in [0, 1], all from `seed`.
+struct Setup {
+  Cvae cvae;
+  Tensor<double> c, x;
+};
+Setup learned_setup(std::uint64_t seed) {
+  Setup s{make_cvae(seed, kC), conditions(), test::uni({kN, kD}, seed + 100, 0.0, 1.0)};
+  randomize_prior(s.cvae, seed * 10);
+  return s;
 }
 
 }  // namespace
@@ -82,10 +94,7 @@ TEST_CASE("ConditionalVAE learned prior: starts as N(0, I), has its own paramete
 
 TEST_CASE("ConditionalVAE learned prior: the bound uses KL(q || p(z | c)), gradients match finite differences",
           "[models][cvae][gradcheck]") {
-  Cvae cvae = make_cvae(5, kC);
-  randomize_prior(cvae, 40);
-  const Tensor<double> c = conditions();
-  const Tensor<double> x = test::uni({kN, kD}, 9, 0.0, 1.0);
+  auto [cvae, c, x] = learned_setup(5);
 
   // By hand: z = mu + sigma eps with eps the model's first randn draw of shape [N, Z],
   // -ELBO_i = -log p(x_i | z_i, c_i) + sum_j KL(N(mu, s^2) || N(m, v)) with
@@ -115,10 +124,7 @@ TEST_CASE("ConditionalVAE learned prior: the bound uses KL(q || p(z | c)), gradi
 
 TEST_CASE("ConditionalVAE learned prior: parameter gradients of the bound against finite differences",
           "[models][cvae][gradcheck]") {
-  Cvae cvae = make_cvae(6, kC);
-  randomize_prior(cvae, 60);
-  const Tensor<double> c = conditions();
-  const Tensor<double> x = test::uni({kN, kD}, 10, 0.0, 1.0);
+  auto [cvae, c, x] = learned_setup(6);
   // The same noise for every evaluation: a fresh generator each time.
   test::expect_module_gradients(cvae, [&] {
     Generator g(12);
@@ -127,44 +133,14 @@ TEST_CASE("ConditionalVAE learned prior: parameter gradients of the bound agains
 }
 
 TEST_CASE("ConditionalVAE learned prior: eval::iwae_nll weighs samples with p(z | c)", "[models][cvae][eval]") {
-  Cvae cvae = make_cvae(7, kC);
-  randomize_prior(cvae, 80);
-  const Tensor<double> c = conditions();
-  const Tensor<double> x = test::uni({kN, kD}, 13, 0.0, 1.0);
+  auto [cvae, c, x] = learned_setup(7);
   const std::int64_t k = 3;
   Generator g(14), g_copy(14);
   const double got = eval::iwae_nll(cvae, x, c, k, g, {.chunk = 100});
 
   // log w = log p(x | z, c) + log N(z; m(c), v(c)) - log N(z; mu, s^2), bound = -log mean_k exp(log w).
-  NoGradGuard no_grad;
   const Tensor<double> eps = randn<double>({kN * k, kZ}, g_copy);
-  const double log2pi = std::log(2 * 3.14159265358979323846);
-  double expected = 0;
-  for (std::int64_t i = 0; i < kN; ++i) {
-    auto [mu, lv] = cvae.encode(Var<double>(x.rows(i, 1)), Var<double>(c.rows(i, 1)));
-    const dist::Normal<double> p = cvae.prior(Var<double>(c.rows(i, 1)));
-    std::vector<double> log_w;
-    for (std::int64_t s = 0; s < k; ++s) {
-      Tensor<double> zr({1, kZ});
-      double lpz = 0, lq = 0;
-      for (std::int64_t j = 0; j < kZ; ++j) {
-        const double sd = std::exp(0.5 * lv.value()(0, j)), e = eps(i * k + s, j);
-        zr(0, j) = mu.value()(0, j) + sd * e;
-        const double pm = p.mean().value()(0, j), plv = p.logvar().value()(0, j);
-        lpz += -0.5 * ((zr(0, j) - pm) * (zr(0, j) - pm) / std::exp(plv) + plv + log2pi);
-        lq += -0.5 * (e * e + log2pi) - std::log(sd);
-      }
-      const double lpx =
-          dist::Bernoulli{}
-              .log_prob(cvae.decode(Var<double>(zr), Var<double>(c.rows(i, 1))), Var<double>(x.rows(i, 1)))
-              .item();
-      log_w.push_back(lpx + lpz - lq);
-    }
-    const double m = *std::max_element(log_w.begin(), log_w.end());
-    double acc = 0;
-    for (double w : log_w) acc += std::exp(w - m);
-    expected += -(m + std::log(acc / k)) / kN;
-  }
+  const double expected = test::iwae_by_hand(cvae, x, c, k, eps);
   CHECK(got == Approx(expected).epsilon(1e-10));
 }
 
