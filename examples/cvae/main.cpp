@@ -22,7 +22,8 @@
 // temperature) and OUT/attribute.png
 // (test sandals, then their codes decoded while the condition moves along the class-difference
 // direction "sneaker - sandal", alpha 0 to 1). --data may name any directory of IDX files in
-// Fashion-MNIST's format (MNIST, say): classes 5 and 7 are then whatever those labels mean.
+// Fashion-MNIST's format (MNIST, say): classes 5 and 7 are then whatever those labels mean, and
+// --eval-samples 0 turns the class agreement off (the classifier knows Fashion-MNIST's classes only).
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
