@@ -32,8 +32,6 @@
 #include <string>
 #include <vector>
 
-#include <genmod/eval/class_coverage.hpp>
-#include <genmod/eval/feature_classifier.hpp>
 #include <genmod/genmod.hpp>
 
 using namespace genmod;
