@@ -110,6 +110,28 @@ TEST_CASE("elbo_terms takes the KL from a posterior that provides its own", "[mo
   CHECK(loss.loss.item() == Approx((rec[0] + rec[1]) / 2 + 2.0 * 3.5));
 }
 
+TEST_CASE("elbo_terms against a Normal prior takes the closed-form KL(q || p)", "[models][elbo]") {
+  Var<double> x(from_data<double>({2, 2}, {0.0, 1.0, 1.0, 0.0}));
+  Var<double> logits(from_data<double>({2, 2}, {0.5, -0.5, 1.0, 2.0}));
+  const dist::Normal<double> q(Var<double>(from_data<double>({2, 2}, {0.1, -0.2, 0.3, 0.4})),
+                               Var<double>(from_data<double>({2, 2}, {-0.5, 0.2, 0.0, -1.0})));
+  const dist::Normal<double> p(Var<double>(from_data<double>({2, 2}, {1.0, 0.0, -0.5, 0.2})),
+                               Var<double>(from_data<double>({2, 2}, {0.3, -0.4, 0.5, 0.1})));
+  auto terms = models::elbo_terms(q, p, dist::Bernoulli{}, logits, x);
+  // KL = 1/2 sum_j (log v - log s^2 + (s^2 + (mu - m)^2) / v - 1), by hand.
+  for (std::int64_t i = 0; i < 2; ++i) {
+    double kl = 0;
+    for (std::int64_t j = 0; j < 2; ++j) {
+      const double mu = q.mean().value()(i, j), ls = q.logvar().value()(i, j);
+      const double m = p.mean().value()(i, j), lv = p.logvar().value()(i, j);
+      kl += 0.5 * (lv - ls + (std::exp(ls) + (mu - m) * (mu - m)) / std::exp(lv) - 1.0);
+    }
+    CHECK(terms.kl.value()[i] == Approx(kl).epsilon(1e-12));
+  }
+  const dist::Normal<double> wrong = dist::Normal<double>::standard(Shape{2, 3});
+  CHECK_THROWS_AS(models::elbo_terms(q, wrong, dist::Bernoulli{}, logits, x), ShapeError);
+}
+
 TEST_CASE("eval::negative_elbo and eval::iwae_nll work for the conditional model", "[models][cvae][eval]") {
   const std::int64_t n = 7, d = 5, c = 3, z = 2;
   manual_seed(21);

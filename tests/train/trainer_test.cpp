@@ -631,6 +631,15 @@ TEST_CASE("clip_grad_norm scales each step's gradients to the norm and reports t
   run(0, w, res);  // off: no norms reported
   CHECK(res.epochs.at(0).metrics.count("grad_norm") == 0);
 
+  // A step function owns its gradients: clipping there is its own call, and the option says so.
+  {
+    nn::Linear<float> net(8, 3);
+    data::Loader loader(ds, {.batch_size = 60, .shuffle = false});
+    train::Trainer t(
+        {.epochs = 1, .out_dir = dir.path.string(), .progress = train::Progress::off, .clip_grad_norm = 1});
+    CHECK_THROWS_WITH(t.fit(loader, [](const data::Batch&) { return 0.0; }), Catch::Contains("step function"));
+  }
+
   CHECK_THROWS_AS(train::Trainer({.clip_grad_norm = -1}), ValueError);
   CHECK_THROWS_WITH(train::Trainer({.clip_grad_norm = std::numeric_limits<double>::infinity()}),
                     Catch::Contains("clip_grad_norm"));

@@ -21,6 +21,8 @@
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
+#include "genmod/dist/normal.hpp"
+#include "genmod/losses/reconstruction.hpp"
 #include "genmod/models/concepts.hpp"
 
 namespace genmod::eval {
@@ -60,30 +62,16 @@ double mean_over_batches(const Tensor<T>& x, std::int64_t batch_size, PerSample 
   return total / static_cast<double>(n);
 }
 
-/// log N(z_r; mean_r, diag e^logvar_r) of each row r of z [rows, Z], in double; N(0, I) when
-/// `mean` and `logvar` are undefined.
+/// log p(z_r) of each row r of z [rows, Z] under the diagonal Normal p (parameters [rows, Z]),
+/// summed over the latent dimensions: [rows].
 template <class T>
-std::vector<double> gaussian_log_density_rows(const Tensor<T>& z, const Tensor<T>& mean = {},
-                                              const Tensor<T>& logvar = {}) {
-  const double log2pi = std::log(2.0 * std::numbers::pi);
-  const std::int64_t rows = z.dim(0), zdim = z.dim(1);
-  std::vector<double> out(static_cast<std::size_t>(rows), 0.0);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    double lp = 0;
-    for (std::int64_t j = 0; j < zdim; ++j) {
-      const double m = mean.defined() ? static_cast<double>(mean(r, j)) : 0.0;
-      const double lv = logvar.defined() ? static_cast<double>(logvar(r, j)) : 0.0;
-      const double d = static_cast<double>(z(r, j)) - m;
-      lp += -0.5 * (d * d * std::exp(-lv) + lv + log2pi);
-    }
-    out[static_cast<std::size_t>(r)] = lp;
-  }
-  return out;
+Tensor<T> log_density_rows(const dist::Normal<T>& p, const Tensor<T>& z) {
+  return losses::sum_per_sample(p.log_prob(Var<T>(z))).value();
 }
 
 /// The importance-weighted bound for x [N, ...], given encode(i0, gi) -> (mu, logvar) of rows
 /// i0..i0+gi, log_lik(z, xr, cr) -> log p(xr | z, cr) per row ([rows]) and log_prior(z, cr) ->
-/// log p(z | cr) per row (std::vector<double>). Row r of a pass holds image r / m's sample r % m:
+/// log p(z | cr) per row ([rows]). Row r of a pass holds image r / m's sample r % m:
 /// xr (and cr, the rows of the per-image `condition` when it is defined) repeat each image's row
 /// m times.
 template <class T, class Encode, class LogLik, class LogPrior>
@@ -128,11 +116,11 @@ double iwae_core(const Tensor<T>& x, const Tensor<T>& condition, std::int64_t k,
           std::copy(condition.data() + (i0 + img) * dc, condition.data() + (i0 + img + 1) * dc, cr.data() + r * dc);
       }
       const Tensor<T> lpx = log_lik(z, xr, cr);
-      const std::vector<double> lp_z = log_prior(z, cr);
+      const Tensor<T> lp_z = log_prior(z, cr);
       for (std::int64_t r = 0; r < rows; ++r) {
         const auto img = static_cast<std::size_t>(r / m);
         const double lw =
-            log_w[static_cast<std::size_t>(r)] + lp_z[static_cast<std::size_t>(r)] + static_cast<double>(lpx[r]);
+            log_w[static_cast<std::size_t>(r)] + static_cast<double>(lp_z[r]) + static_cast<double>(lpx[r]);
         if (lw > run_max[img]) {
           run_sum[img] = run_sum[img] * std::exp(run_max[img] - lw) + 1.0;
           run_max[img] = lw;
@@ -180,7 +168,9 @@ double iwae_nll(Model& model, const Tensor<T>& x, std::int64_t k, Generator& g, 
       [&](const Tensor<T>& z, const Tensor<T>& xr, const Tensor<T>&) {
         return model.likelihood.log_prob(model.decode(Var<T>(z)), Var<T>(xr)).value();
       },
-      [](const Tensor<T>& z, const Tensor<T>&) { return detail::gaussian_log_density_rows(z); });
+      [](const Tensor<T>& z, const Tensor<T>&) {
+        return detail::log_density_rows(dist::Normal<T>::standard(z.shape()), z);
+      });
 }
 
 /// The importance-weighted bound on -log p(x | c) of a conditional model, conditions c [N, C].
@@ -197,12 +187,10 @@ double iwae_nll(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64
       },
       [&](const Tensor<T>& z, const Tensor<T>& cr) {
         // A model with a prior p(z | c) of its own (ConditionalVAE's learned one) gives it; N(0, I) otherwise.
-        if constexpr (requires { model.prior(Var<T>(cr)); }) {
-          const auto p = model.prior(Var<T>(cr));
-          return detail::gaussian_log_density_rows(z, p.mean().value(), p.logvar().value());
-        } else {
-          return detail::gaussian_log_density_rows(z);
-        }
+        if constexpr (requires { model.prior(Var<T>(cr)); })
+          return detail::log_density_rows(model.prior(Var<T>(cr)), z);
+        else
+          return detail::log_density_rows(dist::Normal<T>::standard(z.shape()), z);
       });
 }
 

@@ -462,8 +462,8 @@ enum class CacheMismatch {
 /// and was trained with the same options, otherwise trained on the training split of the data set
 /// in `data_dir` (data::FashionMNIST's directory rules: empty means $GENMOD_DATA_DIR or
 /// /usr/share/datasets/fashion-mnist), measured on the whole test split, and saved to `cache_path`
-/// atomically (its directory is created when missing). An empty `cache_path` trains without caching. Progress and the
-/// outcome go to `log` when given.
+/// atomically (its directory is created when missing). An empty `cache_path` trains without
+/// caching. Progress and the outcome go to `log` when given.
 ///
 /// Errors: IOError for a corrupt or truncated cache, or one of another architecture; for one
 /// written with other options as `on_mismatch` says; IOError when the data set is missing;

@@ -23,7 +23,6 @@
 #include <utility>
 
 #include "genmod/core/check.hpp"
-#include "genmod/losses/reconstruction.hpp"
 #include "genmod/models/vae.hpp"
 #include "genmod/nn/layers/linear.hpp"
 
@@ -35,19 +34,6 @@ struct ConditionalPrior {
   /// c [N, C] (needs VAEOptions::latent_dim).
   std::int64_t condition_dim = 0;
 };
-
-namespace detail {
-
-/// A posterior q with the KL against a prior p other than N(0, I), for elbo_terms.
-template <class T>
-struct PosteriorWithPrior {
-  const dist::Normal<T>& q;  ///< q(z | x, c)
-  const dist::Normal<T>& p;  ///< p(z | c)
-  /// KL(q || p) summed over the latent dimensions, [N].
-  Var<T> kl_per_sample() const { return losses::sum_per_sample(kl(q, p)); }
-};
-
-}  // namespace detail
 
 /// A VAE conditioned on c (see the file comment). It has no one-input `forward`: every call takes
 /// the condition (`loss(x, c)`, `encode(x, c)`, `decode(z, c)`, `sample(condition)`).
@@ -141,8 +127,7 @@ class ConditionalVAE : public nn::Module<typename Encoder::value_type> {
     auto q = posterior(x, c);
     Var<T> decoded = reshape(decode(q.rsample(g), c), x.shape());
     if (!prior_net_) return elbo_terms(q, likelihood, decoded, x, options_.beta);
-    const dist::Normal<T> p = prior(c);
-    return elbo_terms(detail::PosteriorWithPrior<T>{q, p}, likelihood, decoded, x, options_.beta);
+    return elbo_terms(q, prior(c), likelihood, decoded, x, options_.beta);
   }
 
   /// Negative ELBO of the batch given the conditions, and its terms (as VAE::loss).

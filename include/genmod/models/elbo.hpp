@@ -10,7 +10,9 @@
 ///   loss             = mean_i reconstruction_i + beta * mean_i kl_i
 ///
 /// The KL term comes from the posterior: a `dist::Normal` gives the closed form against N(0, I)
-/// (-1/2 sum(1 + logvar - mu^2 - e^logvar)); any other posterior type provides
+/// (-1/2 sum(1 + logvar - mu^2 - e^logvar)), or against a diagonal Normal prior given beside it
+/// (a learned p(z) or p(z | c): 1/2 sum(log v - log s^2 + (s^2 + (mu - m)^2) / v - 1)); any other
+/// posterior type provides
 /// `kl_per_sample() -> Var<T> [N]` (a flow posterior returns its Monte Carlo estimate
 /// log q0(z0|x) - sum log|det| - log p(zK) for the z it sampled).
 
@@ -63,6 +65,12 @@ Var<T> kl_per_sample(const dist::Normal<T>& q) {
   return losses::sum_per_sample(q.kl_standard());
 }
 
+/// KL(q || p) per sample between two diagonal Normals (p a prior other than N(0, I)): the closed form.
+template <class T>
+Var<T> kl_per_sample(const dist::Normal<T>& q, const dist::Normal<T>& p) {
+  return losses::sum_per_sample(kl(q, p));
+}
+
 /// Any other posterior provides its own per-sample KL (or its one-sample estimate).
 template <class Q>
 requires requires(const Q& q) {
@@ -84,6 +92,19 @@ ElboTerms<T> elbo_terms(const Posterior& posterior, const Lik& likelihood, const
                 "[N], mean(params) -> Var<T>, sample(params, g) -> Tensor<T>)");
   check_non_negative("elbo_terms", "beta", beta);
   return {neg(likelihood.log_prob(decoded, x)), detail::kl_per_sample(posterior), beta};
+}
+
+/// As elbo_terms(posterior, likelihood, decoded, x, beta), with the KL taken against the diagonal
+/// Normal `prior` (same shape as the posterior's parameters) instead of N(0, I).
+template <class T, class Lik>
+ElboTerms<T> elbo_terms(const dist::Normal<T>& posterior, const dist::Normal<T>& prior, const Lik& likelihood,
+                        const Var<T>& decoded, const Var<T>& x, double beta = 1.0) {
+  static_assert(dist::Likelihood<Lik, T>,
+                "elbo_terms: the likelihood must satisfy dist::Likelihood<L, T> (log_prob(params, x) -> Var<T> "
+                "[N], mean(params) -> Var<T>, sample(params, g) -> Tensor<T>)");
+  check_non_negative("elbo_terms", "beta", beta);
+  check_same_shape("elbo_terms", "posterior mean", posterior.mean().shape(), "prior mean", prior.mean().shape());
+  return {neg(likelihood.log_prob(decoded, x)), detail::kl_per_sample(posterior, prior), beta};
 }
 
 }  // namespace genmod::models

@@ -261,7 +261,15 @@ class Trainer {
 
   /// Trains with a step function: `step(batch)` does the whole step and returns the loss.
   /// A non-finite loss stops training with NumericError naming the step and epoch.
-  FitResult fit(data::Loader& loader, StepFn step) { return run(loader, std::move(step), nullptr); }
+  /// ValueError when clip_grad_norm is set: the trainer does not see a step function's gradients
+  /// (clip them in the step, optim::clip_grad_norm(optimizer, c) between backward and step).
+  FitResult fit(data::Loader& loader, StepFn step) {
+    if (opt_.clip_grad_norm > 0)
+      throw ValueError("Trainer: clip_grad_norm (" + std::to_string(opt_.clip_grad_norm) +
+                       ") applies to fit(loader, loss, optimizer); a step function owns its gradients: call "
+                       "optim::clip_grad_norm(optimizer, c) between backward and step");
+    return run(loader, std::move(step), nullptr);
+  }
 
   /// Trains `loss(batch)` with `optimizer`: per batch, zero_grad, backward, (gradient check),
   /// step. A non-finite loss stops training with NumericError naming the step, the epoch and the
