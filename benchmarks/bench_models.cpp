@@ -10,7 +10,8 @@
 //   bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR] [--params]
 //
 // Without --threads, each workload runs at 1 and then 2 threads. gflops = the analytic FLOPs of
-// common.py's flops_per_step (matmul / conv MACs only, x2) divided by the median step time.
+// common.py's flops_per_step (matmul / conv MACs only, x2) divided by the median step time (null
+// for nice, realnvp and glow, which have no reference workload).
 // allocs_per_step: growth of memory_stats().system_allocations (tensor blocks the caching pool had
 // to get from the system) per timed step. heap_calls_per_step: calls to malloc / calloc / realloc /
 // aligned_alloc / posix_memalign / memalign (operator new included, it calls malloc) per timed step,
@@ -125,7 +126,8 @@ double flops_per_step(const std::string& name, double b) {
     const double d = conv(b, 1, 64, 4, 14, 14) + conv(b, 64, 128, 4, 7, 7) + lin(b, 6272, 1);
     return 3 * g + 9 * d;
   }
-  if (name == "realnvp_mlp") return 3 * 8 * (lin(b, 784, 1024) + lin(b, 1024, 1024) + lin(b, 1024, 1568));
+  if (name == "realnvp_mlp" || name == "realnvp_mlp_composed")
+    return 3 * 8 * (lin(b, 784, 1024) + lin(b, 1024, 1024) + lin(b, 1024, 1568));
   if (name == "pixelcnn")
     return 3 * (conv(b, 1, 64, 7, 28, 28) + 5 * conv(b, 64, 64, 3, 28, 28) + conv(b, 64, 64, 1, 28, 28) +
                 conv(b, 64, 256, 1, 28, 28));
@@ -376,26 +378,23 @@ Workload make_dcgan_model() {
   return w;
 }
 
-/// RealNVP on flattened images: the library's models::RealNVPMLP (8 affine couplings, the k-th
-/// keeping the checkerboard (i + j even) when k is even and its complement when odd; conditioners
-/// 784 -> 1024 -> 1024 -> 1568 with ReLU, the last layer zero; s = tanh(r) * scale with a learned
-/// scale per dimension), trained on bits per dimension. Its preprocessing steps dequantize the
-/// k / 255 pixels (x = (k + u) / 256, u ~ U[0, 1)) and logit-transform them (alpha = 0.05); their
-/// log-determinants are part of the likelihood.
-Workload make_realnvp_mlp() {
+// A flow model trained on bits per dimension with Adam: each step reads the batch as k / 255 in the
+// model's sample shape (its preprocessing dequantizes and logit-transforms it).
+template <class Model, class Options>
+Workload make_flow_workload(Options options, double lr, Shape sample) {
   struct S {
-    models::RealNVPMLP<F> model{{.noise_seed = 1234}};
-    optim::Adam<F> opt{model.named_parameters(), {.lr = 1e-4}};
+    S(Options o, double lr) : model(o), opt(model.named_parameters(), {.lr = lr}) {}
+    Model model;
+    optim::Adam<F> opt;
   };
-  auto s = std::make_shared<S>();
+  auto s = std::make_shared<S>(options, lr);
   Workload w;
   w.batch = 128;
   w.state = s;
   w.optimizers = {&s->opt};
-  w.step = [s](const Tensor<std::uint8_t>& u8) {
-    const std::int64_t b = u8.dim(0);
+  w.step = [s, sample](const Tensor<std::uint8_t>& u8) {
     Tape<F> tape;
-    V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 784}));  // k / 255
+    V x(data::scale_pixels(u8, data::PixelRange::unit).reshape(flows::batch_shape(u8.dim(0), sample)));
     V loss = s->model.loss(x);
     s->opt.zero_grad();
     tape.backward(loss);
@@ -403,6 +402,32 @@ Workload make_realnvp_mlp() {
     return loss.item();
   };
   return w;
+}
+
+/// RealNVP on flattened images: the library's models::RealNVPMLP (8 affine couplings, the k-th
+/// keeping the checkerboard (i + j even) when k is even and its complement when odd; conditioners
+/// 784 -> 1024 -> 1024 -> 1568 with ReLU, the last layer zero; s = tanh(r) * scale with a learned
+/// scale per dimension), trained on bits per dimension. Its preprocessing steps dequantize the
+/// k / 255 pixels (x = (k + u) / 256, u ~ U[0, 1)) and logit-transform them (alpha = 0.05); their
+/// log-determinants are part of the likelihood.
+/// realnvp_mlp_composed: the same model with its couplings written as the generic ops the fused
+/// coupling op replaces (AffineCouplingOptions::fused = false), to measure the fused op in the step.
+Workload make_realnvp_mlp(bool fused = true) {
+  return make_flow_workload<models::RealNVPMLP<F>>(
+      models::RealNVPMLPOptions{.noise_seed = 1234, .fused_coupling = fused}, 1e-4, Shape{784});
+}
+
+// The flow model classes without a PyTorch reference workload (their step time and allocations
+// only; the example's defaults, Adam 1e-3, batch 128): NICE (4 additive couplings, MLPs 1000 x 5),
+// the multiscale RealNVP and Glow (2 scales, conditioners 64 channels wide).
+Workload make_nice() {
+  return make_flow_workload<models::NICE<F>>(models::NICEOptions{.noise_seed = 1234}, 1e-3, Shape{784});
+}
+Workload make_realnvp() {
+  return make_flow_workload<models::RealNVP<F>>(models::RealNVPOptions{.noise_seed = 1234}, 1e-3, Shape{1, 28, 28});
+}
+Workload make_glow() {
+  return make_flow_workload<models::Glow<F>>(models::GlowOptions{.noise_seed = 1234}, 1e-3, Shape{1, 28, 28});
 }
 
 /// PixelCNN: a 7x7 type-A masked conv to 64 channels, 5 residual blocks h + conv3x3_B(relu(h)),
@@ -458,7 +483,9 @@ Workload make_pixelcnn() {
   return w;
 }
 
-const char* const kWorkloads[] = {"mlp_vae", "conv_vae", "dcgan", "dcgan_model", "realnvp_mlp", "pixelcnn"};
+const char* const kWorkloads[] = {
+    "mlp_vae",  "conv_vae", "dcgan",   "dcgan_model", "realnvp_mlp", "realnvp_mlp_composed",
+    "pixelcnn", "nice",     "realnvp", "glow"};
 
 Workload make(const std::string& name) {
   if (name == "mlp_vae") return make_mlp_vae();
@@ -466,7 +493,11 @@ Workload make(const std::string& name) {
   if (name == "dcgan") return make_dcgan();
   if (name == "dcgan_model") return make_dcgan_model();
   if (name == "realnvp_mlp") return make_realnvp_mlp();
+  if (name == "realnvp_mlp_composed") return make_realnvp_mlp(false);
   if (name == "pixelcnn") return make_pixelcnn();
+  if (name == "nice") return make_nice();
+  if (name == "realnvp") return make_realnvp();
+  if (name == "glow") return make_glow();
   throw ValueError("unknown workload " + name);
 }
 
@@ -484,8 +515,9 @@ void usage() {
   std::printf(
       "usage: bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR] [--params]\n"
       "Median seconds per full training step of the reference workloads (../shared/ref), as JSON lines.\n"
-      "  --workload NAME  mlp_vae, conv_vae, dcgan, dcgan_model (the same through models::GAN), realnvp_mlp or\n"
-      "                   pixelcnn (default: all)\n"
+      "  --workload NAME  mlp_vae, conv_vae, dcgan, dcgan_model (the same through models::GAN), realnvp_mlp,\n"
+      "                   realnvp_mlp_composed (its couplings by generic ops), pixelcnn, and without a\n"
+      "                   PyTorch reference: nice, realnvp (multiscale), glow (default: all)\n"
       "  --threads N      threads (default: 1, then 2)\n"
       "  --steps N        timed steps (default 30)\n"
       "  --warmup N       untimed steps first (default 5)\n"
@@ -525,7 +557,8 @@ Options parse(int argc, char** argv) {
   if (!o.workload.empty() &&
       std::find(std::begin(kWorkloads), std::end(kWorkloads), o.workload) == std::end(kWorkloads))
     throw ValueError("unknown workload " + o.workload +
-                     " (mlp_vae, conv_vae, dcgan, dcgan_model, realnvp_mlp, pixelcnn)");
+                     " (mlp_vae, conv_vae, dcgan, dcgan_model, realnvp_mlp, realnvp_mlp_composed, pixelcnn, nice, "
+                     "realnvp, glow)");
   return o;
 }
 
@@ -592,10 +625,10 @@ void run(const std::string& name, int threads, const Options& o, const data::Fas
   mean /= static_cast<double>(m);
   const double flops = flops_per_step(name, static_cast<double>(b));
   std::printf(
-      "{\"workload\": \"%s\", \"threads\": %d, \"median_s\": %.6g, \"gflops\": %.4g, \"allocs_per_step\": %.4g, "
+      "{\"workload\": \"%s\", \"threads\": %d, \"median_s\": %.6g, \"gflops\": %s, \"allocs_per_step\": %.4g, "
       "\"heap_calls_per_step\": %s, \"min_s\": %.6g, \"max_s\": %.6g, \"mean_s\": %.6g, \"batch\": %lld, "
       "\"warmup\": %d, \"steps\": %d, \"flops_per_step\": %.6g, \"first_loss\": %.6g, \"last_loss\": %.6g}\n",
-      name.c_str(), threads, median, flops / median / 1e9, allocs,
+      name.c_str(), threads, median, flops > 0 ? std::to_string(flops / median / 1e9).c_str() : "null", allocs,
       GENMOD_BENCH_COUNT_HEAP ? std::to_string(heap).c_str() : "null", sorted.front(), sorted.back(), mean,
       static_cast<long long>(b), o.warmup, o.steps, flops, static_cast<double>(first_loss),
       static_cast<double>(last_loss));

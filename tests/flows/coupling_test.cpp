@@ -127,6 +127,44 @@ TEST_CASE("AffineCoupling: gradients of the parameters through forward and inver
   test::expect_module_gradients(step, [&] { return step.inverse(V(x)); });
 }
 
+TEST_CASE("AffineCoupling: the composed ops (fused = false) give the fused op's values and gradients",
+          "[flows][jacobian]") {
+  const std::int64_t d = 6;
+  const Tensor<double> x = test::rnd({3, d}, 15), wy = test::rnd({3, d}, 16), wl = test::rnd({3}, 17);
+  for (auto bound : {flows::ScaleBound::tanh, flows::ScaleBound::sigmoid, flows::ScaleBound::exp}) {
+    INFO("bound " << static_cast<int>(bound));
+    flows::AffineCoupling<Net> fused(mlp(d, 2 * d), flows::alternating_mask<double>(d), {.bound = bound});
+    flows::AffineCoupling<Net> composed(mlp(d, 2 * d), flows::alternating_mask<double>(d),
+                                        {.bound = bound, .fused = false});
+    CHECK(fused.fused());
+    CHECK_FALSE(composed.fused());
+    randomize(fused, 60);  // the same seed over the same structure: the same parameters
+    randomize(composed, 60);
+    if (bound == flows::ScaleBound::tanh) {
+      for (std::int64_t i = 0; i < d; ++i) fused.scale.value()[i] = composed.scale.value()[i] = 0.5 + 0.1 * i;
+    }
+    check_bijector(composed, x, 1e-3);
+    // y, logdet and every gradient of a loss that weighs both, from the two forms.
+    auto run = [&](flows::AffineCoupling<Net>& step) {
+      step.zero_grad();
+      Tape<double> tape;
+      Parameter<double> xv(x.clone());  // a leaf with a gradient
+      auto r = step.forward(xv.var());
+      tape.backward(add(sum(mul(r.y, V(wy))), sum(mul(r.logdet, V(wl)))));
+      std::vector<Tensor<double>> out{r.y.value().clone(), r.logdet.value().clone(), xv.grad().clone()};
+      for (auto& p : step.parameters()) out.push_back(p.grad().clone());
+      return out;
+    };
+    const auto a = run(fused), b = run(composed);
+    REQUIRE(a.size() == b.size());
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      INFO("output " << k << " (y, logdet, dx, then the parameters' gradients)");
+      REQUIRE(a[k].shape() == b[k].shape());
+      for (std::int64_t i = 0; i < a[k].numel(); ++i) CHECK(a[k][i] == Approx(b[k][i]).epsilon(1e-12).margin(1e-12));
+    }
+  }
+}
+
 TEST_CASE("AffineCoupling: shape errors name what was expected", "[flows][errors]") {
   flows::AffineCoupling<Net> wrong_net(mlp(4, 4), flows::halves_mask<double>(4));  // outputs D, not 2D
   CHECK_THROWS_WITH(wrong_net.forward(V(zeros<double>({2, 4}))),

@@ -10,6 +10,7 @@
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/broadcast.hpp"
 #include "genmod/autodiff/ops/conv.hpp"
+#include "genmod/autodiff/ops/coupling.hpp"
 #include "genmod/autodiff/ops/linear.hpp"
 #include "genmod/autodiff/ops/matmul.hpp"
 #include "genmod/autodiff/ops/norm.hpp"

@@ -36,9 +36,26 @@ enum class ScaleBound {
   exp       ///< s = r, unbounded
 };
 
+/// The fused op's enumerator (autodiff/ops/coupling.hpp) for a scale bound.
+constexpr CouplingBound fused_bound(ScaleBound bound) noexcept {
+  switch (bound) {
+    case ScaleBound::sigmoid:
+      return CouplingBound::sigmoid;
+    case ScaleBound::exp:
+      return CouplingBound::exp;
+    case ScaleBound::tanh:
+      break;
+  }
+  return CouplingBound::tanh;
+}
+
 /// Options of AffineCoupling.
 struct AffineCouplingOptions {
   ScaleBound bound = ScaleBound::tanh;  ///< how s is bounded
+  /// true: y and logdet by the one fused op (autodiff/ops/coupling.hpp); false: by the generic ops
+  /// it replaces (slice, the bound, exp, mul, add, sum), the same numbers in more passes; kept to
+  /// measure the fused op against (bench_models' realnvp_mlp_composed) and to cross-check it.
+  bool fused = true;
 };
 
 /// RealNVP's affine coupling step over a conditioner layer `Net` (see the file comment).
@@ -63,11 +80,15 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
   FlowResult<T> forward(const Var<T>& x) override {
     check_batch_of("flows::AffineCoupling", "x", x.shape(), mask_.shape());
     try {
-      // One fused op after the conditioner (autodiff/ops/coupling.hpp): y and logdet in one pass.
       const Var<T> rt = conditioner(x);
+      if (!options_.fused) {  // the generic ops: y = x e^s + t, logdet = sum of s per sample
+        auto [s, t] = log_scale_and_shift_of(rt);
+        return {add(mul(x, exp(s)), t), sum_per_sample(s)};
+      }
+      // One fused op after the conditioner (autodiff/ops/coupling.hpp): y and logdet in one pass.
       Var<T> logdet;
       Var<T> y = affine_coupling(x, rt, options_.bound == ScaleBound::tanh ? scale.var() : Var<T>(), transform_,
-                                 coupling_bound(), logdet);
+                                 fused_bound(options_.bound), logdet);
       return {std::move(y), std::move(logdet)};
     } catch (const NumericError& e) {
       throw NumericError(std::string(e.what()) + "; " + log_scale_statistics(x));
@@ -89,6 +110,8 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
   const Tensor<T>& mask() const noexcept { return mask_; }
   /// The bound of the log-scale.
   ScaleBound bound() const noexcept { return options_.bound; }
+  /// Whether forward uses the fused op (AffineCouplingOptions::fused).
+  bool fused() const noexcept { return options_.fused; }
 
   /// Lists `net`, the learned `scale` (tanh bound only) and the mask as buffer "mask".
   void visit(nn::ModuleVisitor<T>& v) override {
@@ -102,10 +125,12 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
 
  private:
   // (s, t) of the file comment at z, where z m = x m (forward: z = x; inverse: z = y).
-  std::pair<Var<T>, Var<T>> log_scale_and_shift(const Var<T>& z) {
+  std::pair<Var<T>, Var<T>> log_scale_and_shift(const Var<T>& z) { return log_scale_and_shift_of(conditioner(z)); }
+
+  // (s, t) from the conditioner's output rt [N, 2C, ...].
+  std::pair<Var<T>, Var<T>> log_scale_and_shift_of(const Var<T>& rt) {
     const Var<T> transformed(transform_);
-    const Var<T> rt = conditioner(z);
-    const std::int64_t c = z.dim(1);
+    const std::int64_t c = rt.dim(1) / 2;
     Var<T> r = slice(rt, 1, 0, c), t = slice(rt, 1, c, c);
     Var<T> s;
     switch (options_.bound) {
@@ -131,19 +156,6 @@ class AffineCoupling : public BijectorModule<typename Net::value_type> {
                        " (the log-scale and the shift of an input " + z.shape().to_string() +
                        " stacked along dimension 1), got " + rt.shape().to_string());
     return rt;
-  }
-
-  // The fused op's enumerator for options_.bound.
-  CouplingBound coupling_bound() const noexcept {
-    switch (options_.bound) {
-      case ScaleBound::sigmoid:
-        return CouplingBound::sigmoid;
-      case ScaleBound::exp:
-        return CouplingBound::exp;
-      case ScaleBound::tanh:
-        break;
-    }
-    return CouplingBound::tanh;
   }
 
   // "affine coupling log-scale s at this batch: min, max, ..." computed without a tape.

@@ -11,6 +11,8 @@
 ///   checkerboard  [H, W] or [C, H, W]: (i + j) even kept (or odd), the same in every channel
 ///   channels      [C, H, W]: the first half of the channels kept (RealNVP after a squeeze)
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -97,9 +99,12 @@ void check_binary_mask(std::string_view op, const Tensor<T>& mask) {
 
 /// [n, event...]: the shape of a batch of n samples of shape `event`.
 inline Shape batch_shape(std::int64_t n, const Shape& event) {
-  std::vector<std::int64_t> dims{n};
-  dims.insert(dims.end(), event.dims().begin(), event.dims().end());
-  return Shape(std::span<const std::int64_t>(dims));
+  if (event.rank() >= kMaxRank)
+    throw ShapeError("flows::batch_shape: expected a sample shape of rank < " + std::to_string(kMaxRank) + ", got " +
+                     event.to_string());
+  std::array<std::int64_t, kMaxRank> dims{n};  // on the stack: called in every training step
+  std::copy(event.dims().begin(), event.dims().end(), dims.begin() + 1);
+  return Shape(std::span<const std::int64_t>(dims.data(), static_cast<std::size_t>(event.rank()) + 1));
 }
 
 /// Throws ShapeError unless `shape` is a batch [N, ...] of samples of shape `event` (the shape of a

@@ -57,6 +57,7 @@ struct RealNVPMLPOptions {
   flows::ScaleBound bound = flows::ScaleBound::tanh;  ///< how each coupling bounds its log-scale
   std::int64_t levels = 256;                          ///< pixel levels of the data (dequantization)
   std::uint64_t noise_seed = 0;                       ///< seed of the dequantization noise
+  bool fused_coupling = true;  ///< false: couplings by generic ops (AffineCouplingOptions::fused)
 };
 
 /// RealNVP with MLP couplings on flattened images (see the file comment); the conditioners'
@@ -81,7 +82,7 @@ class RealNVPMLP : public FlowModel<T, flows::StandardNormal<T>> {
     const Tensor<T> board = flows::checkerboard_mask<T>(Shape{options.height, options.width}).reshape({d});
     for (int k = 0; k < options.couplings; ++k)
       this->flow.push_back(Coupling(conditioner(d, options), k % 2 == 0 ? board.clone() : flows::complement(board),
-                                    {.bound = options.bound}));
+                                    {.bound = options.bound, .fused = options.fused_coupling}));
   }
 
   /// The k-th coupling step.

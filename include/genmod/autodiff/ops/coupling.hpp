@@ -58,8 +58,8 @@ Shape check_affine_coupling(const Var<T>& x, const Var<T>& rt, const Var<T>& sca
     }
   if (bound == CouplingBound::tanh)
     check_shape(op, "scale (the tanh bound's, one sample's shape)", scale.shape(), sample);
-  else
-    check_arg(!scale.defined(), op, "scale", "undefined for the sigmoid and exp bounds (tanh only)",
+  else if (scale.defined())  // the message is built only on failure: this runs in every step
+    check_arg(false, op, "scale", "undefined for the sigmoid and exp bounds (tanh only)",
               "a tensor of shape " + scale.shape().to_string());
   return sample;
 }
