@@ -2,6 +2,8 @@
 //
 //   vae [--arch mlp|conv] [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N]
 //       [--seed S] [--resume PATH] [--latent Z] [--lr X] [--beta B] [--iwae-k K]
+//       [--posterior diagonal|planar|radial|iaf|coupling] [--flow-steps K] [--context H] [--flow-hidden W]
+//       [--binarize] [--kl-warmup E]
 //
 // --arch mlp is the mlp_vae reference workload (784-512-256-(2x32) / 32-256-512-784), --arch conv
 // the conv_vae one. The Trainer runs the loop: after every epoch it evaluates the test negative ELBO
@@ -11,9 +13,21 @@
 // the importance-weighted bound with K samples (test_iwae_nll) as the final record. Then the
 // program writes OUT/samples.png, OUT/reconstructions.png and OUT/interpolation.png. --data may
 // name any directory of IDX files in Fashion-MNIST's format (MNIST, say).
+//
+// --posterior other than diagonal (the default) trains a models::FlowVAE: the encoder's diagonal
+// Normal is followed by --flow-steps steps of a posterior flow, each reading a context of --context
+// numbers that the encoder's last layer adds to its output (planar and radial: their parameters
+// per image from it, or global with --context 0; iaf: MADE networks of --flow-hidden units,
+// alternating orders; coupling: affine couplings with MLP conditioners, alternating masks).
+// --binarize thresholds every pixel at 1/2 (training and test sets), the binarized data set on
+// which published VAE bounds are usually reported. --kl-warmup E weighs the KL term by a factor
+// rising linearly from 0 to --beta over the first E epochs (Sonderby et al. 2016), which keeps more
+// latent units active; the test bounds always weigh it by 1.
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <genmod/genmod.hpp>
 
@@ -29,15 +43,24 @@ struct Options {
   double beta = 1.0;
   std::int64_t iwae_k = 100;
   std::uint64_t seed = 0;
+  std::string posterior = "diagonal";
+  std::int64_t flow_steps = 4;
+  std::int64_t context = 32;
+  std::int64_t flow_hidden = 256;
+  bool binarize = false;
+  double kl_warmup = 0;
 };
 
-using DynVAE = models::VAE<nn::DynamicSequential<float>, nn::DynamicSequential<float>, dist::Bernoulli>;
+using Net = nn::DynamicSequential<float>;
+using DynVAE = models::VAE<Net, Net, dist::Bernoulli>;
+using DynFlowVAE = models::FlowVAE<Net, Net, dist::Bernoulli>;
 
-DynVAE build(const Options& o) {
-  nn::DynamicSequential<float> enc, dec;
+/// The reference's encoder and decoder, the encoder ending in `enc_out` numbers per image.
+std::pair<Net, Net> networks(const Options& o, std::int64_t enc_out) {
+  Net enc, dec;
   const std::int64_t z = o.latent;
   if (o.arch == "mlp") {
-    enc = {nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(), nn::Linear(256, 2 * z)};
+    enc = {nn::Linear(784, 512), nn::ReLU(), nn::Linear(512, 256), nn::ReLU(), nn::Linear(256, enc_out)};
     dec = {nn::Linear(z, 256), nn::ReLU(), nn::Linear(256, 512), nn::ReLU(), nn::Linear(512, 784)};
   } else {
     enc = {nn::Conv2d(1, 32, 4, {.stride = 2, .padding = 1}),
@@ -45,7 +68,7 @@ DynVAE build(const Options& o) {
            nn::Conv2d(32, 64, 4, {.stride = 2, .padding = 1}),
            nn::ReLU(),
            nn::Flatten(),
-           nn::Linear(3136, 2 * z)};
+           nn::Linear(3136, enc_out)};
     dec = {nn::Linear(z, 3136),
            nn::ReLU(),
            nn::Reshape({64, 7, 7}),
@@ -53,63 +76,104 @@ DynVAE build(const Options& o) {
            nn::ReLU(),
            nn::ConvTranspose2d(32, 1, 4, {.stride = 2, .padding = 1})};
   }
-  return DynVAE(enc, dec, dist::Bernoulli{}, {.beta = o.beta, .latent_dim = z, .seed = o.seed});
+  return {std::move(enc), std::move(dec)};
+}
+
+DynVAE build_vae(const Options& o) {
+  auto [enc, dec] = networks(o, 2 * o.latent);
+  return DynVAE(enc, dec, dist::Bernoulli{}, {.beta = o.beta, .latent_dim = o.latent, .seed = o.seed});
+}
+
+/// The posterior flow of --posterior: K steps on codes of size Z, reading the context of --context.
+flows::PosteriorFlow<float> build_flow(const Options& o) {
+  flows::PosteriorFlow<float> flow(o.latent);
+  const std::int64_t z = o.latent, h = o.context;
+  for (std::int64_t k = 0; k < o.flow_steps; ++k) {
+    const bool even = k % 2 == 0;
+    if (o.posterior == "planar") {
+      flow.push_back(flows::PlanarFlow<float>(z, {.context_dim = h}));
+    } else if (o.posterior == "radial") {
+      flow.push_back(flows::RadialFlow<float>(z, {.context_dim = h}));
+    } else if (o.posterior == "iaf") {
+      flow.push_back(flows::InverseAutoregressiveFlow<float>(
+          z, {.hidden = o.flow_hidden,
+              .context_dim = h,
+              .order = even ? flows::MADEOrder::natural : flows::MADEOrder::reversed}));
+    } else {
+      flow.push_back(flows::ContextAffineCoupling<float>(
+          flows::alternating_mask<float>(z, even ? flows::MaskParity::first : flows::MaskParity::second),
+          {.hidden = o.flow_hidden, .context_dim = h}));
+    }
+  }
+  return flow;
+}
+
+DynFlowVAE build_flow_vae(const Options& o) {
+  auto [enc, dec] = networks(o, 2 * o.latent + o.context);
+  return DynFlowVAE(enc, dec, build_flow(o), dist::Bernoulli{}, {.beta = o.beta, .seed = o.seed});
 }
 
 Tensor<float> as_images(const Tensor<float>& x) {
   return x.reshape({x.dim(0), 1, 28, 28});
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-  train::ExampleArgs args("vae", "Trains a VAE on Fashion-MNIST and writes metrics, pictures and a checkpoint.",
-                          {.out = "vae-out", .epochs = 10, .batch_size = 128});
-  Options opt;
-  args.add_option("--arch", opt.arch, "mlp (the reference's mlp_vae) or conv (its conv_vae)");
-  args.add_option("--latent", opt.latent, "latent dimensions", 1);
-  args.add_option("--lr", opt.lr, "Adam learning rate");
-  args.add_option("--beta", opt.beta, "weight of the KL term (1: the negative ELBO)");
-  args.add_option("--iwae-k", opt.iwae_k, "importance samples for the final test bound (0: skip)", 0);
-  args.parse_or_exit(argc, argv);
-  args.apply_threads();
-  opt.seed = args.seed;
-  if (opt.arch != "mlp" && opt.arch != "conv") throw ValueError("--arch: expected mlp or conv, got '" + opt.arch + "'");
-  if (!(opt.lr > 0) || !(opt.beta >= 0)) throw ValueError("expected --lr > 0 and --beta >= 0");
+/// Trains `vae` (a VAE or a FlowVAE), evaluates it and draws its pictures; the exit code.
+template <class Model>
+int run(Model& vae, const Options& opt, const train::ExampleArgs& args, const data::FashionMNIST& train,
+        const data::FashionMNIST& test) {
   const std::string out_dir = args.out;
   const auto layout = opt.arch == "mlp" ? data::ImageLayout::flat : data::ImageLayout::nchw;
-  const auto train = data::FashionMNIST::load(data::Split::train, args.data);
-  const auto test = data::FashionMNIST::load(data::Split::test, args.data);
-  const Tensor<float> test_x = test.float_images(layout);
-
-  manual_seed(opt.seed);
-  DynVAE vae = build(opt);
+  // --binarize: both sets thresholded at 1/2 (static: the same binary test set in every run).
+  const Tensor<float> test_x = opt.binarize ? data::binarize(test.float_images(layout)) : test.float_images(layout);
+  const data::Dataset train_set =
+      opt.binarize ? data::Dataset(data::binarize(train.float_images(layout)), train.labels) : train.to_dataset(layout);
   optim::Adam adam{vae.named_parameters(), {.lr = opt.lr}};
-  data::Loader loader(train.to_dataset(layout), {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+  data::Loader loader(train_set, {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
   Generator eval_rng(opt.seed, 0x6576616cULL);  // the evaluation's z samples, apart from training's
 
   train::TrainerOptions topt = args.trainer_options();
   topt.metadata["arch"] = opt.arch;
   topt.metadata["latent"] = std::to_string(opt.latent);
-  topt.plot_options = {.title = "VAE (" + opt.arch + ")", .x_label = "epoch", .y_label = "nats per image"};
+  topt.metadata["posterior"] = opt.posterior;
+  if (opt.binarize) topt.metadata["data"] = "binarized at 0.5";
+  if (opt.posterior != "diagonal") {
+    topt.metadata["flow_steps"] = std::to_string(opt.flow_steps);
+    topt.metadata["context"] = std::to_string(opt.context);
+  }
+  topt.plot_options = {.title = "VAE (" + opt.arch + ", " + opt.posterior + " posterior)",
+                       .x_label = "epoch",
+                       .y_label = "nats per image"};
   train::Trainer trainer(topt);
   // "model" and "rng" are io::save_checkpoint's names: io::load_checkpoint(path, vae) reads the file.
   trainer.add_model("model", vae, &adam).add_generator(vae.rng).add_generator(eval_rng, "eval_rng");
   trainer.set_evaluate([&] {
-    const double nelbo = eval::negative_elbo(vae, test_x, eval_rng);
-    return train::Metrics{{"test_loss", nelbo}, {"test_nelbo", nelbo}};
+    const eval::ElboMeans m = eval::elbo_means(vae, test_x, eval_rng);
+    return train::Metrics{{"test_loss", m.negative_elbo},
+                          {"test_nelbo", m.negative_elbo},
+                          {"test_reconstruction", m.reconstruction},
+                          {"test_kl", m.kl}};
   });
   if (opt.iwae_k > 0)
     trainer.set_final_evaluate([&] {
       return train::Metrics{{"test_iwae_nll", eval::iwae_nll(vae, test_x, opt.iwae_k, eval_rng)},
                             {"iwae_k", static_cast<double>(opt.iwae_k)}};
     });
-  std::printf("VAE (%s, z = %lld, %lld parameters), %d threads\ntrain: %s\ntest: %s\n", opt.arch.c_str(),
-              static_cast<long long>(opt.latent), static_cast<long long>(vae.num_parameters()), get_num_threads(),
-              train.description().c_str(), test.description().c_str());
+  std::printf("VAE (%s, z = %lld, %s posterior, %lld parameters), %d threads\ntrain: %s\ntest: %s\n", opt.arch.c_str(),
+              static_cast<long long>(opt.latent), opt.posterior.c_str(), static_cast<long long>(vae.num_parameters()),
+              get_num_threads(), train.description().c_str(), test.description().c_str());
   std::fflush(stdout);
+  // --kl-warmup E: the KL's weight rises linearly from 0 to --beta over the first E epochs (by step,
+  // from the trainer's step count, so a resumed run continues the ramp).
+  const double warmup_steps = opt.kl_warmup * static_cast<double>(loader.num_batches());
   const train::FitResult result = trainer.fit(
-      loader, [&](const data::Batch& b) { return vae.loss(Var<float>(b.x)).loss; }, adam);
+      loader,
+      [&](const data::Batch& b) {
+        models::ElboTerms<float> terms = vae.elbo(Var<float>(b.x), vae.rng);
+        if (warmup_steps > 0)
+          terms.beta = opt.beta * std::min(1.0, static_cast<double>(trainer.step() + 1) / warmup_steps);
+        return terms.loss().loss;
+      },
+      adam);
   if (result.interrupted) {
     std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
     return 130;
@@ -137,6 +201,46 @@ int main(int argc, char** argv) try {
       "wrote %s/{metrics.jsonl, samples.png, reconstructions.png, interpolation.png, loss.svg, checkpoint.npz}\n",
       out_dir.c_str());
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  train::ExampleArgs args("vae", "Trains a VAE on Fashion-MNIST and writes metrics, pictures and a checkpoint.",
+                          {.out = "vae-out", .epochs = 10, .batch_size = 128});
+  Options opt;
+  args.add_option("--arch", opt.arch, "mlp (the reference's mlp_vae) or conv (its conv_vae)");
+  args.add_option("--latent", opt.latent, "latent dimensions", 1);
+  args.add_option("--lr", opt.lr, "Adam learning rate");
+  args.add_option("--beta", opt.beta, "weight of the KL term (1: the negative ELBO)");
+  args.add_option("--iwae-k", opt.iwae_k, "importance samples for the final test bound (0: skip)", 0);
+  args.add_option("--posterior", opt.posterior, "diagonal (a VAE), or a flow posterior: planar, radial, iaf, coupling");
+  args.add_option("--flow-steps", opt.flow_steps, "steps of the posterior flow", 1);
+  args.add_option("--context", opt.context, "context numbers from the encoder for the flow (0: none)", 0);
+  args.add_option("--flow-hidden", opt.flow_hidden, "hidden units of the iaf and coupling networks", 1);
+  args.add_option("--kl-warmup", opt.kl_warmup, "epochs over which the KL weight rises from 0 to --beta (0: none)");
+  args.add_flag("--binarize", opt.binarize, "threshold the pixels at 1/2 (binarized Fashion-MNIST)");
+  args.parse_or_exit(argc, argv);
+  args.apply_threads();
+  opt.seed = args.seed;
+  if (opt.arch != "mlp" && opt.arch != "conv") throw ValueError("--arch: expected mlp or conv, got '" + opt.arch + "'");
+  if (!(opt.lr > 0) || !(opt.beta >= 0) || !(opt.kl_warmup >= 0))
+    throw ValueError("expected --lr > 0, --beta >= 0 and --kl-warmup >= 0");
+  const std::vector<std::string> posteriors{"diagonal", "planar", "radial", "iaf", "coupling"};
+  if (std::find(posteriors.begin(), posteriors.end(), opt.posterior) == posteriors.end())
+    throw ValueError("--posterior: expected diagonal, planar, radial, iaf or coupling, got '" + opt.posterior + "'");
+  if (opt.posterior == "coupling" && opt.latent < 2)
+    throw ValueError("--posterior coupling: expected --latent >= 2 (a mask keeps half), got " +
+                     std::to_string(opt.latent));
+  const auto train = data::FashionMNIST::load(data::Split::train, args.data);
+  const auto test = data::FashionMNIST::load(data::Split::test, args.data);
+  manual_seed(opt.seed);
+  if (opt.posterior == "diagonal") {
+    DynVAE vae = build_vae(opt);
+    return run(vae, opt, args, train, test);
+  }
+  DynFlowVAE vae = build_flow_vae(opt);
+  return run(vae, opt, args, train, test);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "vae: %s\n", e.what());
   return 1;

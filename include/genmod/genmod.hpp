@@ -71,6 +71,7 @@
 #include "genmod/models/denoising_autoencoder.hpp"
 #include "genmod/models/elbo.hpp"
 #include "genmod/models/flow_model.hpp"
+#include "genmod/models/flow_vae.hpp"
 #include "genmod/models/gan.hpp"
 #include "genmod/models/glow.hpp"
 #include "genmod/models/mlp_gan.hpp"

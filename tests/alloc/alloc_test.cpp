@@ -136,6 +136,25 @@ float train_step(Mlp& m, const Tensor<float>& x, const Tensor<std::int64_t>& lab
   return nll.item();
 }
 
+// After three warm-up steps (the pool, the tape's arena and any optimizer state reach their
+// sizes; data-dependent initialisations run on the first), five more calls of step() (a training
+// step returning its loss) must neither call the heap nor grow the pool, and the loss must fall.
+template <class Step>
+void expect_allocation_free_steps(Step step) {
+  const float first = step();
+  for (int i = 0; i < 2; ++i) step();
+  const auto pool_before = memory_stats().system_allocations;
+  heap_calls = 0;
+  counting = true;
+  float last = 0;
+  for (int i = 0; i < 5; ++i) last = step();
+  counting = false;
+  INFO("heap allocation calls during 5 steps: " << heap_calls.load());
+  CHECK(heap_calls.load() == 0);
+  CHECK(memory_stats().system_allocations == pool_before);
+  CHECK(last < first);  // and it trains
+}
+
 }  // namespace
 
 int* volatile sink_pointer = nullptr;
@@ -193,25 +212,13 @@ TEST_CASE("A steady-state conv/transposed-conv/BatchNorm training step makes zer
     }
     return loss.item();
   };
-  const float first = step();
-  for (int i = 0; i < 2; ++i) step();
-  const auto pool_before = memory_stats().system_allocations;
-  heap_calls = 0;
-  counting = true;
-  float last = 0;
-  for (int i = 0; i < 5; ++i) last = step();
-  counting = false;
-  INFO("heap allocation calls during 5 steps: " << heap_calls.load());
-  CHECK(heap_calls.load() == 0);
-  CHECK(memory_stats().system_allocations == pool_before);
-  CHECK(last < first);
+  expect_allocation_free_steps(step);
 }
 
 namespace {
 
-// Steady-state Adam steps of a flow model on 8-bit pixels k / 255: after three warm-up steps (the
-// pool, the tape's arena and Adam's moments reach their sizes; NICE's and Glow's data-dependent
-// initialisations run on the first), five more steps must neither call the heap nor grow the pool.
+// Adam steps of a flow model on 8-bit pixels k / 255 (NICE's and Glow's data-dependent
+// initialisations run on the first), allocation-free once warm.
 template <class Model>
 void expect_allocation_free_flow_steps(Model& model, const Shape& batch_shape) {
   optim::Adam<float> opt(model.named_parameters(), {.lr = 1e-3});
@@ -226,18 +233,7 @@ void expect_allocation_free_flow_steps(Model& model, const Shape& batch_shape) {
     opt.step();
     return loss.item();
   };
-  const float first = step();
-  for (int i = 0; i < 2; ++i) step();
-  const auto pool_before = memory_stats().system_allocations;
-  heap_calls = 0;
-  counting = true;
-  float last = 0;
-  for (int i = 0; i < 5; ++i) last = step();
-  counting = false;
-  INFO("heap allocation calls during 5 steps: " << heap_calls.load());
-  CHECK(heap_calls.load() == 0);
-  CHECK(memory_stats().system_allocations == pool_before);
-  CHECK(last < first);  // and it trains (bits/dim fall on the repeated batch)
+  expect_allocation_free_steps(step);
 }
 
 }  // namespace

@@ -50,4 +50,29 @@ void check_bijector(B& step, const Tensor<double>& x, double min_abs_logdet = 0)
   CHECK(worst < 1e-10);
 }
 
+/// A posterior flow step (forward(z, h) only): each sample's log-determinant against the tape's
+/// Jacobian of z -> f(z; h_i) to 1e-9, h_i held fixed (h undefined or [N, H]); the largest |log-det|
+/// must reach min_abs_logdet.
+template <class S>
+void check_posterior_step(S& step, const Tensor<double>& z, const Tensor<double>& h, double min_abs_logdet = 0) {
+  using V = Var<double>;
+  flows::FlowResult<double> r;
+  {
+    NoGradGuard no_grad;
+    r = step.forward(V(z), h.defined() ? V(h) : V());
+  }
+  REQUIRE(r.y.shape() == z.shape());
+  REQUIRE(r.logdet.shape() == (Shape{z.dim(0)}));
+  double largest = 0;
+  for (std::int64_t i = 0; i < z.dim(0); ++i) {
+    INFO("sample " << i);
+    const V hi = h.defined() ? V(h.rows(i, 1).clone()) : V();
+    const std::vector<double> brute =
+        tape_log_abs_det([&](const V& zi) { return step.forward(zi, hi).y; }, z.rows(i, 1).clone());
+    CHECK(r.logdet.value()[i] == Approx(brute[0]).margin(1e-9));
+    largest = std::max(largest, std::abs(r.logdet.value()[i]));
+  }
+  CHECK(largest >= min_abs_logdet);
+}
+
 }  // namespace genmod::test

@@ -57,6 +57,15 @@ struct ElboTerms {
   }
 };
 
+/// Importance samples of a posterior for m draws per image, rows image-major (row r belongs to
+/// image r / m), with their log-densities: what eval::iwae_nll needs of a posterior that is not a
+/// diagonal Normal (FlowVAE::posterior_rows).
+template <class T = float>
+struct PosteriorRows {
+  Tensor<T> z;      ///< [N m, Z]
+  Tensor<T> log_q;  ///< log q(z_r | x_(r / m)), [N m]
+};
+
 namespace detail {
 
 /// KL(q || N(0, I)) per sample for a diagonal Normal posterior: the closed form.

@@ -62,6 +62,27 @@ void interpolate_codes(const T* a, const T* b, T* out, std::int64_t d, double t,
   for (std::int64_t i = 0; i < d; ++i) out[i] = static_cast<T>((1 - t) * a[i] + t * b[i]);
 }
 
+/// n codes of size z drawn from N(0, temperature^2 I): [n, z].
+template <class T>
+Tensor<T> prior_codes(std::int64_t n, std::int64_t z, double temperature, Generator& g) {
+  Tensor<T> codes = randn<T>(Shape{n, z}, g);
+  for (auto& v : codes) v *= static_cast<T>(temperature);
+  return codes;
+}
+
+/// `steps` codes from za to zb (single codes [1, Z]): rows [steps, Z], t = 0 ... 1.
+template <class T>
+Tensor<T> interpolation_codes(const char* op, const Tensor<T>& za, const Tensor<T>& zb, std::int64_t steps,
+                              Interpolation mode) {
+  if (za.dim(0) != 1 || zb.dim(0) != 1) throw ShapeError(std::string(op) + ": expected one sample each");
+  const std::int64_t d = za.dim(1);
+  Tensor<T> z(Shape{steps, d});
+  for (std::int64_t s = 0; s < steps; ++s)
+    interpolate_codes(za.data(), zb.data(), z.data() + s * d, d,
+                      static_cast<double>(s) / static_cast<double>(steps - 1), mode);
+  return z;
+}
+
 template <class D>
 std::int64_t decoder_input_features(D& decoder) {
   if constexpr (requires { decoder.template get<0>().in_features(); })
@@ -142,9 +163,7 @@ class VAE : public nn::Module<typename Encoder::value_type> {
     if (latent_ == 0)
       throw ValueError("VAE::sample: the latent size is unknown: set VAEOptions::latent_dim or encode data first");
     NoGradGuard no_grad;
-    Tensor<T> z = randn<T>(Shape{n, latent_}, g);
-    for (auto& v : z) v *= static_cast<T>(temperature);
-    return likelihood.mean(decode(Var<T>(z))).value();
+    return likelihood.mean(decode(Var<T>(detail::prior_codes<T>(n, latent_, temperature, g)))).value();
   }
 
   /// `steps` decoded points from x_a's code to x_b's (posterior means), x_a and x_b single samples
@@ -154,11 +173,7 @@ class VAE : public nn::Module<typename Encoder::value_type> {
     check_at_least("VAE::interpolate", "steps", steps, 2);
     NoGradGuard no_grad;
     const Tensor<T> za = encode(Var<T>(x_a)).first.value(), zb = encode(Var<T>(x_b)).first.value();
-    if (za.dim(0) != 1 || zb.dim(0) != 1) throw ShapeError("VAE::interpolate: expected one sample each");
-    Tensor<T> z(Shape{steps, latent_});
-    for (std::int64_t s = 0; s < steps; ++s)
-      detail::interpolate_codes(za.data(), zb.data(), z.data() + s * latent_, latent_,
-                                static_cast<double>(s) / static_cast<double>(steps - 1), mode);
+    const Tensor<T> z = detail::interpolation_codes("VAE::interpolate", za, zb, steps, mode);
     return likelihood.mean(decode(Var<T>(z))).value();
   }
 

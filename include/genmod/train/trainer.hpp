@@ -240,6 +240,9 @@ class Trainer {
 
   /// The options in effect.
   const TrainerOptions& options() const noexcept { return opt_; }
+  /// Steps completed since the start of the run, a resumed run's included: inside a step function,
+  /// the 0-based index of the step being taken (for schedules such as a KL warm-up).
+  std::int64_t step() const noexcept { return step_; }
   /// Where checkpoints are written: options().checkpoint, or `<out_dir>/checkpoint.npz`.
   std::string checkpoint_path() const {
     return opt_.checkpoint.empty() ? join(opt_.out_dir, "checkpoint.npz") : opt_.checkpoint;
