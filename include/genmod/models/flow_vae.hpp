@@ -17,7 +17,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <numbers>
 #include <string>
 #include <utility>
 
@@ -26,6 +25,7 @@
 #include "genmod/dist/concepts.hpp"
 #include "genmod/dist/likelihood.hpp"
 #include "genmod/dist/normal.hpp"
+#include "genmod/flows/base_distribution.hpp"
 #include "genmod/flows/posterior_flow.hpp"
 #include "genmod/losses/reconstruction.hpp"
 #include "genmod/models/elbo.hpp"
@@ -49,22 +49,11 @@ struct FlowPosteriorSample {
 
 namespace detail {
 
-/// log N(z; 0, I) summed per row of z [N, Z]: -1/2 (|z|^2 + Z log 2 pi), [N].
+/// Each row of t [N, D] repeated m times in place: [N m, D], by broadcasting [N, 1, D] to [N, m, D].
 template <class T>
-Var<T> standard_normal_log_density(const Var<T>& z) {
-  const T c = static_cast<T>(0.5 * static_cast<double>(z.dim(1)) * std::log(2.0 * std::numbers::pi));
-  return add_scalar(scale(sum(square(z), 1), T(-0.5)), -c);
-}
-
-/// Each row of t [N, ...] repeated m times in place: [N m, ...] (no tape: evaluation only).
-template <class T>
-Tensor<T> repeat_rows(const Tensor<T>& t, std::int64_t m) {
-  const std::int64_t n = t.dim(0), d = t.numel() / n;
-  Tensor<T> out(t.shape().with_dim(0, n * m));
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t r = 0; r < m; ++r)
-      std::copy(t.data() + i * d, t.data() + (i + 1) * d, out.data() + (i * m + r) * d);
-  return out;
+Var<T> repeat_rows(const Var<T>& t, std::int64_t m) {
+  const std::int64_t n = t.dim(0), d = t.dim(1);
+  return reshape(broadcast_to(reshape(t, Shape{n, 1, d}), Shape{n, m, d}), Shape{n * m, d});
 }
 
 }  // namespace detail
@@ -88,7 +77,7 @@ class FlowPosterior {
     const Var<T> z0 = base_.rsample(g);
     const Var<T> log_q0 = losses::sum_per_sample(base_.log_prob(z0));
     flows::FlowResult<T> r = flow_->forward(z0, context_);
-    return {z0, r.y, sub(log_q0, r.logdet), detail::standard_normal_log_density(r.y)};
+    return {z0, r.y, sub(log_q0, r.logdet), flows::StandardNormal<T>{}.log_prob(r.y)};
   }
 
   /// z_K of the base mean (the posterior's "mean code" pushed through the flow).
@@ -98,11 +87,9 @@ class FlowPosterior {
   PosteriorRows<T> sample_rows(std::int64_t m, Generator& g) const {
     check_positive("FlowPosterior::sample_rows", "m", m);
     NoGradGuard no_grad;
-    const Tensor<T> mu = detail::repeat_rows(base_.mean().value(), m);
-    const Tensor<T> lv = detail::repeat_rows(base_.logvar().value(), m);
-    const dist::Normal<T> q0{Var<T>(mu), Var<T>(lv)};
+    const dist::Normal<T> q0{detail::repeat_rows(base_.mean(), m), detail::repeat_rows(base_.logvar(), m)};
     const Var<T> z0 = q0.rsample(g);
-    const Var<T> h = context_.defined() ? Var<T>(detail::repeat_rows(context_.value(), m)) : Var<T>();
+    const Var<T> h = context_.defined() ? detail::repeat_rows(context_, m) : Var<T>();
     flows::FlowResult<T> r = flow_->forward(z0, h);
     return {r.y.value(), sub(losses::sum_per_sample(q0.log_prob(z0)), r.logdet).value()};
   }
