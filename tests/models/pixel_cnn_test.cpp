@@ -219,8 +219,9 @@ TEST_CASE("PixelCNN learns a Fashion-MNIST slice: test bits/dim falls", "[models
     }
   const double after = test_bpd();
   INFO("test bits/dim before " << before << ", after " << after);
-  // A uniform guess is 8 bits/dim; the initial network is near it. 96 steps on 1024 images reach
-  // BAR (seed 0); the full reference model reaches about 3.2 after one epoch of 60,000.
+  // A uniform guess is 8 bits/dim and the initial network is near it (7.94). 96 steps on 1024
+  // images reach 4.16 (seed 0); the full reference model reaches about 3.2 after one epoch of
+  // 60,000. The bar leaves room for other machines' rounding, not for a model that does not learn.
   CHECK(before > 7.5);
-  CHECK(after < 99);
+  CHECK(after < 4.4);
 }
