@@ -430,36 +430,12 @@ Workload make_glow() {
   return make_flow_workload<models::Glow<F>>(models::GlowOptions{.noise_seed = 1234}, 1e-3, Shape{1, 28, 28});
 }
 
-/// PixelCNN: a 7x7 type-A masked conv to 64 channels, 5 residual blocks h + conv3x3_B(relu(h)),
-/// then two 1x1 convs to 256 logits per pixel.
-class PixelCnn : public nn::Module<F> {
- public:
-  nn::MaskedConv2d<F> inp{nn::MaskType::A, 1, 64, 7, {.padding = 3}};
-  nn::ModuleList<nn::MaskedConv2d<F>> res;
-  nn::Conv2d<F> o1{64, 64, 1}, o2{64, 256, 1};
-
-  /// The residual blocks are created after o1 and o2, in the constructor body: that is the order
-  /// in which the layers draw their initial weights.
-  PixelCnn() {
-    for (int i = 0; i < 5; ++i) res.emplace_back(nn::MaskType::B, 64, 64, 3, nn::Conv2dLayerOptions{.padding = 1});
-  }
-
-  /// Lists inp, res.0 ... res.4, o1, o2.
-  void visit(nn::ModuleVisitor<F>& v) override {
-    v.child("inp", inp), v.child("res", res), v.child("o1", o1), v.child("o2", o2);
-  }
-
-  /// x [B, 1, 28, 28] in [0, 1] -> logits [B, 256, 28, 28].
-  V logits(const V& x) {
-    V h = inp(x);
-    for (auto& r : res) h = h + r(relu(h));
-    return o2(relu(o1(relu(h))));
-  }
-};
-
+/// PixelCNN: models::PixelCNN at its defaults, the reference's pixelcnn workload (a 7x7 type-A
+/// masked conv to 64 channels, 5 residual blocks h + conv3x3_B(relu(h)), two 1x1 convs to 256
+/// logits per pixel); the loss is the mean 256-way cross-entropy per pixel (F.cross_entropy).
 Workload make_pixelcnn() {
   struct S {
-    PixelCnn model;
+    models::PixelCNN<F> model;
     optim::Adam<F> opt{model.named_parameters(), {.lr = 1e-3}};
   };
   auto s = std::make_shared<S>();
@@ -470,11 +446,7 @@ Workload make_pixelcnn() {
   w.step = [s](const Tensor<std::uint8_t>& u8) {
     const std::int64_t b = u8.dim(0);
     Tape<F> tape;
-    V x(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 1, 28, 28}));
-    Tensor<std::int64_t> target(Shape{b, 28, 28});
-    for (std::int64_t i = 0; i < target.numel(); ++i) target[i] = u8[i];
-    // 256-way cross-entropy per pixel, mean over pixels and batch (F.cross_entropy in PyTorch).
-    V loss = mean(losses::cross_entropy(s->model.logits(x), target));
+    V loss = s->model.loss(V(data::scale_pixels(u8, data::PixelRange::unit).reshape({b, 1, 28, 28})));
     s->opt.zero_grad();
     tape.backward(loss);
     s->opt.step();

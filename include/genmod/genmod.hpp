@@ -84,6 +84,7 @@
 #include "genmod/models/vae.hpp"
 #include "genmod/eval/auroc.hpp"
 #include "genmod/eval/class_coverage.hpp"
+#include "genmod/eval/density.hpp"
 #include "genmod/eval/elbo.hpp"
 #include "genmod/eval/feature_classifier.hpp"
 #include "genmod/eval/frechet_distance.hpp"

@@ -9,6 +9,7 @@
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/models/glow.hpp"
 #include "genmod/models/nice.hpp"
+#include "genmod/models/pixel_cnn.hpp"
 #include "genmod/models/real_nvp.hpp"
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/adam.hpp"
@@ -259,5 +260,35 @@ TEST_CASE("A steady-state training step of each flow model makes zero heap alloc
   SECTION("Glow") {
     models::Glow<float> model({.height = 8, .width = 8, .scales = 2, .steps = 2, .hidden = 8});
     expect_allocation_free_flow_steps(model, Shape{16, 1, 8, 8});
+  }
+}
+
+TEST_CASE("A steady-state training step of each autoregressive model makes zero heap allocations",
+          "[alloc][autoregressive]") {
+  manual_seed(0);
+  SECTION("PixelCNN, 256-way output") {
+    models::PixelCNN<float> model(
+        {.height = 10, .width = 10, .channels = 16, .residual_blocks = 2, .head_channels = 16});
+    expect_allocation_free_flow_steps(model, Shape{8, 1, 10, 10});
+  }
+  SECTION("PixelCNN, Bernoulli output") {
+    models::PixelCNN<float> model({.height = 10,
+                                   .width = 10,
+                                   .channels = 16,
+                                   .residual_blocks = 2,
+                                   .head_channels = 16,
+                                   .output = models::PixelOutput::bernoulli});
+    Generator g(4);
+    optim::Adam<float> opt(model.named_parameters(), {.lr = 1e-3});
+    Tensor<float> x(Shape{8, 1, 10, 10});
+    for (auto& v : x) v = static_cast<float>(g.uniform_int(2));
+    expect_allocation_free_steps([&] {
+      Tape<float> tape;
+      Var<float> loss = model.loss(Var<float>(x));
+      opt.zero_grad();
+      tape.backward(loss);
+      opt.step();
+      return loss.item();
+    });
   }
 }
