@@ -45,59 +45,98 @@ struct Options {
   std::string model = "pixelcnn";
   std::string task = "train";
   bool binarize = false;
-  std::int64_t channels = 64;
-  std::int64_t layers = 5;
+  bool conditional = false;
+  std::int64_t channels = 0;  // 0: the model's default
+  std::int64_t layers = -1;   // -1: the model's default
   double lr = 1e-3;
   double temperature = 1.0;
   std::int64_t anomaly_epochs = 1;
   std::int64_t anomaly_class = -1;
 };
 
-/// What this program needs of an autoregressive model, whichever it is.
+/// What this program needs of an autoregressive model, whichever it is. `labels` is null for an
+/// unconditional model and one class per image for a conditional one.
 class AnyPixelModel {
  public:
   virtual ~AnyPixelModel() = default;
   /// The model itself, for the optimizer, the trainer and checkpoints.
   virtual nn::Module<float>& module() = 0;
   /// The training objective on a batch [N, 1, 28, 28]: mean nats per pixel.
-  virtual Var<float> loss(const Var<float>& x) = 0;
-  /// log p(x) per image [N], nats.
-  virtual Tensor<float> log_probs(const Tensor<float>& x) = 0;
-  /// n images drawn pixel by pixel.
-  virtual Tensor<float> sample(std::int64_t n, const models::PixelSamplingOptions& o, Generator& g) = 0;
+  virtual Var<float> loss(const Var<float>& x, const Tensor<std::int64_t>* labels) = 0;
+  /// log p(x) (or log p(x | label)) per image [N], nats, in batches of 500.
+  virtual Tensor<float> log_probs(const Tensor<float>& x, const Tensor<std::int64_t>* labels) = 0;
+  /// n images (one per label when conditional) drawn pixel by pixel.
+  virtual Tensor<float> sample(std::int64_t n, const Tensor<std::int64_t>* labels,
+                               const models::PixelSamplingOptions& o, Generator& g) = 0;
   /// The unknown pixels (mask 0) of images drawn given the known ones.
   virtual Tensor<float> complete(const Tensor<float>& images, const Tensor<float>& known,
-                                 const models::PixelSamplingOptions& o, Generator& g) = 0;
+                                 const Tensor<std::int64_t>* labels, const models::PixelSamplingOptions& o,
+                                 Generator& g) = 0;
 };
 
-/// AnyPixelModel over a model class with PixelCNN's interface.
-template <class Model>
+/// AnyPixelModel over a model class with PixelCNN's interface (and, when Conditional, the label
+/// overloads of GatedPixelCNN).
+template <class Model, bool Conditional = false>
 class PixelModelOf final : public AnyPixelModel {
  public:
   template <class... Args>
   explicit PixelModelOf(Args&&... args) : model(std::forward<Args>(args)...) {}
   nn::Module<float>& module() override { return model; }
-  Var<float> loss(const Var<float>& x) override { return model.loss(x); }
-  Tensor<float> log_probs(const Tensor<float>& x) override { return eval::log_probs(model, x, 500); }
-  Tensor<float> sample(std::int64_t n, const models::PixelSamplingOptions& o, Generator& g) override {
-    return model.sample(n, o, g);
+  Var<float> loss(const Var<float>& x, const Tensor<std::int64_t>* labels) override {
+    if constexpr (Conditional)
+      return model.loss(x, *labels);
+    else
+      return model.loss(x);
   }
-  Tensor<float> complete(const Tensor<float>& images, const Tensor<float>& known, const models::PixelSamplingOptions& o,
-                         Generator& g) override {
-    return model.complete(images, known, o, g);
+  Tensor<float> log_probs(const Tensor<float>& x, const Tensor<std::int64_t>* labels) override {
+    if constexpr (Conditional) {
+      NoGradGuard no_grad;
+      Tensor<float> out(Shape{x.dim(0)});
+      for (std::int64_t s = 0; s < x.dim(0); s += 500) {
+        const std::int64_t b = std::min<std::int64_t>(500, x.dim(0) - s);
+        const Tensor<float> lp = model.log_prob(Var<float>(x.rows(s, b)), labels->rows(s, b)).value();
+        std::copy(lp.begin(), lp.end(), out.data() + s);
+      }
+      return out;
+    } else {
+      return eval::log_probs(model, x, 500);
+    }
+  }
+  Tensor<float> sample(std::int64_t n, const Tensor<std::int64_t>* labels, const models::PixelSamplingOptions& o,
+                       Generator& g) override {
+    if constexpr (Conditional)
+      return model.sample(*labels, o, g);
+    else
+      return model.sample(n, o, g);
+  }
+  Tensor<float> complete(const Tensor<float>& images, const Tensor<float>& known, const Tensor<std::int64_t>* labels,
+                         const models::PixelSamplingOptions& o, Generator& g) override {
+    if constexpr (Conditional)
+      return model.complete(images, known, *labels, o, g);
+    else
+      return model.complete(images, known, o, g);
   }
   Model model;  ///< the model
 };
 
 std::unique_ptr<AnyPixelModel> build(const Options& o) {
   const models::PixelOutput out = o.binarize ? models::PixelOutput::bernoulli : models::PixelOutput::categorical;
-  return std::make_unique<PixelModelOf<models::PixelCNN<float>>>(models::PixelCNNOptions{
-      .channels = o.channels, .residual_blocks = static_cast<int>(o.layers), .output = out});
+  if (o.model == "gated") {
+    models::GatedPixelCNNOptions g{.output = out, .classes = o.conditional ? 10 : 0};
+    if (o.channels > 0) g.channels = o.channels;
+    if (o.layers >= 0) g.layers = static_cast<int>(o.layers);
+    if (o.conditional) return std::make_unique<PixelModelOf<models::GatedPixelCNN<float>, true>>(g);
+    return std::make_unique<PixelModelOf<models::GatedPixelCNN<float>>>(g);
+  }
+  models::PixelCNNOptions p{.output = out};
+  if (o.channels > 0) p.channels = o.channels;
+  if (o.layers >= 0) p.residual_blocks = static_cast<int>(o.layers);
+  return std::make_unique<PixelModelOf<models::PixelCNN<float>>>(p);
 }
 
 /// The test figure: bits/dim of 8-bit pixels, or nats per image of binary ones.
-double test_figure(AnyPixelModel& m, const Tensor<float>& x, bool binarize) {
-  const Tensor<float> lp = m.log_probs(x);
+double test_figure(AnyPixelModel& m, const Tensor<float>& x, const Tensor<std::int64_t>* labels, bool binarize) {
+  const Tensor<float> lp = m.log_probs(x, labels);
   double nats = 0;
   for (const float v : lp) nats -= static_cast<double>(v) / static_cast<double>(lp.numel());
   return binarize ? nats : nats / (784 * std::log(2.0));
@@ -121,12 +160,20 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 /// Samples and the completion figure of a trained model.
 void save_pictures(AnyPixelModel& m, const Options& o, const std::string& out, const Tensor<float>& test_x,
-                   std::uint64_t seed) {
+                   const Tensor<std::int64_t>& test_labels, std::uint64_t seed) {
   const models::PixelSamplingOptions so{.temperature = o.temperature};
   Generator g(seed, 0x73616d70ULL);  // "samp": the pictures' stream, apart from anything else
   auto t0 = std::chrono::steady_clock::now();
-  io::save_image_grid(out + "/samples.png", m.sample(64, so, g), {.columns = 8});
-  std::printf("64 samples in %.2f s (cached sampler)\n", since(t0));
+  if (o.conditional) {
+    // One row per class: 8 samples of class r in row r.
+    Tensor<std::int64_t> classes(Shape{80});
+    for (std::int64_t i = 0; i < 80; ++i) classes[i] = i / 8;
+    io::save_image_grid(out + "/samples.png", m.sample(80, &classes, so, g), {.columns = 8});
+    std::printf("80 samples (8 per class, a row each) in %.2f s (cached sampler)\n", since(t0));
+  } else {
+    io::save_image_grid(out + "/samples.png", m.sample(64, nullptr, so, g), {.columns = 8});
+    std::printf("64 samples in %.2f s (cached sampler)\n", since(t0));
+  }
 
   // Columns: 8 test images. Rows: original, occluded (unknown pixels grey), 4 completions.
   constexpr std::int64_t cols = 8, completions = 4;
@@ -139,7 +186,8 @@ void save_pictures(AnyPixelModel& m, const Options& o, const std::string& out, c
   for (std::int64_t i = 0; i < cols * 784; ++i) grid[cols * 784 + i] = known[i] == 1 ? originals[i] : 0.5f;
   t0 = std::chrono::steady_clock::now();
   for (std::int64_t r = 0; r < completions; ++r) {
-    const Tensor<float> c = m.complete(originals, known, so, g);
+    const Tensor<std::int64_t> labels = test_labels.rows(0, cols).clone();
+    const Tensor<float> c = m.complete(originals, known, o.conditional ? &labels : nullptr, so, g);
     std::copy(c.begin(), c.end(), grid.data() + (2 + r) * cols * 784);
   }
   std::printf("%lld completions of the bottom half in %.2f s\n", static_cast<long long>(completions * cols), since(t0));
@@ -147,7 +195,7 @@ void save_pictures(AnyPixelModel& m, const Options& o, const std::string& out, c
 }
 
 int task_train(const Options& o, const train::ExampleArgs& args, const data::FashionMNIST& train,
-               const Tensor<float>& train_x, const Tensor<float>& test_x) {
+               const data::FashionMNIST& test, const Tensor<float>& train_x, const Tensor<float>& test_x) {
   manual_seed(args.seed);
   std::unique_ptr<AnyPixelModel> m = build(o);
   nn::Module<float>& model = m->module();
@@ -158,8 +206,9 @@ int task_train(const Options& o, const train::ExampleArgs& args, const data::Fas
 
   train::TrainerOptions topt = args.trainer_options();
   topt.metadata["model"] = o.model;
-  topt.metadata["channels"] = std::to_string(o.channels);
-  topt.metadata["layers"] = std::to_string(o.layers);
+  if (o.channels > 0) topt.metadata["channels"] = std::to_string(o.channels);
+  if (o.layers >= 0) topt.metadata["layers"] = std::to_string(o.layers);
+  if (o.conditional) topt.metadata["conditional"] = "class";
   if (o.binarize) topt.metadata["data"] = "binarized at 0.5";
   topt.plot_options = {.title = o.model + " on Fashion-MNIST",
                        .x_label = "epoch",
@@ -167,15 +216,15 @@ int task_train(const Options& o, const train::ExampleArgs& args, const data::Fas
   train::Trainer trainer(topt);
   trainer.add_model("model", model, &adam);
   trainer.set_evaluate([&] {
-    const double v = test_figure(*m, test_x, o.binarize);
+    const double v = test_figure(*m, test_x, o.conditional ? &test.labels : nullptr, o.binarize);
     return train::Metrics{{metric, v}};
   });
   std::printf("%s (%lld parameters, %s output), Adam %g, batch %lld, %d threads\ntrain: %s\n", o.model.c_str(),
               static_cast<long long>(model.num_parameters()), o.binarize ? "Bernoulli" : "256-way", o.lr,
               static_cast<long long>(args.batch_size), get_num_threads(), train.description().c_str());
   std::fflush(stdout);
-  const train::FitResult result =
-      trainer.fit(loader, [&](const data::Batch& b) { return m->loss(Var<float>(b.x)); }, adam);
+  const train::FitResult result = trainer.fit(
+      loader, [&](const data::Batch& b) { return m->loss(Var<float>(b.x), &b.y); }, adam);
   if (result.interrupted) {
     std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
     return 130;
@@ -183,7 +232,7 @@ int task_train(const Options& o, const train::ExampleArgs& args, const data::Fas
   for (const auto& e : result.epochs)
     std::printf("epoch %lld: train %.4f nats/pixel, %s %.4f, %.1f s\n", static_cast<long long>(e.epoch), e.train_loss,
                 metric.c_str(), e.metrics.at(metric), e.seconds);
-  save_pictures(*m, o, args.out, test_x, args.seed);
+  save_pictures(*m, o, args.out, test_x, test.labels, args.seed);
   std::printf("wrote %s/{metrics.jsonl, loss.svg, checkpoint.npz, samples.png, completion.png}\n", args.out.c_str());
   return 0;
 }
@@ -206,10 +255,10 @@ int task_anomaly(const Options& o, const train::ExampleArgs& args, const data::F
       for (const auto& b : loader) {
         Tape<float> tape;
         adam.zero_grad();
-        tape.backward(m->loss(Var<float>(b.x)));
+        tape.backward(m->loss(Var<float>(b.x), nullptr));
         adam.step();
       }
-    const Tensor<float> lp = m->log_probs(test_x);
+    const Tensor<float> lp = m->log_probs(test_x, nullptr);
     std::vector<double> score(static_cast<std::size_t>(lp.numel()));
     std::vector<int> is_anomaly(score.size());
     for (std::size_t i = 0; i < score.size(); ++i) {
@@ -236,18 +285,22 @@ int main(int argc, char** argv) try {
   train::ExampleArgs args("pixelcnn", "Trains an autoregressive image model on Fashion-MNIST.",
                           {.out = "pixelcnn-out", .epochs = 1, .batch_size = 32});
   Options o;
-  args.add_option("--model", o.model, "pixelcnn");
+  args.add_option("--model", o.model, "pixelcnn, gated (Gated PixelCNN) or row-lstm (PixelRNN)");
+  args.add_flag("--conditional", o.conditional, "gated: condition on the class (samples: a row per class)");
   args.add_option("--task", o.task, "train, or anomaly (the one-class protocol)");
   args.add_flag("--binarize", o.binarize, "threshold the pixels at 1/2 (a Bernoulli output)");
-  args.add_option("--channels", o.channels, "feature channels of the network", 1);
-  args.add_option("--layers", o.layers, "residual blocks (pixelcnn)", 0);
+  args.add_option("--channels", o.channels, "feature channels of the network (0: the model's default)", 0);
+  args.add_option("--layers", o.layers, "residual blocks, gated layers or LSTM layers (-1: the model's default)", -1);
   args.add_option("--lr", o.lr, "Adam learning rate");
   args.add_option("--temperature", o.temperature, "sampling temperature (> 0)");
   args.add_option("--anomaly-epochs", o.anomaly_epochs, "epochs per class for --task anomaly", 1);
   args.add_option("--anomaly-class", o.anomaly_class, "run --task anomaly for this class only (-1: all)", -1);
   args.parse_or_exit(argc, argv);
   args.apply_threads();
-  if (o.model != "pixelcnn") throw ValueError("--model: expected pixelcnn, got '" + o.model + "'");
+  if (o.model != "pixelcnn" && o.model != "gated")
+    throw ValueError("--model: expected pixelcnn, gated or row-lstm, got '" + o.model + "'");
+  if (o.conditional && (o.model != "gated" || o.task != "train"))
+    throw ValueError("--conditional: expected --model gated and --task train");
   if (o.task != "train" && o.task != "anomaly") throw ValueError("--task: expected train or anomaly, got '" + o.task + "'");
   if (!(o.lr > 0)) throw ValueError("--lr: expected > 0, got " + std::to_string(o.lr));
   if (!(o.temperature > 0) || !std::isfinite(o.temperature))
@@ -259,7 +312,7 @@ int main(int argc, char** argv) try {
   const Tensor<float> test_x = o.binarize ? data::binarize(test.float_images()) : test.float_images();
   std::printf("test: %s\n", test.description().c_str());
   if (o.task == "anomaly") return task_anomaly(o, args, train, test, train_x, test_x);
-  return task_train(o, args, train, train_x, test_x);
+  return task_train(o, args, train, test, train_x, test_x);
 } catch (const std::exception& e) {
   std::fprintf(stderr, "pixelcnn: %s\n", e.what());
   return 1;

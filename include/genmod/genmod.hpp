@@ -74,6 +74,7 @@
 #include "genmod/models/flow_model.hpp"
 #include "genmod/models/flow_vae.hpp"
 #include "genmod/models/gan.hpp"
+#include "genmod/models/gated_pixel_cnn.hpp"
 #include "genmod/models/glow.hpp"
 #include "genmod/models/mlp_gan.hpp"
 #include "genmod/models/nice.hpp"

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/models/gated_pixel_cnn.hpp"
 #include "genmod/models/glow.hpp"
 #include "genmod/models/nice.hpp"
 #include "genmod/models/pixel_cnn.hpp"
@@ -285,6 +286,25 @@ TEST_CASE("A steady-state training step of each autoregressive model makes zero 
     expect_allocation_free_steps([&] {
       Tape<float> tape;
       Var<float> loss = model.loss(Var<float>(x));
+      opt.zero_grad();
+      tape.backward(loss);
+      opt.step();
+      return loss.item();
+    });
+  }
+  SECTION("Gated PixelCNN, unconditional and class-conditional") {
+    models::GatedPixelCNN<float> model({.height = 10, .width = 10, .channels = 8, .layers = 2});
+    expect_allocation_free_flow_steps(model, Shape{8, 1, 10, 10});
+    models::GatedPixelCNN<float> conditional({.height = 10, .width = 10, .channels = 8, .layers = 2, .classes = 3});
+    optim::Adam<float> opt(conditional.named_parameters(), {.lr = 1e-3});
+    Generator g(5);
+    Tensor<float> x(Shape{8, 1, 10, 10});
+    for (auto& v : x) v = static_cast<float>(g.uniform_int(256)) / 255.0f;
+    Tensor<std::int64_t> labels(Shape{8});
+    for (std::int64_t i = 0; i < 8; ++i) labels[i] = i % 3;
+    expect_allocation_free_steps([&] {
+      Tape<float> tape;
+      Var<float> loss = conditional.loss(Var<float>(x), labels);
       opt.zero_grad();
       tape.backward(loss);
       opt.step();
