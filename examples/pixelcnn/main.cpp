@@ -1,12 +1,17 @@
 // Autoregressive models on Fashion-MNIST: exact likelihoods, samples, and completions of occluded
 // images.
 //
-//   pixelcnn [--model pixelcnn] [--binarize] [--channels C] [--layers L] [--lr X]
+//   pixelcnn [--model pixelcnn|gated|row-lstm] [--conditional] [--binarize] [--channels C] [--layers L] [--lr X]
 //            [--temperature T] [--task train|anomaly] [--anomaly-epochs E] [--anomaly-class C]
 //            [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N] [--seed S] [--resume PATH]
 //
 // --model pixelcnn is the `pixelcnn` reference workload (7x7 mask A to --channels 64, --layers 5
 // residual 3x3 mask-B blocks, a 1x1 head, 256 logits per pixel); batch 32, Adam 1e-3 by default.
+// --model gated is models::GatedPixelCNN (vertical and horizontal stacks, gated units, no blind
+// spot; 32 channels and 5 gated layers by default, about the weights PixelCNN's masks leave in
+// use); --conditional conditions it on the class (a per-class bias in every gate): the test figure
+// is then -log p(x | class) and the samples come a row per class. --model row-lstm is
+// models::PixelRNN (a 7x7 mask-A layer, 2 Row LSTM layers of 32 units, the same head).
 // Pixels are 8-bit levels k / 255 and the model is a 256-way softmax per pixel: the test negative
 // log-likelihood in bits per dimension is the discrete NLL itself (no dequantization bound). With
 // --binarize every pixel is thresholded at 1/2 and the output is one Bernoulli logit per pixel;
@@ -127,6 +132,12 @@ std::unique_ptr<AnyPixelModel> build(const Options& o) {
     if (o.layers >= 0) g.layers = static_cast<int>(o.layers);
     if (o.conditional) return std::make_unique<PixelModelOf<models::GatedPixelCNN<float>, true>>(g);
     return std::make_unique<PixelModelOf<models::GatedPixelCNN<float>>>(g);
+  }
+  if (o.model == "row-lstm") {
+    models::PixelRNNOptions r{.output = out};
+    if (o.channels > 0) r.channels = o.channels;
+    if (o.layers >= 0) r.layers = static_cast<int>(o.layers);
+    return std::make_unique<PixelModelOf<models::PixelRNN<float>>>(r);
   }
   models::PixelCNNOptions p{.output = out};
   if (o.channels > 0) p.channels = o.channels;
@@ -297,7 +308,9 @@ int main(int argc, char** argv) try {
   args.add_option("--anomaly-class", o.anomaly_class, "run --task anomaly for this class only (-1: all)", -1);
   args.parse_or_exit(argc, argv);
   args.apply_threads();
-  if (o.model != "pixelcnn" && o.model != "gated")
+  if (o.model == "diagonal-bilstm")
+    throw ValueError("--model diagonal-bilstm: the Diagonal BiLSTM PixelRNN is not implemented yet (row-lstm is)");
+  if (o.model != "pixelcnn" && o.model != "gated" && o.model != "row-lstm")
     throw ValueError("--model: expected pixelcnn, gated or row-lstm, got '" + o.model + "'");
   if (o.conditional && (o.model != "gated" || o.task != "train"))
     throw ValueError("--conditional: expected --model gated and --task train");

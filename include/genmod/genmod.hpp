@@ -80,6 +80,7 @@
 #include "genmod/models/nice.hpp"
 #include "genmod/models/pca.hpp"
 #include "genmod/models/pixel_cnn.hpp"
+#include "genmod/models/pixel_rnn.hpp"
 #include "genmod/models/real_nvp.hpp"
 #include "genmod/models/sparse_autoencoder.hpp"
 #include "genmod/models/vae.hpp"

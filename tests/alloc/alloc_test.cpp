@@ -11,6 +11,7 @@
 #include "genmod/models/glow.hpp"
 #include "genmod/models/nice.hpp"
 #include "genmod/models/pixel_cnn.hpp"
+#include "genmod/models/pixel_rnn.hpp"
 #include "genmod/models/real_nvp.hpp"
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/adam.hpp"
@@ -310,5 +311,9 @@ TEST_CASE("A steady-state training step of each autoregressive model makes zero 
       opt.step();
       return loss.item();
     });
+  }
+  SECTION("PixelRNN (Row LSTM)") {
+    models::PixelRNN<float> model({.height = 10, .width = 10, .channels = 8, .layers = 2, .head_channels = 16});
+    expect_allocation_free_flow_steps(model, Shape{8, 1, 10, 10});
   }
 }
