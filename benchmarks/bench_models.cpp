@@ -11,7 +11,7 @@
 //
 // Without --threads, each workload runs at 1 and then 2 threads. gflops = the analytic FLOPs of
 // common.py's flops_per_step (matmul / conv MACs only, x2) divided by the median step time (null
-// for nice, realnvp and glow, which have no reference workload).
+// for nice, realnvp, glow, gated_pixelcnn and row_lstm, which have no reference workload).
 // allocs_per_step: growth of memory_stats().system_allocations (tensor blocks the caching pool had
 // to get from the system) per timed step. heap_calls_per_step: calls to malloc / calloc / realloc /
 // aligned_alloc / posix_memalign / memalign (operator new included, it calls malloc) per timed step,
@@ -430,12 +430,12 @@ Workload make_glow() {
   return make_flow_workload<models::Glow<F>>(models::GlowOptions{.noise_seed = 1234}, 1e-3, Shape{1, 28, 28});
 }
 
-/// PixelCNN: models::PixelCNN at its defaults, the reference's pixelcnn workload (a 7x7 type-A
-/// masked conv to 64 channels, 5 residual blocks h + conv3x3_B(relu(h)), two 1x1 convs to 256
-/// logits per pixel); the loss is the mean 256-way cross-entropy per pixel (F.cross_entropy).
-Workload make_pixelcnn() {
+/// An autoregressive model class at its defaults on 8-bit pixels k / 255, batch 32, Adam 1e-3;
+/// the loss is the mean nats per pixel (for PixelCNN: F.cross_entropy's mean over pixels).
+template <class Model>
+Workload make_pixel_workload() {
   struct S {
-    models::PixelCNN<F> model;
+    Model model;
     optim::Adam<F> opt{model.named_parameters(), {.lr = 1e-3}};
   };
   auto s = std::make_shared<S>();
@@ -455,9 +455,16 @@ Workload make_pixelcnn() {
   return w;
 }
 
+/// PixelCNN: models::PixelCNN at its defaults, the reference's pixelcnn workload (a 7x7 type-A
+/// masked conv to 64 channels, 5 residual blocks h + conv3x3_B(relu(h)), two 1x1 convs to 256
+/// logits per pixel).
+Workload make_pixelcnn() {
+  return make_pixel_workload<models::PixelCNN<F>>();
+}
+
 const char* const kWorkloads[] = {
-    "mlp_vae",  "conv_vae", "dcgan",   "dcgan_model", "realnvp_mlp", "realnvp_mlp_composed",
-    "pixelcnn", "nice",     "realnvp", "glow"};
+    "mlp_vae",  "conv_vae", "dcgan",   "dcgan_model", "realnvp_mlp",    "realnvp_mlp_composed",
+    "pixelcnn", "nice",     "realnvp", "glow",        "gated_pixelcnn", "row_lstm"};
 
 Workload make(const std::string& name) {
   if (name == "mlp_vae") return make_mlp_vae();
@@ -467,6 +474,8 @@ Workload make(const std::string& name) {
   if (name == "realnvp_mlp") return make_realnvp_mlp();
   if (name == "realnvp_mlp_composed") return make_realnvp_mlp(false);
   if (name == "pixelcnn") return make_pixelcnn();
+  if (name == "gated_pixelcnn") return make_pixel_workload<models::GatedPixelCNN<F>>();
+  if (name == "row_lstm") return make_pixel_workload<models::PixelRNN<F>>();
   if (name == "nice") return make_nice();
   if (name == "realnvp") return make_realnvp();
   if (name == "glow") return make_glow();
@@ -489,7 +498,8 @@ void usage() {
       "Median seconds per full training step of the reference workloads (../shared/ref), as JSON lines.\n"
       "  --workload NAME  mlp_vae, conv_vae, dcgan, dcgan_model (the same through models::GAN), realnvp_mlp,\n"
       "                   realnvp_mlp_composed (its couplings by generic ops), pixelcnn, and without a\n"
-      "                   PyTorch reference: nice, realnvp (multiscale), glow (default: all)\n"
+      "                   PyTorch reference: nice, realnvp (multiscale), glow, gated_pixelcnn, row_lstm\n"
+      "                   (default: all)\n"
       "  --threads N      threads (default: 1, then 2)\n"
       "  --steps N        timed steps (default 30)\n"
       "  --warmup N       untimed steps first (default 5)\n"
@@ -530,7 +540,7 @@ Options parse(int argc, char** argv) {
       std::find(std::begin(kWorkloads), std::end(kWorkloads), o.workload) == std::end(kWorkloads))
     throw ValueError("unknown workload " + o.workload +
                      " (mlp_vae, conv_vae, dcgan, dcgan_model, realnvp_mlp, realnvp_mlp_composed, pixelcnn, nice, "
-                     "realnvp, glow)");
+                     "realnvp, glow, gated_pixelcnn, row_lstm)");
   return o;
 }
 
