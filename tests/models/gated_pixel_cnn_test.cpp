@@ -380,26 +380,8 @@ TEST_CASE("Gated PixelCNN rejects bad input with a message naming what was expec
 
 TEST_CASE("Gated PixelCNN learns a Fashion-MNIST slice: test bits/dim falls", "[models][autoregressive][slow]") {
   manual_seed(0);
-  const auto train =
-      data::FashionMNIST::load(data::Split::train).float_images(data::ImageLayout::nchw).rows(0, 1024).clone();
-  const auto test_x =
-      data::FashionMNIST::load(data::Split::test).float_images(data::ImageLayout::nchw).rows(0, 256).clone();
   GatedPixelCNN<float> model({.channels = 32, .layers = 3, .head_channels = 32});
-  const auto test_bpd = [&] {
-    NoGradGuard no_grad;
-    return mean(model.bits_per_dim(Var<float>(test_x))).item();
-  };
-  const double before = test_bpd();
-  optim::Adam<float> adam(model.named_parameters(), {.lr = 1e-3});
-  data::Loader loader(data::Dataset(train), {.batch_size = 32, .shuffle = true, .seed = 1});
-  for (int epoch = 0; epoch < 3; ++epoch)
-    for (const auto& batch : loader) {
-      Tape<float> tape;
-      adam.zero_grad();
-      tape.backward(model.loss(Var<float>(batch.x)));
-      adam.step();
-    }
-  const double after = test_bpd();
+  const auto [before, after] = test::train_on_fashion_slice(model);
   INFO("test bits/dim before " << before << ", after " << after << " (" << model.num_parameters() << " parameters)");
   // A uniform guess is 8 bits/dim and the initial network is near it (8.01). 96 steps on 1024
   // images reach 4.40 (seed 0; 72,768 parameters). PixelCNN's case in pixel_cnn_test.cpp (32

@@ -199,26 +199,8 @@ TEST_CASE("PixelCNN rejects bad input with a message naming what was expected", 
 
 TEST_CASE("PixelCNN learns a Fashion-MNIST slice: test bits/dim falls", "[models][autoregressive][slow]") {
   manual_seed(0);
-  const auto train =
-      data::FashionMNIST::load(data::Split::train).float_images(data::ImageLayout::nchw).rows(0, 1024).clone();
-  const auto test_x =
-      data::FashionMNIST::load(data::Split::test).float_images(data::ImageLayout::nchw).rows(0, 256).clone();
   PixelCNN<float> model({.channels = 32, .residual_blocks = 3, .head_channels = 32});
-  const auto test_bpd = [&] {
-    NoGradGuard no_grad;
-    return mean(model.bits_per_dim(Var<float>(test_x))).item();
-  };
-  const double before = test_bpd();
-  optim::Adam<float> adam(model.named_parameters(), {.lr = 1e-3});
-  data::Loader loader(data::Dataset(train), {.batch_size = 32, .shuffle = true, .seed = 1});
-  for (int epoch = 0; epoch < 3; ++epoch)
-    for (const auto& batch : loader) {
-      Tape<float> tape;
-      adam.zero_grad();
-      tape.backward(model.loss(Var<float>(batch.x)));
-      adam.step();
-    }
-  const double after = test_bpd();
+  const auto [before, after] = test::train_on_fashion_slice(model);
   INFO("test bits/dim before " << before << ", after " << after);
   // A uniform guess is 8 bits/dim and the initial network is near it (7.94). 96 steps on 1024
   // images reach 4.16 (seed 0); the full reference model reaches about 3.2 after one epoch of

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <numbers>
 #include <string>
 
 #include "genmod/autodiff/autodiff.hpp"
@@ -127,6 +128,43 @@ void check_known_mask(std::string_view op, const Tensor<T>& images, const Tensor
     if (mask[i] != T(0) && mask[i] != T(1))
       throw ValueError(std::string(op) + ": expected known_mask values 0 (unknown) or 1 (known), got " +
                        std::to_string(static_cast<double>(mask[i])) + " at index " + std::to_string(i));
+}
+
+/// -log p(x) / (D ln 2) per image from log p(x) [N] over D pixels: bits per dimension.
+template <class T>
+Var<T> bits_per_dim_of(const Var<T>& log_prob, std::int64_t dims) {
+  return scale(log_prob, T(-1) / (static_cast<T>(dims) * std::numbers::ln2_v<T>));
+}
+
+/// The family's training objective from log p(x) [N] over D pixels: the batch mean of
+/// -log p(x) / D, nats per pixel (PixelCNN's reference: the mean cross-entropy per pixel).
+template <class T>
+Var<T> nats_per_pixel_loss(const Var<T>& log_prob, std::int64_t dims) {
+  return scale(mean(log_prob), T(-1) / static_cast<T>(dims));
+}
+
+/// The blank [n, 1, H, W] canvas sample() fills, after checking n and the temperature.
+template <class T>
+Tensor<T> blank_images(std::string_view op, std::int64_t n, double temperature, std::int64_t height,
+                       std::int64_t width) {
+  check_positive(op, "n", n);
+  check_temperature(op, temperature);
+  return zeros<T>(Shape{n, 1, height, width});
+}
+
+/// The images complete() starts from, after checking them (the model's [N, 1, H, W], pixels the
+/// output kind can hold where known), the mask and the temperature: known pixels kept, unknown
+/// ones zeroed, so that whatever the caller left there cannot leak into the result.
+template <class T>
+Tensor<T> completion_start(std::string_view op, const Tensor<T>& images, const Tensor<T>& known_mask,
+                           double temperature, std::int64_t height, std::int64_t width, PixelOutput out) {
+  check_pixel_images(op, "images", images.shape(), height, width);
+  check_known_mask(op, images, known_mask);
+  check_temperature(op, temperature);
+  Tensor<T> kept(images.shape());
+  for (std::int64_t i = 0; i < kept.numel(); ++i) kept[i] = known_mask[i] == T(0) ? T(0) : images[i];
+  (void)pixel_levels(op, kept, out);  // a known pixel that is not a level: ValueError naming it
+  return kept;
 }
 
 /// The B uniforms for the pixels of one raster position, one per image (the draw order both

@@ -229,11 +229,11 @@ class GatedPixelCNN : public nn::Module<T> {
   Var<T> bits_per_dim(const Var<T>& x, const Tensor<std::int64_t>& labels) { return to_bits(log_prob(x, labels)); }
 
   /// The training objective: the batch mean of -log p(x) / HW, nats per pixel.
-  Var<T> loss(const Var<T>& x) { return scale(mean(log_prob(x)), T(-1) / static_cast<T>(dims())); }
+  Var<T> loss(const Var<T>& x) { return detail::nats_per_pixel_loss(log_prob(x), dims()); }
 
   /// The batch mean of -log p(x | labels) / HW (class-conditional model).
   Var<T> loss(const Var<T>& x, const Tensor<std::int64_t>& labels) {
-    return scale(mean(log_prob(x, labels)), T(-1) / static_cast<T>(dims()));
+    return detail::nats_per_pixel_loss(log_prob(x, labels), dims());
   }
 
   /// n new images [n, 1, H, W] at temperature 1, by the cached sampler (unconditional model).
@@ -243,9 +243,7 @@ class GatedPixelCNN : public nn::Module<T> {
   Tensor<T> sample(std::int64_t n, const PixelSamplingOptions& options, Generator& g) {
     constexpr const char* op = "models::GatedPixelCNN::sample";
     require_kind(op, false);
-    check_positive(op, "n", n);
-    detail::check_temperature(op, options.temperature);
-    Tensor<T> images = zeros<T>(Shape{n, 1, options_.height, options_.width});
+    Tensor<T> images = detail::blank_images<T>(op, n, options.temperature, options_.height, options_.width);
     fill(images, nullptr, nullptr, options, g);
     return images;
   }
@@ -346,9 +344,7 @@ class GatedPixelCNN : public nn::Module<T> {
                          std::to_string(i) + " is outside the classes [0, " + std::to_string(options_.classes) + ")");
   }
 
-  Var<T> to_bits(const Var<T>& log_prob) const {
-    return scale(log_prob, T(-1) / (static_cast<T>(dims()) * std::numbers::ln2_v<T>));
-  }
+  Var<T> to_bits(const Var<T>& log_prob) const { return detail::bits_per_dim_of(log_prob, dims()); }
 
   // tanh(a) * sigmoid(b) of the two channel halves of p [N, 2C, H, W].
   static Var<T> gate(const Var<T>& p) {
@@ -388,15 +384,9 @@ class GatedPixelCNN : public nn::Module<T> {
                           const PixelSamplingOptions& options, Generator& g) {
     constexpr const char* op = "models::GatedPixelCNN::complete";
     require_kind(op, labels != nullptr);
-    detail::check_pixel_images(op, "images", images.shape(), options_.height, options_.width);
-    detail::check_known_mask(op, images, known_mask);
-    detail::check_temperature(op, options.temperature);
+    Tensor<T> kept = detail::completion_start(op, images, known_mask, options.temperature, options_.height,
+                                              options_.width, options_.output);
     if (labels) check_labels(op, *labels, images.dim(0));
-    Tensor<T> kept(images.shape());
-    for (std::int64_t i = 0; i < kept.numel(); ++i) kept[i] = known_mask[i] == T(0) ? T(0) : images[i];
-    // Known pixels must be values the output kind can hold (ValueError naming the first that is
-    // not); unknown ones are zeroed so that whatever the caller left there cannot leak in.
-    (void)detail::pixel_levels(op, kept, options_.output);
     fill(kept, &known_mask, labels, options, g);
     return kept;
   }

@@ -249,21 +249,18 @@ class PixelRNN : public nn::Module<T> {
   }
 
   /// -log p(x) / (HW ln 2) per image [N]: bits per dimension.
-  Var<T> bits_per_dim(const Var<T>& x) {
-    return scale(log_prob(x), T(-1) / (static_cast<T>(dims()) * std::numbers::ln2_v<T>));
-  }
+  Var<T> bits_per_dim(const Var<T>& x) { return detail::bits_per_dim_of(log_prob(x), dims()); }
 
   /// The training objective: the batch mean of -log p(x) / HW, nats per pixel.
-  Var<T> loss(const Var<T>& x) { return scale(mean(log_prob(x)), T(-1) / static_cast<T>(dims())); }
+  Var<T> loss(const Var<T>& x) { return detail::nats_per_pixel_loss(log_prob(x), dims()); }
 
   /// n new images [n, 1, H, W] at temperature 1, by the cached sampler.
   Tensor<T> sample(std::int64_t n, Generator& g) { return sample(n, {}, g); }
 
   /// n new images drawn pixel by pixel with `options` (temperature; cached or naive).
   Tensor<T> sample(std::int64_t n, const PixelSamplingOptions& options, Generator& g) {
-    check_positive("models::PixelRNN::sample", "n", n);
-    detail::check_temperature("models::PixelRNN::sample", options.temperature);
-    Tensor<T> images = zeros<T>(Shape{n, 1, options_.height, options_.width});
+    Tensor<T> images =
+        detail::blank_images<T>("models::PixelRNN::sample", n, options.temperature, options_.height, options_.width);
     fill(images, nullptr, options, g);
     return images;
   }
@@ -278,16 +275,8 @@ class PixelRNN : public nn::Module<T> {
   /// complete() with sampling options.
   Tensor<T> complete(const Tensor<T>& images, const Tensor<T>& known_mask, const PixelSamplingOptions& options,
                      Generator& g) {
-    constexpr const char* op = "models::PixelRNN::complete";
-    detail::check_pixel_images(op, "images", images.shape(), options_.height, options_.width);
-    detail::check_known_mask(op, images, known_mask);
-    detail::check_temperature(op, options.temperature);
-    Tensor<T> out = images.clone();
-    check_known_pixels(op, images, known_mask);
-    // Unknown pixels are overwritten before anything reads them; zero them so that whatever the
-    // caller left there cannot leak into the result.
-    for (std::int64_t i = 0; i < out.numel(); ++i)
-      if (known_mask[i] == T(0)) out[i] = T(0);
+    Tensor<T> out = detail::completion_start("models::PixelRNN::complete", images, known_mask, options.temperature,
+                                             options_.height, options_.width, options_.output);
     fill(out, &known_mask, options, g);
     return out;
   }
@@ -322,13 +311,6 @@ class PixelRNN : public nn::Module<T> {
     check_arg(o.input_kernel >= 3, op, "input_kernel", ">= 3 (a 1x1 mask A sees nothing)",
               std::to_string(o.input_kernel));
     return o;
-  }
-
-  // Known pixels must be values the output kind can hold (ValueError naming the first that is not).
-  void check_known_pixels(const char* op, const Tensor<T>& images, const Tensor<T>& known) const {
-    Tensor<T> kept(images.shape());
-    for (std::int64_t i = 0; i < kept.numel(); ++i) kept[i] = known[i] == T(0) ? T(0) : images[i];
-    (void)detail::pixel_levels(op, kept, options_.output);
   }
 
   void fill(Tensor<T>& images, const Tensor<T>* known, const PixelSamplingOptions& o, Generator& g) {
