@@ -3,7 +3,7 @@
 //   vae [--arch mlp|conv] [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N]
 //       [--seed S] [--resume PATH] [--latent Z] [--lr X] [--beta B] [--iwae-k K]
 //       [--posterior diagonal|planar|radial|iaf|coupling] [--flow-steps K] [--context H] [--flow-hidden W]
-//       [--binarize] [--kl-warmup E]
+//       [--binarize] [--kl-warmup E] [--distributed]
 //
 // --arch mlp is the mlp_vae reference workload (784-512-256-(2x32) / 32-256-512-784), --arch conv
 // the conv_vae one. The Trainer runs the loop: after every epoch it evaluates the test negative ELBO
@@ -23,13 +23,26 @@
 // which published VAE bounds are usually reported. --kl-warmup E weighs the KL term by a factor
 // rising linearly from 0 to --beta over the first E epochs (Sonderby et al. 2016), which keeps more
 // latent units active; the test bounds always weigh it by 1.
+//
+// --distributed trains data-parallel over the ranks of an MPI job (docs/distributed.md):
+//
+//   mpiexec -n 2 ./build/examples/vae --distributed --threads 1
+//
+// --batch-size is then the global batch, split evenly across the ranks (it must divide); every rank
+// trains on its slice of each batch, the gradients are averaged over the global batch, and the run
+// computes what one process with the whole batch computes. Rank 0 writes every file and prints;
+// every rank evaluates (the same numbers). Needs a build with MPI (the genmod::mpi target).
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <genmod/genmod.hpp>
+#ifdef GENMOD_WITH_MPI
+#include <genmod/distributed/mpi_communicator.hpp>
+#endif
 
 using namespace genmod;
 
@@ -49,6 +62,7 @@ struct Options {
   std::int64_t flow_hidden = 256;
   bool binarize = false;
   double kl_warmup = 0;
+  bool distributed = false;
 };
 
 using Net = nn::DynamicSequential<float>;
@@ -118,9 +132,14 @@ Tensor<float> as_images(const Tensor<float>& x) {
 }
 
 /// Trains `vae` (a VAE or a FlowVAE), evaluates it and draws its pictures; the exit code.
+/// Trains `vae` on one process, or data-parallel on `comm`'s ranks when comm is not null.
 template <class Model>
 int run(Model& vae, const Options& opt, const train::ExampleArgs& args, const data::FashionMNIST& train,
-        const data::FashionMNIST& test) {
+        const data::FashionMNIST& test, distributed::Communicator* comm) {
+  const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+  if (args.batch_size % ranks != 0)
+    throw ValueError("--batch-size " + std::to_string(args.batch_size) + " (the global batch) must be a multiple of " +
+                     "the " + std::to_string(ranks) + " ranks");
   const std::string out_dir = args.out;
   const auto layout = opt.arch == "mlp" ? data::ImageLayout::flat : data::ImageLayout::nchw;
   // --binarize: both sets thresholded at 1/2 (static: the same binary test set in every run).
@@ -128,7 +147,9 @@ int run(Model& vae, const Options& opt, const train::ExampleArgs& args, const da
   const data::Dataset train_set =
       opt.binarize ? data::Dataset(data::binarize(train.float_images(layout)), train.labels) : train.to_dataset(layout);
   optim::Adam adam{vae.named_parameters(), {.lr = opt.lr}};
-  data::Loader loader(train_set, {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+  data::Loader loader(
+      train_set,
+      {.batch_size = args.batch_size / ranks, .shuffle = true, .seed = args.seed, .rank = rank, .world_size = ranks});
   Generator eval_rng(opt.seed, 0x6576616cULL);  // the evaluation's z samples, apart from training's
 
   train::TrainerOptions topt = args.trainer_options();
@@ -143,9 +164,13 @@ int run(Model& vae, const Options& opt, const train::ExampleArgs& args, const da
   topt.plot_options = {.title = "VAE (" + opt.arch + ", " + opt.posterior + " posterior)",
                        .x_label = "epoch",
                        .y_label = "nats per image"};
+  if (comm) topt.metadata["ranks"] = std::to_string(ranks);
   train::Trainer trainer(topt);
   // "model" and "rng" are io::save_checkpoint's names: io::load_checkpoint(path, vae) reads the file.
   trainer.add_model("model", vae, &adam).add_generator(vae.rng).add_generator(eval_rng, "eval_rng");
+  // Data-parallel: rank 0's initial weights on every rank, gradients averaged over the global batch.
+  std::unique_ptr<distributed::DataParallel<float>> dp;
+  if (comm) trainer.set_data_parallel(*(dp = std::make_unique<distributed::DataParallel<float>>(vae, *comm)));
   trainer.set_evaluate([&] {
     const eval::ElboMeans m = eval::elbo_means(vae, test_x, eval_rng);
     return train::Metrics{{"test_loss", m.negative_elbo},
@@ -158,10 +183,14 @@ int run(Model& vae, const Options& opt, const train::ExampleArgs& args, const da
       return train::Metrics{{"test_iwae_nll", eval::iwae_nll(vae, test_x, opt.iwae_k, eval_rng)},
                             {"iwae_k", static_cast<double>(opt.iwae_k)}};
     });
-  std::printf("VAE (%s, z = %lld, %s posterior, %lld parameters), %d threads\ntrain: %s\ntest: %s\n", opt.arch.c_str(),
-              static_cast<long long>(opt.latent), opt.posterior.c_str(), static_cast<long long>(vae.num_parameters()),
-              get_num_threads(), train.description().c_str(), test.description().c_str());
-  std::fflush(stdout);
+  if (rank == 0) {
+    std::printf("VAE (%s, z = %lld, %s posterior, %lld parameters), %d threads", opt.arch.c_str(),
+                static_cast<long long>(opt.latent), opt.posterior.c_str(), static_cast<long long>(vae.num_parameters()),
+                get_num_threads());
+    if (comm) std::printf(" x %d ranks (batch %lld per rank)", ranks, static_cast<long long>(args.batch_size / ranks));
+    std::printf("\ntrain: %s\ntest: %s\n", train.description().c_str(), test.description().c_str());
+    std::fflush(stdout);
+  }
   // --kl-warmup E: the KL's weight rises linearly from 0 to --beta over the first E epochs (by step,
   // from the trainer's step count, so a resumed run continues the ramp).
   const double warmup_steps = opt.kl_warmup * static_cast<double>(loader.num_batches());
@@ -175,9 +204,10 @@ int run(Model& vae, const Options& opt, const train::ExampleArgs& args, const da
       },
       adam);
   if (result.interrupted) {
-    std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
+    if (rank == 0) std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
     return 130;
   }
+  if (rank != 0) return 0;  // the pictures are rank 0's (every replica holds the same model)
 
   // Pictures: samples, test images over their reconstructions, interpolations between test pairs.
   io::save_image_grid(out_dir + "/samples.png", as_images(vae.sample(64)), {.columns = 8});
@@ -220,6 +250,8 @@ int main(int argc, char** argv) try {
   args.add_option("--flow-hidden", opt.flow_hidden, "hidden units of the iaf and coupling networks", 1);
   args.add_option("--kl-warmup", opt.kl_warmup, "epochs over which the KL weight rises from 0 to --beta (0: none)");
   args.add_flag("--binarize", opt.binarize, "threshold the pixels at 1/2 (binarized Fashion-MNIST)");
+  args.add_flag("--distributed", opt.distributed,
+                "data-parallel over the ranks of an MPI job (mpiexec -n N vae --distributed; needs MPI)");
   args.parse_or_exit(argc, argv);
   args.apply_threads();
   opt.seed = args.seed;
@@ -235,12 +267,36 @@ int main(int argc, char** argv) try {
   const auto train = data::FashionMNIST::load(data::Split::train, args.data);
   const auto test = data::FashionMNIST::load(data::Split::test, args.data);
   manual_seed(opt.seed);
-  if (opt.posterior == "diagonal") {
-    DynVAE vae = build_vae(opt);
-    return run(vae, opt, args, train, test);
+  distributed::Communicator* comm = nullptr;
+#ifdef GENMOD_WITH_MPI
+  std::unique_ptr<distributed::MpiSession> session;
+  std::unique_ptr<distributed::MpiCommunicator> mpi;
+  if (opt.distributed) {
+    session = std::make_unique<distributed::MpiSession>(&argc, &argv);
+    comm = (mpi = std::make_unique<distributed::MpiCommunicator>()).get();
   }
-  DynFlowVAE vae = build_flow_vae(opt);
-  return run(vae, opt, args, train, test);
+  try {
+#else
+  if (opt.distributed)
+    throw ValueError(
+        "--distributed: this build has no MPI (install libopenmpi-dev and reconfigure: the example "
+        "then links the genmod::mpi target)");
+  {
+#endif
+    if (opt.posterior == "diagonal") {
+      DynVAE vae = build_vae(opt);
+      return run(vae, opt, args, train, test, comm);
+    }
+    DynFlowVAE vae = build_flow_vae(opt);
+    return run(vae, opt, args, train, test, comm);
+  }
+#ifdef GENMOD_WITH_MPI
+  catch (const std::exception& e) {
+    // One rank failed: stop the whole job now rather than let the others wait for it.
+    if (comm && comm->size() > 1) distributed::abort_all("vae: rank " + std::to_string(comm->rank()) + ": " + e.what());
+    throw;
+  }
+#endif
 } catch (const std::exception& e) {
   std::fprintf(stderr, "vae: %s\n", e.what());
   return 1;

@@ -94,6 +94,7 @@
 #include "genmod/eval/precision_recall.hpp"
 #include "genmod/eval/psnr.hpp"
 #include "genmod/eval/subspace.hpp"
+#include "genmod/distributed/distributed.hpp"
 #include "genmod/train/train.hpp"
 
 // Declares the ops extern when GENMOD_EXTERN_TEMPLATES is defined (nothing otherwise).

@@ -16,10 +16,12 @@
 /// run with recording off and simply compute; with it on they record new nodes, so the gradients
 /// they return can be differentiated again (double backward, e.g. WGAN-GP's gradient penalty).
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <new>
@@ -86,6 +88,8 @@ struct TapeStorage {
   std::vector<std::int32_t> producer;      // per slot: index of the node that made it, or -1 for a leaf
   std::vector<Var<T>> grads;               // per slot, during and after a backward sweep
   std::vector<unsigned char> needed;       // per slot, during a sweep: can reach a requested gradient
+  std::vector<std::int32_t> first_use;     // per slot, with a ready hook: first node that reads it, or -1
+  std::vector<std::int32_t> ready_order;   // parameter slots by first_use, latest first
 
   void clear() noexcept {
     for (Node<T>* n : nodes) n->~Node<T>();
@@ -94,6 +98,8 @@ struct TapeStorage {
     producer.clear();
     grads.clear();
     needed.clear();
+    first_use.clear();
+    ready_order.clear();
     arena.reset();
   }
 };
@@ -191,6 +197,16 @@ class Tape {
     return new_slot(std::move(value), std::move(grad_buffer), -1);
   }
 
+  /// Called by backward() (without create_graph) with a parameter's gradient buffer as soon as no
+  /// op left in the sweep can add to it, while the sweep goes on: the buffer then holds its final
+  /// value for this backward pass. Data-parallel training starts reducing gradients there, so that
+  /// communication overlaps the rest of the backward pass. The reverse sweep visits ops in reverse
+  /// recording order, so a parameter is final once the first op that read it has run its backward.
+  /// Parameters that no recorded op reads are not reported. Empty: off.
+  using GradientReadyFn = std::function<void(Tensor<T>& gradient_buffer)>;
+  /// Sets (or, with an empty function, clears) the hook described at GradientReadyFn.
+  void set_gradient_ready_hook(GradientReadyFn hook) { ready_hook_ = std::move(hook); }
+
   /// Gradients of the scalar `root` with respect to every leaf on this tape. Parameter leaves add
   /// theirs into their gradient buffers; other leaves' gradients are read with gradient().
   void backward(const Var<T>& root, BackwardOptions options = {}) { backward(root, Tensor<T>(), options); }
@@ -202,8 +218,10 @@ class Tape {
     // Ops may add parameter gradients straight into their buffers (GradSink::parameter_gradient),
     // unless the gradients are to be differentiated again, which needs them recorded.
     into_parameter_buffers_ = !options.create_graph;
+    const bool report = ready_hook_ && !options.create_graph;
+    if (report) order_parameter_slots();
     try {
-      sweep(root, seed, options);
+      sweep(root, seed, options, report);
     } catch (...) {
       into_parameter_buffers_ = false;
       throw;
@@ -400,7 +418,64 @@ class Tape {
                            std::to_string(i) + " of the output " + out.shape().to_string() + " of op '" + name + "'");
   }
 
-  void sweep(const Var<T>& root, const Tensor<T>& seed, BackwardOptions options) {
+  // For the ready hook: first_use of every slot, and the parameter slots that some op reads in
+  // order of their first reader, latest first (the order in which the sweep finishes them).
+  void order_parameter_slots() {
+    auto& st = *storage_;
+    st.first_use.assign(st.producer.size(), -1);
+    for (std::size_t i = 0; i < st.nodes.size(); ++i) {
+      const detail::Node<T>* n = st.nodes[i];
+      for (std::int32_t k = 0; k < n->n_inputs; ++k) {
+        const std::int32_t s = n->inputs[k];
+        if (s >= 0 && st.first_use[static_cast<std::size_t>(s)] < 0)
+          st.first_use[static_cast<std::size_t>(s)] = static_cast<std::int32_t>(i);
+      }
+    }
+    st.ready_order.clear();
+    for (std::size_t s = 0; s < st.accumulate_into.size(); ++s)
+      if (st.accumulate_into[s].defined() && st.first_use[s] >= 0)
+        st.ready_order.push_back(static_cast<std::int32_t>(s));
+    // Several slots may add into one buffer (two handles of one Parameter each make a leaf): the
+    // buffer is final once the first reader of any of them has run, so each slot takes its
+    // group's earliest first_use, and a group's slots end up next to each other.
+    auto buffer = [&](std::int32_t s) { return st.accumulate_into[static_cast<std::size_t>(s)].data(); };
+    auto use = [&](std::int32_t s) -> std::int32_t& { return st.first_use[static_cast<std::size_t>(s)]; };
+    std::sort(st.ready_order.begin(), st.ready_order.end(),
+              [&](std::int32_t a, std::int32_t b) { return std::less<const T*>()(buffer(a), buffer(b)); });
+    for (std::size_t lo = 0, hi; lo < st.ready_order.size(); lo = hi) {
+      std::int32_t earliest = use(st.ready_order[lo]);
+      for (hi = lo + 1; hi < st.ready_order.size() && buffer(st.ready_order[hi]) == buffer(st.ready_order[lo]); ++hi)
+        earliest = std::min(earliest, use(st.ready_order[hi]));
+      for (std::size_t k = lo; k < hi; ++k) use(st.ready_order[k]) = earliest;
+    }
+    std::stable_sort(st.ready_order.begin(), st.ready_order.end(),
+                     [&](std::int32_t a, std::int32_t b) { return use(a) > use(b); });
+  }
+
+  // The ready hook for every parameter slot whose first reader has run (node index >= i): its
+  // gradient goes into its buffer now (backward() would add it after the sweep).
+  void report_ready(std::size_t& next, std::size_t i) {
+    auto& st = *storage_;
+    while (next < st.ready_order.size() &&
+           static_cast<std::size_t>(st.first_use[static_cast<std::size_t>(st.ready_order[next])]) >= i) {
+      const auto s = static_cast<std::size_t>(st.ready_order[next++]);
+      Tensor<T>& target = st.accumulate_into[s];
+      if (st.grads[s].defined()) {
+        const Tensor<T>& g = st.grads[s].value();
+        if (!(g.shape() == target.shape()))
+          throw AutodiffError("Tape::backward: gradient of shape " + g.shape().to_string() +
+                              " for a parameter of shape " + target.shape().to_string());
+        kernels::axpy(T(1), g.data(), target.data(), g.numel());
+        st.grads[s] = Var<T>();
+      }
+      // Once per buffer: after the last slot of its group (the group's slots are adjacent).
+      if (next == st.ready_order.size() ||
+          st.accumulate_into[static_cast<std::size_t>(st.ready_order[next])].data() != target.data())
+        ready_hook_(target);
+    }
+  }
+
+  void sweep(const Var<T>& root, const Tensor<T>& seed, BackwardOptions options, bool report = false) {
     auto& st = *storage_;
     if (!root.requires_grad())
       throw AutodiffError(
@@ -424,14 +499,17 @@ class Tape {
     st.grads[static_cast<std::size_t>(root.id_)] = Var<T>(std::move(g0));
     GradModeGuard mode(options.create_graph);
     create_graph_ = options.create_graph;
+    std::size_t next_ready = 0;
     for (std::size_t i = n_nodes; i-- > 0;) {
       detail::Node<T>* node = st.nodes[i];
       const auto o = static_cast<std::size_t>(node->out.id_);
-      if (!st.needed[o] || !st.grads[o].defined()) continue;
-      // Released after use to free memory early, unless it is a result grad() returns.
-      Var<T> gout = st.needed[o] == kRequested ? st.grads[o] : std::move(st.grads[o]);
-      GradSink<T> sink(this, node->inputs, &st.needed);
-      node->backward(gout, sink);
+      if (st.needed[o] && st.grads[o].defined()) {
+        // Released after use to free memory early, unless it is a result grad() returns.
+        Var<T> gout = st.needed[o] == kRequested ? st.grads[o] : std::move(st.grads[o]);
+        GradSink<T> sink(this, node->inputs, &st.needed);
+        node->backward(gout, sink);
+      }
+      if (report) report_ready(next_ready, i);
     }
     create_graph_ = false;
   }
@@ -478,6 +556,7 @@ class Tape {
   bool check_finite_ = false;
   bool create_graph_ = false;
   bool into_parameter_buffers_ = false;  // during backward(): see GradSink::parameter_gradient
+  GradientReadyFn ready_hook_;           // set_gradient_ready_hook
 };
 
 template <class T>

@@ -56,6 +56,22 @@ struct GeneratorState {
   std::uint64_t offset = 0;
 };
 
+/// Which rows of a batch-sized draw this process computes, when a global batch of `total` samples
+/// is split across data-parallel ranks and this rank holds samples [first, first + count). While a
+/// Generator carries an active window (count > 0), a tensor fill whose leading dimension is
+/// `count` draws exactly rows [first, first + count) of the fill a single process would have made
+/// for the whole [total, ...] batch, and advances the generator as that whole fill would: noise
+/// drawn per sample (a VAE's epsilon, a GAN's z, dropout masks) is keyed by the global sample
+/// index, so N ranks of B samples draw what one process with N B samples draws. Fills of any other
+/// leading dimension are unaffected.
+struct SampleWindow {
+  std::int64_t first = 0;  ///< global index of this rank's first sample within the batch
+  std::int64_t count = 0;  ///< samples this rank holds (0: no window)
+  std::int64_t total = 0;  ///< samples in the global batch, over every rank
+  /// True when the window changes fills (a real shard of a larger batch).
+  bool active() const noexcept { return count > 0 && total > count; }
+};
+
 /// Philox4x32-10 random number generator. Cheap to copy; copies continue the same sequence.
 class Generator {
  public:
@@ -109,10 +125,18 @@ class Generator {
   /// The seed this generator was made with.
   std::uint64_t seed() const noexcept { return seed_; }
 
+  /// The data-parallel window of batch-sized fills (see SampleWindow); inactive by default. Not
+  /// part of state(): it describes the current batch, not the position in the sequence.
+  const SampleWindow& sample_window() const noexcept { return window_; }
+  /// Sets the window for the fills of the current batch (distributed::SampleWindowGuard sets and
+  /// clears it around a step).
+  void set_sample_window(const SampleWindow& w) noexcept { window_ = w; }
+
  private:
   std::uint64_t seed_;
   std::uint64_t stream_;
   std::uint64_t offset_ = 0;
+  SampleWindow window_ = {};
 };
 
 /// The generator layers use for their default initialization when given none (as PyTorch's
@@ -150,24 +174,26 @@ T uniform_at(const Generator& g, std::uint64_t first_block, std::int64_t i) noex
                              static_cast<std::size_t>(i - blk * vpb));
 }
 
-/// Fills out[begin, end) with uniforms in [0,1); element i is uniform_at(i), whoever computes it.
+/// Fills elements [begin, end) of the stream with uniforms in [0,1); element i is uniform_at(i),
+/// whoever computes it, and is written to out[i - base] (base > 0: a window of a longer fill).
 template <class T>
-void fill_uniform_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin,
-                        std::int64_t end) noexcept {
+void fill_uniform_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin, std::int64_t end,
+                        std::int64_t base = 0) noexcept {
   // One Philox block gives values_per_block values: compute each block once, not once per value.
   constexpr std::int64_t vpb = values_per_block<T>;
   for (std::int64_t blk = begin / vpb; blk * vpb < end; ++blk) {
     const auto w = g.block(first_block + static_cast<std::uint64_t>(blk));
     for (std::int64_t i = std::max(begin, blk * vpb); i < std::min(end, (blk + 1) * vpb); ++i)
-      out[i] = uniform_in_block<T>(w, static_cast<std::size_t>(i - blk * vpb));
+      out[i - base] = uniform_in_block<T>(w, static_cast<std::size_t>(i - blk * vpb));
   }
 }
 
 /// Standard normals by Box-Muller on pairs (2k, 2k+1) of uniforms, so any range can be produced
-/// independently of the others (a range starting at an odd index recomputes its pair).
+/// independently of the others (a range starting at an odd index recomputes its pair). Element i
+/// is written to out[i - base], as in fill_uniform_range.
 template <class T>
-void fill_normal_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin,
-                       std::int64_t end) noexcept {
+void fill_normal_range(const Generator& g, std::uint64_t first_block, T* out, std::int64_t begin, std::int64_t end,
+                       std::int64_t base = 0) noexcept {
   constexpr std::int64_t vpb = values_per_block<T>;  // even: a pair never straddles two blocks
   for (std::int64_t p = begin / 2 * 2; p < end; p += 2) {
     const std::int64_t blk = p / vpb;
@@ -177,8 +203,8 @@ void fill_normal_range(const Generator& g, std::uint64_t first_block, T* out, st
     const double u1 = static_cast<double>(uniform_in_block<T>(w, lane + 1));
     const double r = std::sqrt(-2.0 * std::log(1.0 - u0));  // 1 - u0 is in (0, 1]: finite log
     const double theta = 2.0 * std::numbers::pi * u1;
-    if (p >= begin) out[p] = static_cast<T>(r * std::cos(theta));
-    if (p + 1 < end) out[p + 1] = static_cast<T>(r * std::sin(theta));
+    if (p >= begin) out[p - base] = static_cast<T>(r * std::cos(theta));
+    if (p + 1 < end) out[p + 1 - base] = static_cast<T>(r * std::sin(theta));
   }
 }
 

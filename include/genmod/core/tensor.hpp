@@ -306,14 +306,33 @@ Tensor<T> from_data(const Shape& s, std::initializer_list<T> values) {
   return from_data<T>(s, std::span<const T>(values.begin(), values.size()));
 }
 
-/// Fills t with uniforms in [lo, hi) from g (reproducible whatever the thread count).
+namespace detail {
+
+/// Where t's elements sit in the stream of a fill: {index of t's first element, length of the
+/// whole fill}. Without an active sample window (random.hpp) that is {0, numel}; with one, and a
+/// leading dimension equal to the window's count, t is rows [first, first + count) of a fill of
+/// `total` rows.
+template <class T>
+std::pair<std::int64_t, std::int64_t> window_of(const Tensor<T>& t, const Generator& g) noexcept {
+  const SampleWindow& w = g.sample_window();
+  if (!w.active() || t.rank() == 0 || t.dim(0) != w.count) return {0, t.numel()};
+  const std::int64_t row = t.numel() / w.count;
+  return {w.first * row, w.total * row};
+}
+
+}  // namespace detail
+
+/// Fills t with uniforms in [lo, hi) from g (reproducible whatever the thread count). Under a
+/// data-parallel sample window (SampleWindow), t may be this rank's rows of a larger fill.
 template <class T>
 void fill_uniform(Tensor<T>& t, Generator& g, T lo = T(0), T hi = T(1)) {
   static_assert(std::is_floating_point_v<T>, "fill_uniform needs a floating-point tensor");
-  const std::uint64_t first = g.reserve_blocks(detail::blocks_for<T>(t.numel()));
+  const std::pair<std::int64_t, std::int64_t> where = detail::window_of(t, g);
+  const std::int64_t base = where.first, stream_len = where.second;
+  const std::uint64_t first = g.reserve_blocks(detail::blocks_for<T>(stream_len));
   T* out = t.data();
   parallel_for(t.numel(), 8, [&](std::int64_t b, std::int64_t e) {
-    detail::fill_uniform_range<T>(g, first, out, b, e);
+    detail::fill_uniform_range<T>(g, first, out, base + b, base + e, base);
     for (std::int64_t i = b; i < e; ++i) out[i] = lo + (hi - lo) * out[i];
   });
 }
@@ -322,10 +341,12 @@ void fill_uniform(Tensor<T>& t, Generator& g, T lo = T(0), T hi = T(1)) {
 template <class T>
 void fill_normal(Tensor<T>& t, Generator& g, T mean = T(0), T stddev = T(1)) {
   static_assert(std::is_floating_point_v<T>, "fill_normal needs a floating-point tensor");
-  const std::uint64_t first = g.reserve_blocks(detail::blocks_for<T>(t.numel() + 1));
+  const std::pair<std::int64_t, std::int64_t> where = detail::window_of(t, g);
+  const std::int64_t base = where.first, stream_len = where.second;
+  const std::uint64_t first = g.reserve_blocks(detail::blocks_for<T>(stream_len + 1));
   T* out = t.data();
   parallel_for(t.numel(), 32, [&](std::int64_t b, std::int64_t e) {
-    detail::fill_normal_range<T>(g, first, out, b, e);
+    detail::fill_normal_range<T>(g, first, out, base + b, base + e, base);
     for (std::int64_t i = b; i < e; ++i) out[i] = mean + stddev * out[i];
   });
 }

@@ -20,6 +20,15 @@
 ///     generator_step();
 ///   }
 ///
+/// Data-parallel training shards every epoch across ranks (`.rank`, `.world_size`): every rank
+/// computes the same order (same seed), global batch b is positions [b G, (b + 1) G) of it with
+/// G = world_size * batch_size, and rank r takes the r-th contiguous slice of it, batch_size
+/// samples. The last global batch, when it holds M < G samples, is split as evenly as possible
+/// (the first M mod world_size ranks take one sample more than the others); when M < world_size
+/// some rank would get none, so that tail is dropped (at most world_size - 1 samples per epoch).
+/// Each batch carries its SampleWindow (random.hpp): where its samples sit in the global batch,
+/// so that per-sample noise can be drawn as one process would have drawn it.
+///
 /// Steady state makes no heap allocation: the index order is one vector reused every epoch, and
 /// each batch is gathered into the same tensors. If the caller still holds a copy of the previous
 /// batch's tensor when the next one is produced, a fresh buffer is taken from the tensor pool
@@ -48,7 +57,9 @@ struct LoaderOptions {
   std::int64_t batch_size = 64;  ///< samples per batch (the last one may be smaller)
   bool shuffle = false;          ///< a new random order every epoch
   std::uint64_t seed = 0;        ///< seed of the shuffling generator
-  bool drop_last = false;        ///< skip a final batch smaller than batch_size
+  bool drop_last = false;        ///< skip a final batch smaller than batch_size (the global batch when sharded)
+  int rank = 0;                  ///< this rank, in [0, world_size) (data-parallel sharding)
+  int world_size = 1;            ///< ranks sharing each epoch; batch_size is per rank
 };
 
 /// One mini-batch: samples x [B, ...] and labels y [B] (undefined when the dataset has none).
@@ -56,6 +67,7 @@ struct Batch {
   Tensor<float> x = {};         ///< samples
   Tensor<std::int64_t> y = {};  ///< labels, or undefined
   std::int64_t index = 0;   ///< position of this batch within its epoch
+  SampleWindow window = {};  ///< where these samples sit in the global batch (data-parallel runs)
 
   /// Number of samples in the batch.
   std::int64_t size() const { return x.dim(0); }
@@ -100,6 +112,10 @@ class Loader {
   /// A loader over `dataset` (shared, not copied).
   explicit Loader(Dataset dataset, LoaderOptions options = {}) : ds_(std::move(dataset)), opt_(options) {
     check_positive("Loader", "batch_size", opt_.batch_size);
+    check_positive("Loader", "world_size", opt_.world_size);
+    if (opt_.rank < 0 || opt_.rank >= opt_.world_size)
+      throw ValueError("Loader: expected rank in [0, world_size = " + std::to_string(opt_.world_size) + "), got " +
+                       std::to_string(opt_.rank));
     order_.resize(static_cast<std::size_t>(ds_.size()));
     std::iota(order_.begin(), order_.end(), std::int64_t{0});
     row_ = ds_.size() > 0 ? ds_.x().numel() / ds_.size() : 0;
@@ -132,11 +148,14 @@ class Loader {
   /// The end-of-epoch sentinel.
   std::default_sentinel_t end() const noexcept { return {}; }
 
-  /// Batches per epoch.
+  /// Batches per epoch (global batches when sharded: every rank takes the same number).
   std::int64_t num_batches() const noexcept {
-    const std::int64_t n = ds_.size(), b = opt_.batch_size;
-    return opt_.drop_last ? n / b : (n + b - 1) / b;
+    const std::int64_t n = ds_.size(), g = global_batch_size();
+    if (opt_.drop_last || n % g == 0) return n / g;
+    return n / g + (n % g >= opt_.world_size ? 1 : 0);  // a tail too short for every rank is dropped
   }
+  /// Samples per global batch: batch_size * world_size.
+  std::int64_t global_batch_size() const noexcept { return opt_.batch_size * opt_.world_size; }
   /// Batches per epoch (same as num_batches()).
   std::int64_t size() const noexcept { return num_batches(); }
   /// Number of epochs started so far; the next begin() uses this epoch's order.
@@ -171,10 +190,24 @@ class Loader {
     }
   }
 
+  // This rank's slice of global batch b: {first position in the epoch's order, count, global count}.
+  struct Slice {
+    std::int64_t start, count, total;
+  };
+  Slice slice_of(std::int64_t b) const noexcept {
+    const std::int64_t g = global_batch_size(), begin = b * g;
+    const std::int64_t total = std::min(g, ds_.size() - begin);
+    const std::int64_t ranks = opt_.world_size, r = opt_.rank;
+    if (total == g) return {begin + r * opt_.batch_size, opt_.batch_size, total};
+    const std::int64_t q = total / ranks, extra = total % ranks;  // the tail: as even as possible
+    return {begin + r * q + std::min(r, extra), q + (r < extra ? 1 : 0), total};
+  }
+
   // Copies the samples of batch b into the batch tensors, reusing them when nobody else holds them.
   void gather(std::int64_t b) {
-    const std::int64_t start = b * opt_.batch_size;
-    const std::int64_t n = std::min(opt_.batch_size, ds_.size() - start);
+    const Slice sl = slice_of(b);
+    const std::int64_t start = sl.start;
+    const std::int64_t n = sl.count;
     const Shape xs = ds_.x().shape().with_dim(0, n);
     if (!batch_.x.defined() || !(batch_.x.shape() == xs) || !batch_.x.is_unique()) batch_.x = Tensor<float>(xs);
     const std::int64_t* idx = order_.data() + start;
@@ -191,6 +224,7 @@ class Loader {
       for (std::int64_t i = 0; i < n; ++i) batch_.y[i] = ds_.y()[idx[i]];
     }
     batch_.index = b;
+    batch_.window = {start - b * global_batch_size(), n, sl.total};
   }
 
   Dataset ds_;

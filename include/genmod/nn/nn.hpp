@@ -16,6 +16,7 @@
 #include "genmod/nn/layers/reshape.hpp"
 #include "genmod/nn/layers/residual.hpp"
 #include "genmod/nn/layers/spectral_norm.hpp"
+#include "genmod/nn/layers/sync_batch_norm.hpp"
 #include "genmod/nn/layer.hpp"
 #include "genmod/nn/module.hpp"
 #include "genmod/nn/module_list.hpp"

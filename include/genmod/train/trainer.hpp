@@ -24,6 +24,14 @@
 /// checkpoint (pictures, a log line), and a final evaluation once training has ended (a bound too
 /// costly to compute every epoch), whose metrics go into one last record marked `"final": true`.
 ///
+/// Data-parallel runs (docs/distributed.md): `set_data_parallel(dp)` makes every rank run the same
+/// loop over its shard of each batch. The step's loss is averaged over the global batch (one small
+/// allreduce per step, which also carries Ctrl-C, so that every rank stops at the same step, and a
+/// NaN on any rank stops all of them), the registered generators draw per-sample noise by global
+/// sample index (their SampleWindow is set to each batch's), the convenience overload's backward
+/// goes through DataParallel::backward, and only rank 0 writes files and progress. The checkpoint
+/// holds one replica (they are equal); every rank loads it to resume, on any number of ranks.
+///
 /// Files written under `out_dir` (see docs/training.md): `metrics.jsonl` (one JSON object per
 /// epoch, then the final record), `loss.svg` (train loss and every per-epoch metric whose name
 /// contains "loss"), and `checkpoint.npz` (see checkpoint.hpp for its key layout).
@@ -31,6 +39,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -40,6 +49,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +59,7 @@
 #include "genmod/config.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/data/loader.hpp"
+#include "genmod/distributed/data_parallel.hpp"
 #include "genmod/io/checkpoint.hpp"
 #include "genmod/io/plot.hpp"
 #include "genmod/nn/module.hpp"
@@ -217,6 +228,12 @@ class Trainer {
     generators_.push_back(&generator);
     return *this;
   }
+  /// Trains data-parallel over `dp`'s ranks (see the file comment). The loader must be sharded
+  /// for the same ranks (LoaderOptions::rank, world_size); fit() checks it.
+  Trainer& set_data_parallel(distributed::DataParallel<float>& dp) {
+    dp_ = &dp;
+    return *this;
+  }
   /// Sets the evaluation run after each epoch; its metrics go to metrics.jsonl and may be monitored.
   Trainer& set_evaluate(EvalFn evaluate) {
     evaluate_ = std::move(evaluate);
@@ -284,9 +301,20 @@ class Trainer {
       Tape<float> tape;
       Var<float> l = (*lf)(b);
       const double v = static_cast<double>(l.item());
-      if (!std::isfinite(v)) return v;  // run() diagnoses before anything is updated
+      if (dp_) {
+        // Every rank skips the backward pass (and its collectives) when any rank's loss is not
+        // finite; run() then diagnoses on every rank.
+        double bad = std::isfinite(v) ? 0.0 : 1.0;
+        dp_->communicator().allreduce_sum(std::span<double>(&bad, 1));
+        if (bad > 0) return v;
+      } else if (!std::isfinite(v)) {
+        return v;  // run() diagnoses before anything is updated
+      }
       op->zero_grad();
-      tape.backward(l);
+      if (dp_)
+        dp_->backward(tape, l, b);
+      else
+        tape.backward(l);
       if (opt_.check_gradients)
         for (const auto& p : op->parameters()) {
           const Tensor<float>& g = p.parameter.grad();
@@ -341,6 +369,7 @@ class Trainer {
     io::Metadata m = opt_.metadata;
     m["trainer.loader_epoch"] = std::to_string(loader_epoch);
     m["trainer.batch"] = std::to_string(batches_done);
+    m["trainer.global_batch"] = std::to_string(global_batch_);
     m["trainer.loss_sum"] = format_number(loss_sum);
     m["trainer.loss_count"] = format_number(loss_count);
     m["trainer.seconds"] = format_number(seconds);
@@ -351,8 +380,34 @@ class Trainer {
 
   void save(const std::string& path, std::int64_t epochs_done, const io::Metadata& meta) {
     if (!opt_.save_checkpoints || set_.empty()) return;
-    set_.save(path, step_, epochs_done, meta);
+    if (writer()) set_.save(path, step_, epochs_done, meta);
     if (path == checkpoint_path()) last_saved_epoch_ = epochs_done;
+  }
+
+  // Rank 0 of a data-parallel run, or a single process: the one that writes files and progress.
+  bool writer() const noexcept { return !dp_ || dp_->rank() == 0; }
+
+  // A data-parallel step's loss over the global batch, with whether any rank saw Ctrl-C: one
+  // allreduce of {loss * B_r / M, interrupted}. A single process returns its own.
+  std::pair<double, bool> agree(double local_loss, const data::Batch& batch, bool interrupted) {
+    if (!dp_) return {local_loss, interrupted};
+    const std::int64_t total = std::max(batch.window.total, batch.window.count);
+    std::array<double, 2> v{local_loss * static_cast<double>(batch.window.count) / static_cast<double>(total),
+                            interrupted ? 1.0 : 0.0};
+    dp_->communicator().allreduce_sum(std::span<double>(v));
+    return {v[0], v[1] > 0};
+  }
+
+  // A batch of no samples, for agree() calls outside a step.
+  static const data::Batch& batch_of_none() {
+    static const data::Batch none{.window = {0, 0, 1}};
+    return none;
+  }
+
+  // Sets (or clears) the registered generators' sample windows around a data-parallel step.
+  void set_windows(const SampleWindow& w) {
+    if (dp_)
+      for (Generator* g : generators_) g->set_sample_window(w);
   }
 
   // A NaN or Inf loss: name the step, and (when the loss can be replayed) the first op that made
@@ -360,9 +415,14 @@ class Trainer {
   // rewound to their state before the step.
   [[noreturn]] void non_finite_loss(double loss, const data::Batch& batch, LossFn* loss_fn,
                                     const std::vector<GeneratorState>& before) {
-    std::string msg = "non-finite loss " + std::to_string(loss) + " " + where();
+    if (dp_ && std::isfinite(loss))  // this rank's loss was finite: another rank's was not
+      throw NumericError("non-finite loss on another rank " + where() + " (this rank's loss was " +
+                         std::to_string(loss) + "; " + dp_->communicator().describe() + "); " + kept());
+    std::string msg = "non-finite loss " + std::to_string(loss) + " " + where() +
+                      (dp_ ? " on " + dp_->communicator().describe() : std::string());
     if (loss_fn) {
       restore_generators(before);
+      set_windows(batch.window);
       std::string cause;
       try {
         Tape<float> tape;
@@ -372,6 +432,7 @@ class Trainer {
       } catch (const NumericError& e) {
         cause = std::string("first ") + e.what();
       }
+      set_windows({});
       msg += "; " + cause;
     } else {
       msg +=
@@ -444,6 +505,19 @@ class Trainer {
       epoch_ = st.epoch;
       loader.set_epoch(detail::parse_int_or(st.extra, "trainer.loader_epoch", st.epoch));
       skip = detail::parse_int_or(st.extra, "trainer.batch", 0);
+      // Saved mid-epoch with another global batch size (another number of ranks): continue at the
+      // same sample of the epoch's order when the new global batch divides the position.
+      const std::int64_t saved_global = detail::parse_int_or(st.extra, "trainer.global_batch", 0);
+      if (skip > 0 && saved_global > 0 && saved_global != loader.global_batch_size()) {
+        const std::int64_t samples = skip * saved_global;
+        if (samples % loader.global_batch_size() != 0)
+          throw ValueError(opt_.resume + ": the checkpoint was taken after " + std::to_string(samples) +
+                           " samples of an epoch (global batch " + std::to_string(saved_global) +
+                           "); a global batch of " + std::to_string(loader.global_batch_size()) +
+                           " cannot continue there: resume with a global batch (batch_size x ranks) that divides " +
+                           std::to_string(samples) + ", or from an end-of-epoch checkpoint");
+        skip = samples / loader.global_batch_size();
+      }
       loss_sum = detail::parse_double_or(st.extra, "trainer.loss_sum", 0);
       loss_count = detail::parse_double_or(st.extra, "trainer.loss_count", 0);
       carried_seconds = detail::parse_double_or(st.extra, "trainer.seconds", 0);
@@ -455,7 +529,7 @@ class Trainer {
       if (std::filesystem::absolute(opt_.resume) == std::filesystem::absolute(checkpoint_path()))
         last_saved_epoch_ = epoch_;
     }
-    if (opt_.write_metrics) {
+    if (opt_.write_metrics && writer()) {
       // Keep the records up to the resumed epoch: a run resumed from an older checkpoint must not
       // leave the abandoned epochs in the file, nor list an epoch twice. The old final record goes
       // too: this run ends with its own.
@@ -472,7 +546,14 @@ class Trainer {
     result.step = step_;
     result.best = best_;
 
-    ProgressBar bar({.mode = opt_.progress, .log_every = opt_.log_every, .stream = opt_.progress_stream});
+    if (dp_ && (loader.options().world_size != dp_->size() || loader.options().rank != dp_->rank()))
+      throw ValueError("Trainer: the loader is sharded as rank " + std::to_string(loader.options().rank) + " of " +
+                       std::to_string(loader.options().world_size) +
+                       ", but the data-parallel group has this process as " + dp_->communicator().describe() +
+                       " (set LoaderOptions::rank and world_size)");
+    ProgressBar bar({.mode = writer() ? opt_.progress : Progress::off,
+                     .log_every = opt_.log_every,
+                     .stream = opt_.progress_stream});
     bar_ = &bar;
     struct Reset {
       ProgressBar*& p;
@@ -481,6 +562,7 @@ class Trainer {
     detail::SigintGuard sigint(opt_.handle_sigint);
     set_.for_each_module([](nn::Module<float>& m) { m.train(); });
     batches_ = loader.num_batches();
+    global_batch_ = loader.global_batch_size();
     if (!opt_.resume.empty())
       log(labelled("resumed from " + opt_.resume + " after epoch " + std::to_string(epoch_) + " (step " +
                    std::to_string(step_) + (skip > 0 ? ", batch " + std::to_string(skip) + " of the next epoch" : "") +
@@ -499,17 +581,21 @@ class Trainer {
           continue;
         }
         const std::vector<GeneratorState> before = loss_fn ? generator_states() : std::vector<GeneratorState>{};
-        const double loss = step(batch);
-        if (!std::isfinite(loss)) non_finite_loss(loss, batch, loss_fn, before);
+        set_windows(batch.window);
+        const double local_loss = step(batch);
+        set_windows({});
+        const auto [loss, any_interrupted] = agree(local_loss, batch, sigint.fired());
+        if (!std::isfinite(loss)) non_finite_loss(local_loss, batch, loss_fn, before);
         if (opt_.check_gradients && !loss_fn)
           if (const std::string bad = set_.first_non_finite(); !bad.empty())
             throw NumericError("non-finite state after " + where() + ": " + bad + "; " + kept());
         ++step_;
         ++batch_;
-        loss_sum += loss * static_cast<double>(batch.size());
-        loss_count += static_cast<double>(batch.size());
-        bar.update(batch_, batch.size(), loss_sum / loss_count);
-        if (sigint.fired() && batch_ < batches_) {
+        const auto global_size = static_cast<double>(std::max(batch.window.total, batch.size()));
+        loss_sum += loss * global_size;
+        loss_count += global_size;
+        bar.update(batch_, static_cast<std::int64_t>(global_size), loss_sum / loss_count);
+        if (any_interrupted && batch_ < batches_) {
           interrupted = true;
           break;
         }
@@ -576,11 +662,11 @@ class Trainer {
       const io::Metadata meta = position_metadata(loader.epoch(), 0, 0, 0, 0);
       save(checkpoint_path(), epoch_ + 1, meta);
       if (s.improved && !opt_.best_checkpoint.empty()) save(opt_.best_checkpoint, epoch_ + 1, meta);
-      if (opt_.write_metrics) {
+      if (opt_.write_metrics && writer()) {
         append_line(metrics_path(), metrics_to_json(rec.values));
       }
       records_.push_back(rec);
-      if (opt_.plot) write_plot();
+      if (opt_.plot && writer()) write_plot();
 
       std::string line = label + ": train_loss " + detail::format_loss(s.train_loss);
       for (const auto& [k, v] : s.metrics) line += "  " + k + " " + detail::format_loss(v);
@@ -599,7 +685,7 @@ class Trainer {
         ++epoch_;
         break;
       }
-      if (sigint.fired()) {
+      if (agree(0.0, batch_of_none(), sigint.fired()).second) {
         bar.finish(labelled("interrupted: checkpoint saved after epoch " + std::to_string(epoch_ + 1)));
         result.interrupted = true;
         ++epoch_;
@@ -631,7 +717,7 @@ class Trainer {
     for (const auto& [k, v] : m)
       if (k != "epoch" && k != "step" && k != "final" && k != "seconds") rec.values.emplace_back(k, v);
     rec.values.emplace_back("seconds", seconds);
-    if (opt_.write_metrics) {
+    if (opt_.write_metrics && writer()) {
       io::JsonObject line = to_json_object(rec);
       line.set("final", true);
       append_metrics(metrics_path(), line);
@@ -651,7 +737,8 @@ class Trainer {
   FinalEvalFn final_evaluate_;
   ProgressBar* bar_ = nullptr;
   std::vector<MetricsRecord> records_;
-  std::int64_t step_ = 0, epoch_ = 0, batch_ = 0, batches_ = 0;
+  std::int64_t step_ = 0, epoch_ = 0, batch_ = 0, batches_ = 0, global_batch_ = 0;
+  distributed::DataParallel<float>* dp_ = nullptr;  // set_data_parallel
   std::int64_t bad_epochs_ = 0, last_saved_epoch_ = -1;
   double best_ = std::numeric_limits<double>::quiet_NaN();
   double grad_norm_sum_ = 0;                              // this epoch's norms before clipping
