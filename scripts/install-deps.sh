@@ -8,6 +8,7 @@ packages=(
   libxsimd-dev xtl-dev            # xsimd 8 SIMD wrappers (Debian's xsimd target links xtl)
   zlib1g-dev                      # gzip'd IDX files, NPZ
   catch2                          # Catch2 2.13 tests
+  openmpi-bin libopenmpi-dev      # MPI: data-parallel training across processes (genmod::mpi) and its tests
   libbenchmark-dev                # Google Benchmark
   clang libclang-rt-14-dev        # libFuzzer for the parser fuzzers (scripts/fuzz.sh)
   doxygen python3                 # API reference (docs target); scripts/check_docs.py

@@ -18,102 +18,25 @@
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/optim.hpp"
 #include "genmod/train/trainer.hpp"
+#include "support/data_parallel_workloads.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace genmod;
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::int64_t kIn = 12, kHidden = 10, kLatent = 3;
-
-template <class T>
-auto make_vae(std::int64_t hidden = kHidden) {
-  return models::VAE{nn::Sequential{nn::Linear<T>(kIn, hidden), nn::Tanh<T>(), nn::Linear<T>(hidden, 2 * kLatent)},
-                     nn::Sequential{nn::Linear<T>(kLatent, hidden), nn::Tanh<T>(), nn::Linear<T>(hidden, kIn)},
-                     dist::Bernoulli{}, models::VAEOptions{.seed = 7}};
-}
-
-// Pixels in [0, 1): a Bernoulli likelihood's data.
-data::Dataset make_data(std::int64_t n) {
-  Generator g(3);
-  return data::Dataset(rand<float>({n, kIn}, g));
-}
-
-template <class T>
-Tensor<T> as(const Tensor<float>& x) {
-  if constexpr (std::is_same_v<T, float>)
-    return x;
-  else
-    return x.cast<T>();
-}
-
-// The parameters after `steps` Adam steps of a VAE on `data`, trained data-parallel on `comm`'s
-// ranks with per-rank batch `batch` (the loop of data_parallel.hpp's example).
-template <class T>
-std::vector<Tensor<T>> train_vae(distributed::Communicator& comm, const data::Dataset& data, std::int64_t batch,
-                                 int steps, std::int64_t bucket_bytes = std::int64_t{25} << 20) {
-  manual_seed(static_cast<std::uint64_t>(11 + comm.rank()));  // replicas start apart: the broadcast aligns them
-  auto vae = make_vae<T>();
-  distributed::DataParallel<T> dp(vae, comm, {.bucket_bytes = bucket_bytes});
-  optim::Adam<T> opt(vae.named_parameters(), {.lr = 1e-2});
-  data::Loader loader(
-      data, {.batch_size = batch, .shuffle = true, .seed = 5, .rank = comm.rank(), .world_size = comm.size()});
-  int done = 0;
-  while (done < steps) {
-    for (auto& b : loader) {
-      distributed::SampleWindowGuard window(vae.rng, b);
-      Tape<T> tape;
-      Var<T> loss = vae.loss(Var<T>(as<T>(b.x)));
-      opt.zero_grad();
-      dp.backward(tape, loss, b);
-      opt.step();
-      if (++done == steps) break;
-    }
-  }
-  dp.check_replicas_equal();
-  std::vector<Tensor<T>> out;
-  for (auto& p : vae.parameters()) out.push_back(p.value().clone());
-  return out;
-}
-
-// The largest relative difference ||a_k - b_k|| / ||b_k|| (L2) over the tensors of two parameter
-// lists: the issue's measure of "the same parameters". (Element by element, float rounding alone
-// reaches 1e-5 on weights near 1e-3 after five Adam steps; the norms weigh each weight by its size.)
-template <class T>
-double max_relative_difference(const std::vector<Tensor<T>>& a, const std::vector<Tensor<T>>& b) {
-  REQUIRE(a.size() == b.size());
-  double worst = 0;
-  for (std::size_t k = 0; k < a.size(); ++k) {
-    REQUIRE(a[k].shape() == b[k].shape());
-    double diff = 0, norm = 0;
-    for (std::int64_t i = 0; i < a[k].numel(); ++i) {
-      const double x = static_cast<double>(a[k][i]), y = static_cast<double>(b[k][i]);
-      diff += (x - y) * (x - y);
-      norm += y * y;
-    }
-    if (diff > 0) worst = std::max(worst, std::sqrt(diff / std::max(norm, 1e-300)));
-  }
-  return worst;
-}
+using test::make_data;
+using test::make_vae;
+using test::max_relative_difference;
+using test::train_conv;
+using test::train_vae;
+constexpr std::int64_t kHidden = test::kDataParallelHidden;
 
 struct OneThread {
   int before = get_num_threads();
   OneThread() { set_num_threads(1); }
   ~OneThread() { set_num_threads(before); }
-};
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("genmod_dp_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
 };
 
 }  // namespace
@@ -307,20 +230,20 @@ TEST_CASE("Trainer + DataParallel: 2 ranks equal 1 process, rank 0 writes, resum
     out_params.push_back(from_data<double>({1}, {result.epochs.back().train_loss}));
     return out_params;
   };
-  TempDir dir("trainer");
+  test::TempDir dir("genmod_dp_trainer");
   std::vector<Tensor<double>> single, pair, resumed;
-  distributed::run_ranks(1, [&](distributed::Communicator& c) { single = run(c, dir / "single", 2, ""); });
+  distributed::run_ranks(1, [&](distributed::Communicator& c) { single = run(c, dir.file("single"), 2, ""); });
   distributed::run_ranks(2, [&](distributed::Communicator& c) {
-    auto p = run(c, dir / "pair", 2, "");
+    auto p = run(c, dir.file("pair"), 2, "");
     if (c.rank() == 1) pair = std::move(p);
   });
   CHECK(max_relative_difference(pair, single) <= 1e-5);  // parameters and the last epoch's train_loss
-  CHECK(fs::exists(dir / "pair/checkpoint.npz"));
-  CHECK(fs::exists(dir / "pair/metrics.jsonl"));
+  CHECK(fs::exists(dir.file("pair/checkpoint.npz")));
+  CHECK(fs::exists(dir.file("pair/metrics.jsonl")));
   // Epoch 1 on 3 ranks, epoch 2 resumed on 2: the same run as 2 epochs in one process.
-  distributed::run_ranks(3, [&](distributed::Communicator& c) { run(c, dir / "resumed", 1, ""); });
+  distributed::run_ranks(3, [&](distributed::Communicator& c) { run(c, dir.file("resumed"), 1, ""); });
   distributed::run_ranks(2, [&](distributed::Communicator& c) {
-    auto p = run(c, dir / "resumed", 2, dir / "resumed/checkpoint.npz");
+    auto p = run(c, dir.file("resumed"), 2, dir.file("resumed/checkpoint.npz"));
     if (c.rank() == 0) resumed = std::move(p);
   });
   CHECK(max_relative_difference(resumed, single) <= 1e-5);
@@ -330,14 +253,14 @@ TEST_CASE("Trainer + DataParallel: a rank that fails stops the others; the last 
           "[distributed][train][errors]") {
   OneThread one;
   const data::Dataset data = make_data(24);
-  TempDir dir("fault");
+  test::TempDir dir("genmod_dp_fault");
   auto run = [&](distributed::Communicator& c, bool fail) {
     auto vae = make_vae<float>();
     distributed::DataParallel<float> dp(vae, c);
     optim::Adam opt(vae.named_parameters(), {.lr = 1e-2});
     data::Loader loader(data, {.batch_size = 4, .rank = c.rank(), .world_size = c.size()});
     train::Trainer trainer(
-        {.epochs = 3, .out_dir = dir / "out", .progress = train::Progress::off, .handle_sigint = false});
+        {.epochs = 3, .out_dir = dir.file("out"), .progress = train::Progress::off, .handle_sigint = false});
     trainer.add_model("vae", vae, &opt).add_generator(vae.rng).set_data_parallel(dp);
     trainer.fit(
         loader,
@@ -360,7 +283,7 @@ TEST_CASE("Trainer + DataParallel: a rank that fails stops the others; the last 
   optim::Adam opt(vae.named_parameters(), {.lr = 1e-2});
   io::CheckpointSet set;
   set.add("vae", vae, &opt);
-  CHECK(set.load(dir / "out/checkpoint.npz").epoch == 1);
+  CHECK(set.load(dir.file("out/checkpoint.npz")).epoch == 1);
   // A NaN on one rank stops every rank at the same step with NumericError.
   std::vector<std::string> messages(2);
   CHECK_THROWS_AS(
@@ -372,7 +295,7 @@ TEST_CASE("Trainer + DataParallel: a rank that fails stops the others; the last 
             optim::Adam opt(v.named_parameters(), {.lr = 1e-2});
             data::Loader loader(data, {.batch_size = 4, .rank = c.rank(), .world_size = c.size()});
             train::Trainer trainer(
-                {.epochs = 1, .out_dir = dir / "nan", .progress = train::Progress::off, .handle_sigint = false});
+                {.epochs = 1, .out_dir = dir.file("nan"), .progress = train::Progress::off, .handle_sigint = false});
             trainer.set_data_parallel(dp);
             try {
               trainer.fit(
@@ -431,47 +354,6 @@ TEST_CASE("DataParallel: with overlap every bucket starts during the backward pa
     CHECK(max_relative_difference(grads, whole) <= 1e-10);
   }
 }
-
-namespace {
-
-// A small conv net with SyncBatchNorm, trained 5 Adam steps data-parallel on `comm`; its
-// parameters, then its running statistics.
-template <class T>
-std::vector<Tensor<T>> train_conv(distributed::Communicator& comm, const data::Dataset& data, std::int64_t batch) {
-  manual_seed(static_cast<std::uint64_t>(21 + comm.rank()));
-  // No bias before the batch norm: its gradient is zero in exact arithmetic, so Adam (which divides
-  // by the gradient's own scale) would turn rounding noise into full-size steps.
-  nn::Sequential net{nn::Conv2d<T>(1, 4, 3, {.padding = 1, .bias = false}), nn::SyncBatchNorm<T>(4, &comm),
-                     nn::ReLU<T>(), nn::Flatten<T>(), nn::Linear<T>(4 * 6 * 6, 1)};
-  distributed::DataParallel<T> dp(net, comm);
-  optim::Adam<T> opt(net.named_parameters(), {.lr = 1e-2});
-  data::Loader loader(
-      data, {.batch_size = batch, .shuffle = true, .seed = 8, .rank = comm.rank(), .world_size = comm.size()});
-  int done = 0;
-  for (auto& b : loader) {
-    Tape<T> tape;
-    const Tensor<T> x = as<T>(b.x);
-    Var<T> y = net(Var<T>(x));
-    // Target: the mean pixel of each image.
-    Tensor<T> target(Shape{b.size(), 1});
-    for (std::int64_t i = 0; i < b.size(); ++i) {
-      double m = 0;
-      for (std::int64_t j = 0; j < 36; ++j) m += static_cast<double>(x[i * 36 + j]);
-      target[i] = static_cast<T>(m / 36);
-    }
-    Var<T> loss = mean(square(sub(y, Var<T>(target))));
-    opt.zero_grad();
-    dp.backward(tape, loss, b);
-    opt.step();
-    if (++done == 5) break;
-  }
-  std::vector<Tensor<T>> out;
-  for (auto& p : net.parameters()) out.push_back(p.value().clone());
-  for (auto& b : net.named_buffers()) out.push_back(b.tensor.clone());
-  return out;
-}
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("DataParallel + SyncBatchNorm: N ranks x B train as one process x N B (conv net, 5 Adam steps)",
                    "[distributed]", float, double) {

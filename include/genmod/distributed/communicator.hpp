@@ -70,6 +70,10 @@ class Communicator {
   virtual RequestId start_allreduce_sum(std::span<double> buf) = 0;
   /// Completes a started allreduce (throws DistributedError on timeout or an unknown request).
   virtual void wait(RequestId request) = 0;
+  /// Lets started allreduces advance without waiting for them (MPI moves a non-blocking collective
+  /// forward only inside MPI calls; DataParallel calls this between gradients of the backward
+  /// pass). Implementations with nothing to do keep this default, which does nothing.
+  virtual void progress() {}
 
   /// In place: buf = root's buf (ValueError for a root outside [0, size())).
   virtual void broadcast(std::span<float> buf, int root) = 0;

@@ -216,6 +216,7 @@ class DataParallel {
       start_bucket(buckets_[next_start_++]);
       ++started_early_;
     }
+    if (next_start_ > 0) comm_.progress();  // move the started allreduces on while backward goes on
   }
 
   void start_bucket(Bucket& b) {
