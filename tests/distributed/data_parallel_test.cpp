@@ -33,6 +33,24 @@ using test::train_conv;
 using test::train_vae;
 constexpr std::int64_t kHidden = test::kDataParallelHidden;
 
+// Runs body(comm) on n ranks, each expected to throw E; returns every rank's message (a rank that
+// did not throw E leaves an empty one). run_ranks rethrows the first rank's exception: an E too.
+template <class E, class F>
+std::vector<std::string> messages_of_failing_ranks(int n, F body) {
+  std::vector<std::string> messages(static_cast<std::size_t>(n));
+  CHECK_THROWS_AS(distributed::run_ranks(n,
+                                         [&](distributed::Communicator& c) {
+                                           try {
+                                             body(c);
+                                           } catch (const E& e) {
+                                             messages[static_cast<std::size_t>(c.rank())] = e.what();
+                                             throw;
+                                           }
+                                         }),
+                  E);
+  return messages;
+}
+
 struct OneThread {
   int before = get_num_threads();
   OneThread() { set_num_threads(1); }
@@ -159,18 +177,10 @@ TEST_CASE("DataParallel: the bucket size changes the messages, not the result", 
 
 TEST_CASE("DataParallel: ranks with different models fail at the start, naming the first mismatch",
           "[distributed][errors]") {
-  std::vector<std::string> messages(2);
-  CHECK_THROWS_AS(distributed::run_ranks(2,
-                                         [&](distributed::Communicator& c) {
-                                           auto vae = make_vae<float>(c.rank() == 0 ? kHidden : kHidden + 1);
-                                           try {
-                                             distributed::DataParallel<float> dp(vae, c);
-                                           } catch (const distributed::DistributedError& e) {
-                                             messages[static_cast<std::size_t>(c.rank())] = e.what();
-                                             throw;
-                                           }
-                                         }),
-                  distributed::DistributedError);
+  const auto messages = messages_of_failing_ranks<distributed::DistributedError>(2, [](distributed::Communicator& c) {
+    auto vae = make_vae<float>(c.rank() == 0 ? kHidden : kHidden + 1);
+    distributed::DataParallel<float> dp(vae, c);
+  });
   for (const auto& m : messages) {
     INFO(m);
     CHECK(m.find("encoder.0.weight") != std::string::npos);
@@ -186,21 +196,13 @@ TEST_CASE("DataParallel: ranks with different models fail at the start, naming t
 }
 
 TEST_CASE("DataParallel: the replica check names the first parameter that differs", "[distributed][errors]") {
-  std::vector<std::string> messages(3);
-  CHECK_THROWS_AS(distributed::run_ranks(3,
-                                         [&](distributed::Communicator& c) {
-                                           auto vae = make_vae<float>();
-                                           distributed::DataParallel<float> dp(vae, c);
-                                           dp.check_replicas_equal();  // equal after the broadcast
-                                           if (c.rank() == 2) vae.decoder.get<2>().bias.value()[1] += 1e-6f;
-                                           try {
-                                             dp.check_replicas_equal();
-                                           } catch (const distributed::DistributedError& e) {
-                                             messages[static_cast<std::size_t>(c.rank())] = e.what();
-                                             throw;
-                                           }
-                                         }),
-                  distributed::DistributedError);
+  const auto messages = messages_of_failing_ranks<distributed::DistributedError>(3, [](distributed::Communicator& c) {
+    auto vae = make_vae<float>();
+    distributed::DataParallel<float> dp(vae, c);
+    dp.check_replicas_equal();  // equal after the broadcast
+    if (c.rank() == 2) vae.decoder.get<2>().bias.value()[1] += 1e-6f;
+    dp.check_replicas_equal();
+  });
   for (const auto& m : messages) {
     INFO(m);
     CHECK(m.find("'decoder.2.bias' on rank(s) 2") != std::string::npos);
@@ -285,32 +287,22 @@ TEST_CASE("Trainer + DataParallel: a rank that fails stops the others; the last 
   set.add("vae", vae, &opt);
   CHECK(set.load(dir.file("out/checkpoint.npz")).epoch == 1);
   // A NaN on one rank stops every rank at the same step with NumericError.
-  std::vector<std::string> messages(2);
-  CHECK_THROWS_AS(
-      distributed::run_ranks(
-          2,
-          [&](distributed::Communicator& c) {
-            auto v = make_vae<float>();
-            distributed::DataParallel<float> dp(v, c);
-            optim::Adam opt(v.named_parameters(), {.lr = 1e-2});
-            data::Loader loader(data, {.batch_size = 4, .rank = c.rank(), .world_size = c.size()});
-            train::Trainer trainer(
-                {.epochs = 1, .out_dir = dir.file("nan"), .progress = train::Progress::off, .handle_sigint = false});
-            trainer.set_data_parallel(dp);
-            try {
-              trainer.fit(
-                  loader,
-                  [&](const data::Batch& b) {
-                    Var<float> l = v.loss(Var<float>(b.x));
-                    return c.rank() == 0 && trainer.step() == 1 ? log(scale(l, 0.0f)) : l;
-                  },
-                  opt);
-            } catch (const NumericError& e) {
-              messages[static_cast<std::size_t>(c.rank())] = e.what();
-              throw;
-            }
-          }),
-      NumericError);
+  const auto messages = messages_of_failing_ranks<NumericError>(2, [&](distributed::Communicator& c) {
+    auto v = make_vae<float>();
+    distributed::DataParallel<float> dp(v, c);
+    optim::Adam opt(v.named_parameters(), {.lr = 1e-2});
+    data::Loader loader(data, {.batch_size = 4, .rank = c.rank(), .world_size = c.size()});
+    train::Trainer trainer(
+        {.epochs = 1, .out_dir = dir.file("nan"), .progress = train::Progress::off, .handle_sigint = false});
+    trainer.set_data_parallel(dp);
+    trainer.fit(
+        loader,
+        [&](const data::Batch& b) {
+          Var<float> l = v.loss(Var<float>(b.x));
+          return c.rank() == 0 && trainer.step() == 1 ? log(scale(l, 0.0f)) : l;
+        },
+        opt);
+  });
   CHECK(messages[0].find("at step 2") != std::string::npos);
   CHECK(messages[0].find("first non-finite value") != std::string::npos);
   CHECK(messages[1].find("on another rank at step 2") != std::string::npos);

@@ -29,39 +29,36 @@ void expect(bool ok, const std::string& what, int rank) {
   if (!ok) ++failures;
 }
 
-template <class T>
-void check_vae(distributed::Communicator& comm) {
+// Trains with `train(comm, data, batch)` on N ranks x B and on one process x N B; every rank
+// compares the two parameter lists.
+template <class T, class Train>
+void check(distributed::Communicator& comm, const std::string& what, const data::Dataset& data, std::int64_t b,
+           Train train) {
   set_num_threads(1);
-  const std::int64_t b = 4, g = b * comm.size();
-  const data::Dataset data = test::make_data(4 * g + comm.size() + 1);  // 4 full batches and an uneven tail
+  const std::int64_t g = b * comm.size();
   std::vector<Tensor<T>> single;
-  distributed::run_ranks(1, [&](distributed::Communicator& one) { single = test::train_vae<T>(one, data, g, 5); });
-  const std::vector<Tensor<T>> multi = test::train_vae<T>(comm, data, b, 5);
+  distributed::run_ranks(1, [&](distributed::Communicator& one) { single = train(one, data, g); });
+  const std::vector<Tensor<T>> multi = train(comm, data, b);
   const double d = test::max_relative_difference(multi, single);
   const double tolerance = std::is_same_v<T, double> ? 1e-10 : 1e-5;
   expect(d <= tolerance,
-         std::string("mlp VAE, ") + (std::is_same_v<T, double> ? "double" : "float") + ": " +
-             std::to_string(comm.size()) + " x " + std::to_string(b) + " against 1 x " + std::to_string(g) +
-             ", relative difference " + scientific(d),
+         what + ", " + (std::is_same_v<T, double> ? "double" : "float") + ": " + std::to_string(comm.size()) + " x " +
+             std::to_string(b) + " against 1 x " + std::to_string(g) + ", relative difference " + scientific(d),
          comm.rank());
 }
 
 template <class T>
-void check_conv(distributed::Communicator& comm) {
-  set_num_threads(1);
-  const std::int64_t b = 3, g = b * comm.size();
+void check_both(distributed::Communicator& comm) {
+  const std::int64_t b = 4, n = comm.size();
+  check<T>(comm, "mlp VAE", test::make_data(4 * b * n + n + 1), b,  // 4 full batches and an uneven tail
+           [](distributed::Communicator& c, const data::Dataset& d, std::int64_t batch) {
+             return test::train_vae<T>(c, d, batch, 5);
+           });
   Generator gen(12);
-  const data::Dataset data(rand<float>({5 * g, 1, 6, 6}, gen));
-  std::vector<Tensor<T>> single;
-  distributed::run_ranks(1, [&](distributed::Communicator& one) { single = test::train_conv<T>(one, data, g); });
-  const std::vector<Tensor<T>> multi = test::train_conv<T>(comm, data, b);
-  const double d = test::max_relative_difference(multi, single);
-  const double tolerance = std::is_same_v<T, double> ? 1e-10 : 1e-5;
-  expect(d <= tolerance,
-         std::string("conv net with SyncBatchNorm, ") + (std::is_same_v<T, double> ? "double" : "float") + ": " +
-             std::to_string(comm.size()) + " x " + std::to_string(b) + " against 1 x " + std::to_string(g) +
-             ", relative difference " + scientific(d),
-         comm.rank());
+  check<T>(comm, "conv net with SyncBatchNorm", data::Dataset(rand<float>({5 * 3 * n, 1, 6, 6}, gen)), 3,
+           [](distributed::Communicator& c, const data::Dataset& d, std::int64_t batch) {
+             return test::train_conv<T>(c, d, batch);
+           });
 }
 
 }  // namespace
@@ -70,10 +67,8 @@ int main(int argc, char** argv) {
   distributed::MpiSession session(&argc, &argv);
   distributed::MpiCommunicator comm({.timeout_seconds = 60});
   try {
-    check_vae<double>(comm);
-    check_vae<float>(comm);
-    check_conv<double>(comm);
-    check_conv<float>(comm);
+    check_both<double>(comm);
+    check_both<float>(comm);
   } catch (const std::exception& e) {
     distributed::abort_all("rank " + std::to_string(comm.rank()) + ": " + e.what());
   }
