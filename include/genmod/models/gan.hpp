@@ -139,9 +139,7 @@ inline void check_gan_options(std::string_view op, const GANOptions& o) {
 /// Dotted name of the first BatchNorm module inside `m` ("(the critic itself)" for m), or "".
 template <class T>
 std::string first_batch_norm(nn::Module<T>& m) {
-  auto is_bn = [](nn::Module<T>& x) {
-    return dynamic_cast<nn::BatchNormNd<T, 2>*>(&x) != nullptr || dynamic_cast<nn::BatchNormNd<T, 4>*>(&x) != nullptr;
-  };
+  auto is_bn = [](nn::Module<T>& x) { return dynamic_cast<nn::BatchNormBase<T>*>(&x) != nullptr; };
   if (is_bn(m)) return "(the critic itself)";
   std::string found;
   nn::ModuleVisitor<T> v({}, {}, [&](const std::string& name, nn::Module<T>& sub) {

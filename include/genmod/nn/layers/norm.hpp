@@ -20,35 +20,12 @@ struct BatchNormLayerOptions {
   bool affine = true;  ///< learn gamma (weight, init 1) and beta (bias, init 0)
 };
 
-/// Batch normalization over channel dimension 1, for inputs of rank `Rank` (2 or 4).
-template <class T, int Rank>
-class BatchNormNd : public Layer<T> {
+/// What every batch-norm layer holds (BatchNorm1d, BatchNorm2d, SyncBatchNorm): gamma and beta
+/// when affine, the running statistics as buffers, and the options; the subclasses differ in how
+/// a training batch's statistics are taken.
+template <class T>
+class BatchNormBase : public Layer<T> {
  public:
-  /// Normalization of `channels` channels; gamma = 1, beta = 0, running mean 0 and variance 1.
-  explicit BatchNormNd(std::int64_t channels, BatchNormLayerOptions o = {}) : opt_(o) {
-    check_positive("BatchNorm", "channels", channels);
-    check_in_range("BatchNorm", "momentum", o.momentum, 0.0, 1.0);
-    check_positive("BatchNorm", "eps", o.eps);
-    if (o.affine) {
-      weight = Parameter<T>(ones<T>(Shape{channels}));
-      bias = Parameter<T>(zeros<T>(Shape{channels}));
-    }
-    running_mean = zeros<T>(Shape{channels});
-    running_var = ones<T>(Shape{channels});
-  }
-
-  /// Same shape as x. Training: batch statistics (biased variance), updating the running ones with
-  /// the unbiased variance; evaluation: the running statistics.
-  Var<T> forward(const Var<T>& x) override {
-    if (x.rank() != Rank || x.dim(1) != running_mean.numel())
-      throw ShapeError(std::string(Rank == 2 ? "BatchNorm1d(" : "BatchNorm2d(") + std::to_string(running_mean.numel()) +
-                       "): expected input " + (Rank == 2 ? "[N, C]" : "[N, C, H, W]") + " with C = " +
-                       std::to_string(running_mean.numel()) + ", got " + x.shape().to_string());
-    const bool affine = weight.defined();
-    return batch_norm(x, affine ? weight.var() : Var<T>(), affine ? bias.var() : Var<T>(), running_mean, running_var,
-                      {.training = this->is_training(), .momentum = opt_.momentum, .eps = opt_.eps});
-  }
-
   /// Lists weight and bias (when affine) and the buffers running_mean and running_var.
   void visit(ModuleVisitor<T>& v) override {
     if (weight.defined()) {
@@ -66,8 +43,51 @@ class BatchNormNd : public Layer<T> {
   /// Running unbiased variance per channel [C], a buffer.
   Tensor<T> running_var;
 
- private:
-  BatchNormLayerOptions opt_;
+ protected:
+  /// `channels` channels; gamma = 1, beta = 0, running mean 0 and variance 1. `layer` names the
+  /// layer in error messages.
+  BatchNormBase(const char* layer, std::int64_t channels, BatchNormLayerOptions o) : opt_(o) {
+    check_positive(layer, "channels", channels);
+    check_in_range(layer, "momentum", o.momentum, 0.0, 1.0);
+    check_positive(layer, "eps", o.eps);
+    if (o.affine) {
+      weight = Parameter<T>(ones<T>(Shape{channels}));
+      bias = Parameter<T>(zeros<T>(Shape{channels}));
+    }
+    running_mean = zeros<T>(Shape{channels});
+    running_var = ones<T>(Shape{channels});
+  }
+
+  /// The op's options in the current mode.
+  BatchNormOptions op_options() const {
+    return {.training = this->is_training(), .momentum = opt_.momentum, .eps = opt_.eps};
+  }
+  /// gamma and beta as Vars (undefined when not affine).
+  Var<T> gamma() const { return weight.defined() ? weight.var() : Var<T>(); }
+  /// See gamma().
+  Var<T> beta() const { return weight.defined() ? bias.var() : Var<T>(); }
+
+  BatchNormLayerOptions opt_;  ///< as constructed
+};
+
+/// Batch normalization over channel dimension 1, for inputs of rank `Rank` (2 or 4).
+template <class T, int Rank>
+class BatchNormNd : public BatchNormBase<T> {
+ public:
+  /// Normalization of `channels` channels; gamma = 1, beta = 0, running mean 0 and variance 1.
+  explicit BatchNormNd(std::int64_t channels, BatchNormLayerOptions o = {})
+      : BatchNormBase<T>("BatchNorm", channels, o) {}
+
+  /// Same shape as x. Training: batch statistics (biased variance), updating the running ones with
+  /// the unbiased variance; evaluation: the running statistics.
+  Var<T> forward(const Var<T>& x) override {
+    const std::int64_t c = this->running_mean.numel();
+    if (x.rank() != Rank || x.dim(1) != c)
+      throw ShapeError(std::string(Rank == 2 ? "BatchNorm1d(" : "BatchNorm2d(") + std::to_string(c) +
+                       "): expected input " + (Rank == 2 ? "[N, C]" : "[N, C, H, W]") +
+                       " with C = " + std::to_string(c) + ", got " + x.shape().to_string());
+    return batch_norm(x, this->gamma(), this->beta(), this->running_mean, this->running_var, this->op_options());
+  }
 };
 
 // BatchNorm1d and BatchNorm2d are classes, not alias templates: class template argument deduction

@@ -132,7 +132,7 @@ namespace genmod::nn {
 /// synchronized composition, whose values equal BatchNorm's on the concatenated batch up to
 /// rounding. Evaluation uses the running statistics and no collective.
 template <class T = float>
-class SyncBatchNorm : public Layer<T> {
+class SyncBatchNorm : public BatchNormBase<T> {
  public:
   /// `channels` channels, no communicator yet (plain batch norm until set_communicator).
   explicit SyncBatchNorm(std::int64_t channels, BatchNormLayerOptions o = {}) : SyncBatchNorm(channels, nullptr, o) {}
@@ -140,17 +140,7 @@ class SyncBatchNorm : public Layer<T> {
   /// `channels` channels whose statistics are shared over `comm`'s ranks (nullptr: none). The
   /// communicator is not owned and must outlive the layer's forward and backward passes.
   SyncBatchNorm(std::int64_t channels, distributed::Communicator* comm, BatchNormLayerOptions o = {})
-      : opt_(o), comm_(comm) {
-    check_positive("SyncBatchNorm", "channels", channels);
-    check_in_range("SyncBatchNorm", "momentum", o.momentum, 0.0, 1.0);
-    check_positive("SyncBatchNorm", "eps", o.eps);
-    if (o.affine) {
-      weight = Parameter<T>(ones<T>(Shape{channels}));
-      bias = Parameter<T>(zeros<T>(Shape{channels}));
-    }
-    running_mean = zeros<T>(Shape{channels});
-    running_var = ones<T>(Shape{channels});
-  }
+      : BatchNormBase<T>("SyncBatchNorm", channels, o), comm_(comm) {}
 
   /// Shares the statistics over `comm`'s ranks from the next forward on (nullptr: plain batch norm).
   void set_communicator(distributed::Communicator* comm) noexcept { comm_ = comm; }
@@ -160,36 +150,17 @@ class SyncBatchNorm : public Layer<T> {
   /// Same shape as x. Training: the statistics of the batch over all ranks (biased variance),
   /// updating the running ones with the unbiased variance; evaluation: the running statistics.
   Var<T> forward(const Var<T>& x) override {
-    const std::int64_t c = running_mean.numel();
+    const std::int64_t c = this->running_mean.numel();
     if ((x.rank() != 2 && x.rank() != 4) || x.dim(1) != c)
       throw ShapeError("SyncBatchNorm(" + std::to_string(c) + "): expected input [N, C] or [N, C, H, W] with C = " +
                        std::to_string(c) + ", got " + x.shape().to_string());
-    const bool affine = weight.defined();
-    const Var<T> gamma = affine ? weight.var() : Var<T>(), beta = affine ? bias.var() : Var<T>();
-    const BatchNormOptions o{.training = this->is_training(), .momentum = opt_.momentum, .eps = opt_.eps};
-    if (comm_ == nullptr) return batch_norm(x, gamma, beta, running_mean, running_var, o);
-    return distributed::sync_batch_norm(x, gamma, beta, running_mean, running_var, *comm_, o);
+    if (comm_ == nullptr)
+      return batch_norm(x, this->gamma(), this->beta(), this->running_mean, this->running_var, this->op_options());
+    return distributed::sync_batch_norm(x, this->gamma(), this->beta(), this->running_mean, this->running_var, *comm_,
+                                        this->op_options());
   }
-
-  /// Lists weight and bias (when affine) and the buffers running_mean and running_var.
-  void visit(ModuleVisitor<T>& v) override {
-    if (weight.defined()) {
-      v.param("weight", weight);
-      v.param("bias", bias);
-    }
-    v.buffer("running_mean", running_mean);
-    v.buffer("running_var", running_var);
-  }
-
-  Parameter<T> weight;  ///< gamma [C]
-  Parameter<T> bias;    ///< beta [C]
-  /// Running mean per channel [C], a buffer (saved, not trained).
-  Tensor<T> running_mean;
-  /// Running unbiased variance per channel [C], a buffer.
-  Tensor<T> running_var;
 
  private:
-  BatchNormLayerOptions opt_;
   distributed::Communicator* comm_ = nullptr;
 };
 
