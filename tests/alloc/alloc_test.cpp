@@ -7,6 +7,8 @@
 #include <new>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/distributed/data_parallel.hpp"
+#include "genmod/distributed/thread_communicator.hpp"
 #include "genmod/models/gated_pixel_cnn.hpp"
 #include "genmod/models/glow.hpp"
 #include "genmod/models/nice.hpp"
@@ -316,4 +318,45 @@ TEST_CASE("A steady-state training step of each autoregressive model makes zero 
     models::PixelRNN<float> model({.height = 10, .width = 10, .channels = 8, .layers = 2, .head_channels = 16});
     expect_allocation_free_flow_steps(model, Shape{8, 1, 10, 10});
   }
+}
+
+TEST_CASE("A steady-state data-parallel step (2 thread ranks, buckets overlapping backward, SyncBatchNorm) makes zero "
+          "heap allocations",
+          "[alloc][distributed]") {
+  float first = 0, last = 0;
+  distributed::run_ranks(2, [&](distributed::Communicator& c) {
+    manual_seed(1);
+    nn::Sequential net{nn::Linear(16, 32), nn::SyncBatchNorm(32, &c), nn::ReLU(), nn::Linear(32, 1)};
+    distributed::DataParallel<float> dp(net, c, {.bucket_bytes = 256});  // several buckets
+    optim::Adam opt(net.named_parameters(), {.lr = 1e-2});
+    Generator g(5 + static_cast<std::uint64_t>(c.rank()));
+    const Tensor<float> x = randn<float>({8, 16}, g), y = randn<float>({8, 1}, g);
+    auto step = [&] {
+      Tape<float> tape;
+      Var<float> loss = mean(square(sub(net(Var<float>(x)), Var<float>(y))));
+      opt.zero_grad();
+      dp.backward(tape, loss, 8, 16);
+      opt.step();
+      return loss.item();
+    };
+    const float f = step();
+    for (int i = 0; i < 2; ++i) step();
+    c.barrier();
+    if (c.rank() == 0) {
+      heap_calls = 0;
+      counting = true;
+    }
+    c.barrier();
+    float l = 0;
+    for (int i = 0; i < 5; ++i) l = step();
+    c.barrier();
+    if (c.rank() == 0) {
+      counting = false;
+      first = f;
+      last = l;
+    }
+  });
+  INFO("heap allocation calls during 5 steps of 2 ranks: " << heap_calls.load());
+  CHECK(heap_calls.load() == 0);
+  CHECK(last < first);
 }

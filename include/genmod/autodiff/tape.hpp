@@ -448,8 +448,13 @@ class Tape {
         earliest = std::min(earliest, use(st.ready_order[hi]));
       for (std::size_t k = lo; k < hi; ++k) use(st.ready_order[k]) = earliest;
     }
-    std::stable_sort(st.ready_order.begin(), st.ready_order.end(),
-                     [&](std::int32_t a, std::int32_t b) { return use(a) > use(b); });
+    // Latest first reader first; ties by buffer, so a group stays together (std::sort: no
+    // temporary buffer, so a training step makes no heap call).
+    std::sort(st.ready_order.begin(), st.ready_order.end(), [&](std::int32_t a, std::int32_t b) {
+      if (use(a) != use(b)) return use(a) > use(b);
+      if (buffer(a) != buffer(b)) return std::less<const T*>()(buffer(a), buffer(b));
+      return a < b;
+    });
   }
 
   // The ready hook for every parameter slot whose first reader has run (node index >= i): its

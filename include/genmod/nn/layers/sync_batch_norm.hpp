@@ -38,9 +38,9 @@
 /// count must be at least 2 (ValueError on every rank otherwise). The running statistics are
 /// computed from the exchanged rows only, so they keep the same bits on every rank.
 
+#include <array>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "genmod/autodiff/ops/norm.hpp"
 #include "genmod/core/check.hpp"
@@ -81,11 +81,12 @@ Var<T> sync_batch_norm(const Var<T>& x, const Var<T>& gamma, const Var<T>& beta,
   Var<T> row = concat({Var<T>(count_cell), reshape(local_mean, row_shape), reshape(local_m2, row_shape)}, 1);
 
   // All-gather as a sum: zeros above and below this rank's row.
-  std::vector<Var<T>> blocks;
-  if (me > 0) blocks.emplace_back(zeros<T>(Shape{me, width}));
-  blocks.push_back(row);
-  if (ranks - me - 1 > 0) blocks.emplace_back(zeros<T>(Shape{ranks - me - 1, width}));
-  const Var<T> rows = allreduce_sum(concat(std::span<const Var<T>>(blocks), 0), comm);
+  std::array<Var<T>, 3> blocks;  // on the stack: a training step makes no heap call
+  std::size_t n_blocks = 0;
+  if (me > 0) blocks[n_blocks++] = Var<T>(zeros<T>(Shape{me, width}));
+  blocks[n_blocks++] = row;
+  if (ranks - me - 1 > 0) blocks[n_blocks++] = Var<T>(zeros<T>(Shape{ranks - me - 1, width}));
+  const Var<T> rows = allreduce_sum(concat(std::span<const Var<T>>(blocks.data(), n_blocks), 0), comm);
 
   // Counts are exact small integers, constants of the merge.
   Tensor<T> counts(Shape{ranks, 1}), weights(Shape{ranks, 1});
