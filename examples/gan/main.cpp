@@ -5,7 +5,7 @@
 //   gan [--task train|score] [--arch mlp|dcgan] [--loss minimax|ns|lsgan|hinge|wgan|wgan-gp]
 //       [--conditional [--projection]] [--n-critic K] [--clip C] [--gp-weight L] [--lr X] [--latent Z]
 //       [--eval-samples N] [--classifier PATH] [--samples FILE.npy] [--data DIR] [--out DIR] [--epochs N]
-//       [--batch-size N] [--threads N] [--seed S] [--resume PATH]
+//       [--batch-size N] [--threads N] [--seed S] [--resume PATH] [--distributed]
 //
 // Networks (models/dcgan.hpp, models/mlp_gan.hpp; images in [-1, 1], tanh output):
 //   dcgan  the `dcgan` reference workload: G z(64) -> Linear 6272 BN ReLU -> ConvT 128->64 BN ReLU
@@ -43,17 +43,26 @@
 // with a fixed seed the first time it is needed and cached at --classifier (default
 // $GENMOD_CACHE_DIR/fashion_mnist_classifier.npz, else ~/.cache/genmod/...); its test accuracy is
 // printed with every score. Scores from other feature networks (Inception's FID) are not comparable.
+//
+// --distributed trains data-parallel over the ranks of an MPI job (docs/distributed.md), e.g.
+// `mpiexec -n 2 ./build/examples/gan --arch mlp --distributed --threads 1`: --batch-size is the global
+// batch, split across the ranks; both networks average their gradients over it, z and the
+// penalty's alpha are drawn per global sample, so --arch mlp computes what one process computes.
+// The dcgan networks' BatchNorm layers normalize with each rank's own slice (as PyTorch's DDP does
+// without SyncBatchNorm). Rank 0 trains or loads the classifier first, writes every file and prints.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <genmod/data/fashion_mnist.hpp>
 #include <genmod/data/loader.hpp>
 #include <genmod/data/npy.hpp>
+#include <genmod/distributed/data_parallel.hpp>
 #include <genmod/eval/class_coverage.hpp>
 #include <genmod/eval/feature_classifier.hpp>
 #include <genmod/eval/frechet_distance.hpp>
@@ -68,6 +77,9 @@
 #include <genmod/optim/rmsprop.hpp>
 #include <genmod/train/cli.hpp>
 #include <genmod/train/trainer.hpp>
+#ifdef GENMOD_WITH_MPI
+#include <genmod/distributed/mpi_communicator.hpp>
+#endif
 
 using namespace genmod;
 
@@ -89,6 +101,7 @@ struct Options {
   std::string samples;
   bool conditional = false;
   bool projection = false;
+  bool distributed = false;
 };
 
 /// Images from [-1, 1] (the generator's tanh) to [0, 1] (what the classifier and PNGs take).
@@ -157,6 +170,7 @@ struct Run {
   const data::FashionMNIST& test_set;
   Evaluator& evaluator;
   eval::FeatureClassifier& classifier;
+  distributed::Communicator* comm = nullptr;  ///< --distributed: the MPI ranks
 
   template <class Model>
   int train(Model& gan) {
@@ -180,13 +194,18 @@ struct Run {
       od = std::make_unique<optim::Adam<float>>(gan.discriminator().named_parameters(),
                                                 optim::AdamOptions{.lr = lr, .betas = betas});
     }
-    data::Loader loader(train_set.to_dataset(data::ImageLayout::nchw, data::PixelRange::symmetric),
-                        {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+    const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+    if (args.batch_size % ranks != 0)
+      throw ValueError("--batch-size " + std::to_string(args.batch_size) +
+                       " (the global batch) must be a multiple of the " + std::to_string(ranks) + " ranks");
+    data::Loader loader(
+        train_set.to_dataset(data::ImageLayout::nchw, data::PixelRange::symmetric),
+        {.batch_size = args.batch_size / ranks, .shuffle = true, .seed = args.seed, .rank = rank, .world_size = ranks});
     const Generator grid_noise(args.seed, 0x67726964ULL);  // "grid": the same z every epoch
     const Generator eval_noise(args.seed, 0x6576616cULL);  // "eval": the same scored z every epoch
 
     const std::string out_dir = args.out;
-    std::filesystem::create_directories(out_dir + "/samples");
+    if (rank == 0) std::filesystem::create_directories(out_dir + "/samples");
     train::TrainerOptions topt = args.trainer_options();
     topt.metadata["arch"] = o.arch;
     topt.metadata["loss"] = o.loss;
@@ -200,6 +219,14 @@ struct Run {
         .add_model("discriminator", gan.discriminator(), od.get())
         .add_model("schedule", gan.schedule())
         .add_generator(gan.noise(), "noise");
+    // Data-parallel: one DataParallel per network (each has its own optimizer and backward pass).
+    std::unique_ptr<distributed::DataParallel<float>> d_dp, g_dp;
+    if (comm) {
+      d_dp = std::make_unique<distributed::DataParallel<float>>(gan.discriminator(), *comm);
+      g_dp = std::make_unique<distributed::DataParallel<float>>(gan.generator(), *comm);
+      gan.set_data_parallel(d_dp.get(), g_dp.get());
+      trainer.set_data_parallel(*d_dp);
+    }
 
     double d_sum = 0, g_sum = 0;
     std::int64_t d_count = 0, g_count = 0;
@@ -245,6 +272,7 @@ struct Run {
       return m;
     });
     trainer.on_epoch_end([&](const train::EpochSummary& e) {
+      if (rank != 0) return;
       gan.eval();  // BatchNorm's running statistics, as the evaluation sees the generator
       io::save_image_grid(out_dir + "/samples/epoch_" + std::to_string(1000 + e.epoch).substr(1) + ".png",
                           samples_of(grid_noise, grid, per_row), {.columns = conditional ? 10 : 8});
@@ -253,33 +281,43 @@ struct Run {
     trainer.set_final_evaluate([&] {
       Generator boot(args.seed, 0x626f6f74ULL);
       auto [m, s] = score(&boot);
+      if (rank != 0) return m;
       data::write_npy(out_dir + "/samples.npy", s);
       io::save_image_grid(out_dir + "/samples.png", samples_of(grid_noise, grid, per_row),
                           {.columns = conditional ? 10 : 8});
       return m;
     });
-    std::printf("%sGAN (%s, %s, n_critic %d, lr %g, %lld + %lld parameters), %d threads\ntrain: %s\ntest: %s\n",
-                conditional ? "conditional " : "", o.arch.c_str(), o.loss.c_str(), gan.options().n_critic, lr,
-                static_cast<long long>(gan.generator().num_parameters()),
-                static_cast<long long>(gan.discriminator().num_parameters()), get_num_threads(),
-                train_set.description().c_str(), test_set.description().c_str());
-    std::fflush(stdout);
+    if (rank == 0) {
+      std::printf(
+          "%sGAN (%s, %s, n_critic %d, lr %g, %lld + %lld parameters), %d threads x %d ranks\ntrain: %s\ntest: %s\n",
+          conditional ? "conditional " : "", o.arch.c_str(), o.loss.c_str(), gan.options().n_critic, lr,
+          static_cast<long long>(gan.generator().num_parameters()),
+          static_cast<long long>(gan.discriminator().num_parameters()), get_num_threads(), ranks,
+          train_set.description().c_str(), test_set.description().c_str());
+      std::fflush(stdout);
+    }
     const train::FitResult result = trainer.fit(loader, [&](const data::Batch& b) {
-      if (b.x.dim(0) < 2) return d_count ? d_sum / static_cast<double>(d_count) : 0.0;  // BatchNorm needs two samples
+      // BatchNorm needs two samples (a data-parallel run's slices are even: every rank agrees).
+      if (b.x.dim(0) < 2) return d_count ? d_sum / static_cast<double>(d_count) : 0.0;
       models::GanStepStats s;
       if constexpr (conditional)
         s = gan.train_step(b.x, b.y, *od, *og);
       else
         s = gan.train_step(b.x, *od, *og);
-      d_sum += s.d_loss;
+      // The global batch's losses: every rank's share, summed (the Trainer's train_loss is d_loss's).
+      const std::int64_t total = std::max(b.window.total, b.size());
+      const double d_loss = d_dp ? d_dp->global_mean(s.d_loss, b.size(), total) : s.d_loss;
+      const double g_loss = d_dp && s.generator_updated ? d_dp->global_mean(s.g_loss, b.size(), total) : s.g_loss;
+      d_sum += d_loss;
       ++d_count;
-      if (s.generator_updated) g_sum += s.g_loss, ++g_count;
+      if (s.generator_updated) g_sum += g_loss, ++g_count;
       return s.d_loss;
     });
     if (result.interrupted) {
-      std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
+      if (rank == 0) std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
       return 130;
     }
+    if (rank != 0) return 0;
     std::printf(
         "final: %s (%s)\nwrote %s/{metrics.jsonl, samples.npy, samples.png, samples/, loss.svg, checkpoint.npz}\n",
         describe(result.final_metrics).c_str(), classifier.summary().c_str(), out_dir.c_str());
@@ -287,6 +325,11 @@ struct Run {
   }
 };
 
+}  // namespace
+
+namespace {
+/// Trains or scores (--task), on one process or data-parallel on `comm`'s ranks; the exit code.
+int train_or_score(Options& o, const train::ExampleArgs& args, distributed::Communicator* comm);
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -307,17 +350,58 @@ int main(int argc, char** argv) try {
   args.add_option("--samples", o.samples, "--task score: the .npy file of images to score");
   args.add_flag("--conditional", o.conditional, "condition both networks on the class (models::ConditionalGAN)");
   args.add_flag("--projection", o.projection, "--conditional: a projection discriminator instead of concatenation");
+  args.add_flag("--distributed", o.distributed,
+                "data-parallel over the ranks of an MPI job (mpiexec -n N gan --distributed; needs MPI)");
   args.parse_or_exit(argc, argv);
   args.apply_threads();
   if (o.task != "train" && o.task != "score") throw ValueError("--task: expected train or score, got '" + o.task + "'");
   if (o.arch != "mlp" && o.arch != "dcgan") throw ValueError("--arch: expected mlp or dcgan, got '" + o.arch + "'");
-  const models::GanObjective objective = models::parse_gan_objective(o.loss);
+  (void)models::parse_gan_objective(o.loss);  // a bad --loss fails before anything loads
   if (o.classifier.empty()) o.classifier = eval::default_feature_classifier_cache();
 
+  distributed::Communicator* comm = nullptr;
+#ifdef GENMOD_WITH_MPI
+  std::unique_ptr<distributed::MpiSession> session;
+  std::unique_ptr<distributed::MpiCommunicator> mpi;
+  if (o.distributed) {
+    if (o.task != "train") throw ValueError("--distributed: only --task train runs data-parallel");
+    session = std::make_unique<distributed::MpiSession>(&argc, &argv);
+    comm = (mpi = std::make_unique<distributed::MpiCommunicator>()).get();
+  }
+#else
+  if (o.distributed)
+    throw ValueError(
+        "--distributed: this build has no MPI (install libopenmpi-dev and reconfigure: the example "
+        "then links the genmod::mpi target)");
+#endif
+  try {
+    return train_or_score(o, args, comm);
+  } catch (const std::exception& e) {
+#ifdef GENMOD_WITH_MPI
+    // One rank failed: stop the whole job now rather than let the others wait for it.
+    if (comm && comm->size() > 1) distributed::abort_all("gan: rank " + std::to_string(comm->rank()) + ": " + e.what());
+#endif
+    throw;
+  }
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "gan: %s\n", e.what());
+  return 1;
+}
+
+namespace {
+
+int train_or_score(Options& o, const train::ExampleArgs& args, distributed::Communicator* comm) {
+  const models::GanObjective objective = models::parse_gan_objective(o.loss);
   const auto train_set = data::FashionMNIST::load(data::Split::train, args.data);
   const auto test_set = data::FashionMNIST::load(data::Split::test, args.data);
-  eval::FeatureClassifier classifier = eval::load_or_train_feature_classifier(o.classifier, args.data, {}, &std::cout);
-  std::printf("%s\n", classifier.summary().c_str());
+  // Data-parallel: rank 0 trains the classifier (or loads it) and caches it; the others then load it.
+  const bool first = !comm || comm->rank() == 0;
+  std::optional<eval::FeatureClassifier> cached;
+  if (first) cached.emplace(eval::load_or_train_feature_classifier(o.classifier, args.data, {}, &std::cout));
+  if (comm) comm->barrier();
+  if (!first) cached.emplace(eval::load_or_train_feature_classifier(o.classifier, args.data, {}, nullptr));
+  eval::FeatureClassifier& classifier = *cached;
+  if (first) std::printf("%s\n", classifier.summary().c_str());
   const Tensor<float> test_x = test_set.float_images();
   Evaluator evaluator{classifier, classifier.features(test_x)};
 
@@ -346,7 +430,7 @@ int main(int argc, char** argv) try {
                                 .penalty = {.weight = o.gp_weight},
                                 .noise_seed = args.seed};
   manual_seed(args.seed);
-  Run run{o, args, train_set, test_set, evaluator, classifier};
+  Run run{o, args, train_set, test_set, evaluator, classifier, comm};
   if (!o.conditional) {
     auto [g, d] = networks(o, objective);
     Gan gan(g, d, gopt);
@@ -364,7 +448,6 @@ int main(int argc, char** argv) try {
           {.latent_dim = o.latent, .hidden = 256, .layers = 2, .out = 784, .sample_shape = {1, 28, 28}}, 10),
       models::ConditionalMLPDiscriminator<float>({.in = 784, .hidden = 512, .layers = 2}, 10, mode), gopt);
   return run.train(gan);
-} catch (const std::exception& e) {
-  std::fprintf(stderr, "gan: %s\n", e.what());
-  return 1;
 }
+
+}  // namespace

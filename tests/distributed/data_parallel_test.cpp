@@ -14,6 +14,7 @@
 #include "genmod/distributed/data_parallel.hpp"
 #include "genmod/distributed/thread_communicator.hpp"
 #include "genmod/io/model_checkpoint.hpp"
+#include "genmod/models/gan.hpp"
 #include "genmod/models/vae.hpp"
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/optim.hpp"
@@ -366,5 +367,59 @@ TEMPLATE_TEST_CASE("DataParallel + SyncBatchNorm: N ranks x B train as one proce
       CHECK(max_relative_difference(multi[static_cast<std::size_t>(r)], single) <= tolerance);
     }
     // Plain BatchNorm per rank would normalize with each slice's own statistics: not the same run.
+  }
+}
+
+namespace {
+
+// A small GAN trained `steps` train_steps data-parallel (two DataParallels: D and G); its parameters.
+std::vector<Tensor<double>> train_gan(distributed::Communicator& comm, const data::Dataset& data, std::int64_t batch,
+                                      models::GanObjective objective, int n_critic) {
+  manual_seed(static_cast<std::uint64_t>(31 + comm.rank()));
+  models::GAN gan{
+      nn::Sequential{nn::Linear<double>(4, 8), nn::Tanh<double>(), nn::Linear<double>(8, 12)},
+      // No output bias in D: a Wasserstein loss's gradient for it is zero in exact arithmetic
+      // (it cancels between real and fake), and Adam would turn rounding noise into steps.
+      nn::Sequential{nn::Linear<double>(12, 8), nn::Tanh<double>(), nn::Linear<double>(8, 1, {.bias = false})},
+      models::GANOptions{.objective = objective, .latent_dim = 4, .n_critic = n_critic, .noise_seed = 3}};
+  distributed::DataParallel<double> d_dp(gan.discriminator(), comm), g_dp(gan.generator(), comm);
+  gan.set_data_parallel(&d_dp, &g_dp);
+  optim::Adam<double> d_opt(gan.discriminator().named_parameters(), {.lr = 1e-2});
+  optim::Adam<double> g_opt(gan.generator().named_parameters(), {.lr = 1e-2});
+  data::Loader loader(
+      data, {.batch_size = batch, .shuffle = true, .seed = 4, .rank = comm.rank(), .world_size = comm.size()});
+  for (auto& b : loader) {
+    distributed::SampleWindowGuard window(gan.noise(), b);  // z and the penalty's alpha per global sample
+    gan.train_step(b.x.cast<double>(), d_opt, g_opt);
+  }
+  std::vector<Tensor<double>> out;
+  for (auto& p : gan.parameters()) out.push_back(p.value().clone());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("DataParallel GAN: N ranks x B train as one process x N B (non-saturating, WGAN-GP, n_critic 2)",
+          "[distributed][gan]") {
+  OneThread one;
+  const data::Dataset data = make_data(5 * 6);  // 5 steps of a global batch of 6
+  for (auto [objective, n_critic] :
+       {std::pair{models::GanObjective::non_saturating, 1}, std::pair{models::GanObjective::wgan_gp, 2}}) {
+    for (int ranks : {2, 3}) {
+      std::vector<Tensor<double>> single, multi;
+      distributed::run_ranks(
+          1, [&](distributed::Communicator& c) { single = train_gan(c, data, 6, objective, n_critic); });
+      distributed::run_ranks(ranks, [&](distributed::Communicator& c) {
+        auto p = train_gan(c, data, 6 / ranks, objective, n_critic);
+        if (c.rank() == ranks - 1) multi = std::move(p);
+      });
+      INFO("objective " << static_cast<int>(objective) << ", ranks " << ranks);
+      CHECK(max_relative_difference(multi, single) <= 1e-10);
+      std::vector<Tensor<double>> untrained;
+      distributed::run_ranks(1, [&](distributed::Communicator& c) {
+        untrained = train_gan(c, data::Dataset(zeros<float>({0, 12})), 6, objective, n_critic);
+      });
+      CHECK(max_relative_difference(single, untrained) > 1e-3);
+    }
   }
 }

@@ -386,6 +386,13 @@ class ConditionalGAN : public nn::Module<typename G::value_type> {
   /// The generator of z and of the penalty's alpha (register it for exact resume).
   Generator& noise() noexcept { return noise_; }
 
+  /// Trains data-parallel, as GAN::set_data_parallel: the critic's gradients through
+  /// `discriminator`, the generator's through `generator` (nullptr: plain backward).
+  void set_data_parallel(distributed::DataParallel<T>* discriminator, distributed::DataParallel<T>* generator) {
+    d_dp_ = discriminator;
+    g_dp_ = generator;
+  }
+
   /// z [n, latent_dim] ~ N(0, I) drawn from `gen`.
   Tensor<T> draw_latent(std::int64_t n, Generator& gen) const {
     check_positive("ConditionalGAN::draw_latent", "n", n);
@@ -487,11 +494,11 @@ class ConditionalGAN : public nn::Module<typename G::value_type> {
   GanStepStats critic_update(const Tensor<T>& real, const Tensor<std::int64_t>& labels, const Tensor<T>& fake,
                              optim::Optimizer<T>& d_opt) {
     const auto critic = [&](const Var<T>& x) { return d_.forward(x, labels); };
-    return detail::critic_update<T>("ConditionalGAN", critic, d_, real, fake, opt_, noise_, d_opt);
+    return detail::critic_update<T>("ConditionalGAN", critic, d_, real, fake, opt_, noise_, d_opt, d_dp_);
   }
   GanStepStats generator_update(const Var<T>& fake, const Tensor<std::int64_t>& labels, optim::Optimizer<T>& g_opt) {
     const auto critic = [&](const Var<T>& x) { return d_.forward(x, labels); };
-    return detail::generator_update<T>("ConditionalGAN", critic, d_frozen_, fake, opt_, g_opt);
+    return detail::generator_update<T>("ConditionalGAN", critic, d_frozen_, fake, opt_, g_opt, noise_, g_dp_);
   }
 
   G g_;
@@ -501,6 +508,8 @@ class ConditionalGAN : public nn::Module<typename G::value_type> {
   std::int64_t k_ = 0;
   Schedule schedule_;
   detail::ParameterFreezer<T> d_frozen_{d_};
+  distributed::DataParallel<T>* d_dp_ = nullptr;  // set_data_parallel
+  distributed::DataParallel<T>* g_dp_ = nullptr;
 };
 
 /// A conditional model trained as a two-player game: a critic step on real samples with their

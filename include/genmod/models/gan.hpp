@@ -33,6 +33,7 @@
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/distributed/data_parallel.hpp"
 #include "genmod/losses/adversarial.hpp"
 #include "genmod/models/concepts.hpp"
 #include "genmod/nn/freeze.hpp"
@@ -187,6 +188,22 @@ double mean_value(const Var<T>& v) {
   return v.numel() ? s / static_cast<double>(v.numel()) : 0.0;
 }
 
+/// Backward of a GAN loss on `tape`: plain, or through `dp` (data-parallel training), whose
+/// weighting needs this rank's and the global batch: `local` samples here, and the global count
+/// from the noise generator's sample window (set for the step, by the Trainer or a
+/// distributed::SampleWindowGuard); without a window, `local` times the number of ranks.
+template <class T>
+void gan_backward(Tape<T>& tape, const Var<T>& loss, distributed::DataParallel<T>* dp, const Generator& noise,
+                  std::int64_t local) {
+  if (!dp) {
+    tape.backward(loss);
+    return;
+  }
+  const SampleWindow& w = noise.sample_window();
+  const std::int64_t global = w.count == local && w.total >= local ? w.total : local * dp->size();
+  dp->backward(tape, loss, local, global);
+}
+
 /// Throws NumericError for a non-finite loss, naming the model and which loss.
 inline void check_finite_gan_loss(std::string_view op, double v, const char* which) {
   if (!std::isfinite(v))
@@ -200,7 +217,8 @@ inline void check_finite_gan_loss(std::string_view op, double v, const char* whi
 /// step (WGAN).
 template <class T, class Critic>
 GanStepStats critic_update(std::string_view op, Critic&& critic, nn::Module<T>& d, const Tensor<T>& real,
-                           const Tensor<T>& fake, const GANOptions& o, Generator& noise, optim::Optimizer<T>& d_opt) {
+                           const Tensor<T>& fake, const GANOptions& o, Generator& noise, optim::Optimizer<T>& d_opt,
+                           distributed::DataParallel<T>* dp = nullptr) {
   Tape<T>* tape = Tape<T>::current();
   bool same = real.rank() == fake.rank();
   for (int a = 1; same && a < real.rank(); ++a) same = real.dim(a) == fake.dim(a);
@@ -225,7 +243,7 @@ GanStepStats critic_update(std::string_view op, Critic&& critic, nn::Module<T>& 
   s.d_fake = mean_value(d_fake);
   check_finite_gan_loss(op, s.d_loss, "discriminator");
   d_opt.zero_grad();
-  tape->backward(loss);
+  gan_backward(*tape, loss, dp, noise, real.dim(0));
   d_opt.step();
   if (o.objective == GanObjective::wgan) {
     const T c = static_cast<T>(o.clip);
@@ -274,7 +292,8 @@ class ParameterFreezer {
 /// parameters), on the current tape where `fake` was recorded.
 template <class T, class Critic>
 GanStepStats generator_update(std::string_view op, Critic&& critic, ParameterFreezer<T>& d_frozen, const Var<T>& fake,
-                              const GANOptions& o, optim::Optimizer<T>& g_opt) {
+                              const GANOptions& o, optim::Optimizer<T>& g_opt, const Generator& noise,
+                              distributed::DataParallel<T>* dp = nullptr) {
   Tape<T>* tape = Tape<T>::current();
   GanStepStats s;
   Var<T> loss;
@@ -286,7 +305,7 @@ GanStepStats generator_update(std::string_view op, Critic&& critic, ParameterFre
   s.g_loss = loss.item();
   check_finite_gan_loss(op, s.g_loss, "generator");
   g_opt.zero_grad();
-  tape->backward(loss);
+  gan_backward(*tape, loss, dp, noise, fake.dim(0));
   g_opt.step();
   s.generator_updated = true;
   return s;
@@ -335,6 +354,15 @@ class GAN : public nn::Module<typename G::value_type> {
   const GANOptions& options() const noexcept { return opt_; }
   /// The generator of z and of the penalty's alpha (register it for exact resume).
   Generator& noise() noexcept { return noise_; }
+
+  /// Trains data-parallel (docs/distributed.md): the critic's gradients through `discriminator`
+  /// (a DataParallel over discriminator()), the generator's through `generator` (over
+  /// generator()); nullptr: plain backward. The noise generator's sample window (set for each
+  /// batch by the Trainer, or distributed::SampleWindowGuard) keys z and alpha by global sample.
+  void set_data_parallel(distributed::DataParallel<T>* discriminator, distributed::DataParallel<T>* generator) {
+    d_dp_ = discriminator;
+    g_dp_ = generator;
+  }
 
   /// z [n, latent_dim] ~ N(0, I) drawn from `gen`.
   Tensor<T> draw_latent(std::int64_t n, Generator& gen) const {
@@ -419,10 +447,10 @@ class GAN : public nn::Module<typename G::value_type> {
   static std::int64_t batch_of(const Tensor<T>& real) { return detail::real_batch_size("GAN", real); }
 
   GanStepStats critic_update(const Tensor<T>& real, const Tensor<T>& fake, optim::Optimizer<T>& d_opt) {
-    return detail::critic_update<T>("GAN", d_, d_, real, fake, opt_, noise_, d_opt);
+    return detail::critic_update<T>("GAN", d_, d_, real, fake, opt_, noise_, d_opt, d_dp_);
   }
   GanStepStats generator_update(const Var<T>& fake, optim::Optimizer<T>& g_opt) {
-    return detail::generator_update<T>("GAN", d_, d_frozen_, fake, opt_, g_opt);
+    return detail::generator_update<T>("GAN", d_, d_frozen_, fake, opt_, g_opt, noise_, g_dp_);
   }
 
   G g_;
@@ -431,6 +459,8 @@ class GAN : public nn::Module<typename G::value_type> {
   Generator noise_;
   Schedule schedule_;
   detail::ParameterFreezer<T> d_frozen_{d_};
+  distributed::DataParallel<T>* d_dp_ = nullptr;  // set_data_parallel
+  distributed::DataParallel<T>* g_dp_ = nullptr;
 };
 
 }  // namespace genmod::models
