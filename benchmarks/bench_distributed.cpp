@@ -55,6 +55,7 @@
 
 #include "genmod/distributed/mpi_communicator.hpp"
 #include "genmod/genmod.hpp"
+#include "reference_vaes.hpp"
 
 using namespace genmod;
 
@@ -80,77 +81,9 @@ double minimum(const std::vector<double>& v) {
 }
 
 // ----------------------------------------------------------------------------------- the models
-// As in bench_models.cpp: the same layers, losses and initialization order.
-
-// Sum over everything of BCE-with-logits against targets x: softplus(l) - x l.
-V bce_logits_sum(const V& logits, const V& x) {
-  return sum(softplus(logits) - x * logits);
-}
-
-// Sum over the batch of the Gaussian KL to N(0, I): -0.5 sum(1 + lv - mu^2 - e^lv).
-V gaussian_kl_sum(const V& mu, const V& lv) {
-  return sum(1.0f + lv - square(mu) - exp(lv)) * -0.5f;
-}
-
-// z = mu + eps * exp(0.5 lv), eps ~ N(0, I) (per sample: a SampleWindow on `g` applies).
-V reparameterize(const V& mu, const V& lv, Generator& g) {
-  Tensor<F> eps(mu.shape());
-  fill_normal(eps, g);
-  return mu + V(eps) * exp(lv * 0.5f);
-}
-
-/// bench_models' mlp_vae: 784 -> 512 -> 256 -> (mu, log-variance) [32] -> 256 -> 512 -> 784 logits.
-class MlpVae : public nn::Module<F> {
- public:
-  nn::Linear<F> e1{784, 512}, e2{512, 256}, mu{256, 32}, lv{256, 32}, d1{32, 256}, d2{256, 512}, d3{512, 784};
-
-  /// Lists the seven layers under their member names.
-  void visit(nn::ModuleVisitor<F>& v) override {
-    v.child("e1", e1), v.child("e2", e2), v.child("mu", mu), v.child("lv", lv);
-    v.child("d1", d1), v.child("d2", d2), v.child("d3", d3);
-  }
-
-  /// The input shape of a batch of b images.
-  static Shape input_shape(std::int64_t b) { return Shape{b, 784}; }
-
-  /// Negative ELBO (Bernoulli likelihood) averaged over the batch, x [B, 784] in [0, 1].
-  V loss(const V& x, Generator& noise) {
-    V h = relu(e2(relu(e1(x))));
-    V m = mu(h), l = lv(h);
-    V z = reparameterize(m, l, noise);
-    V logits = d3(relu(d2(relu(d1(z)))));
-    return (bce_logits_sum(logits, x) + gaussian_kl_sum(m, l)) * (1.0f / static_cast<float>(x.dim(0)));
-  }
-};
-
-/// bench_models' conv_vae: two stride-2 convs to [64, 7, 7], linear heads to a 32-d latent, a
-/// linear layer back to [64, 7, 7] and two stride-2 transposed convs to [1, 28, 28] logits.
-class ConvVae : public nn::Module<F> {
- public:
-  nn::Conv2d<F> c1{1, 32, 4, {.stride = 2, .padding = 1}}, c2{32, 64, 4, {.stride = 2, .padding = 1}};
-  nn::Linear<F> mu{3136, 32}, lv{3136, 32}, d0{32, 3136};
-  nn::ConvTranspose2d<F> t1{64, 32, 4, {.stride = 2, .padding = 1}}, t2{32, 1, 4, {.stride = 2, .padding = 1}};
-
-  /// Lists the seven layers under their member names.
-  void visit(nn::ModuleVisitor<F>& v) override {
-    v.child("c1", c1), v.child("c2", c2), v.child("mu", mu), v.child("lv", lv), v.child("d0", d0);
-    v.child("t1", t1), v.child("t2", t2);
-  }
-
-  /// The input shape of a batch of b images.
-  static Shape input_shape(std::int64_t b) { return Shape{b, 1, 28, 28}; }
-
-  /// Negative ELBO (Bernoulli likelihood) averaged over the batch, x [B, 1, 28, 28] in [0, 1].
-  V loss(const V& x, Generator& noise) {
-    const std::int64_t b = x.dim(0);
-    V h = flatten(relu(c2(relu(c1(x)))), 1);
-    V m = mu(h), l = lv(h);
-    V z = reparameterize(m, l, noise);
-    V g = reshape(relu(d0(z)), Shape{b, 64, 7, 7});
-    V logits = t2(relu(t1(g)));
-    return (bce_logits_sum(logits, x) + gaussian_kl_sum(m, l)) * (1.0f / static_cast<float>(b));
-  }
-};
+// bench_models' mlp_vae and conv_vae (reference_vaes.hpp).
+using bench::ConvVae;
+using bench::MlpVae;
 
 /// A model with its optimizer and noise generator (bench_models' settings).
 template <class Model>

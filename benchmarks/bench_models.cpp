@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "genmod/genmod.hpp"
+#include "reference_vaes.hpp"
 
 // ------------------------------------------------------------------------------------- heap counter
 // glibc exports its allocator under __libc_* names; an executable that defines malloc & co. wins
@@ -134,24 +135,9 @@ double flops_per_step(const std::string& name, double b) {
   return 0;
 }
 
-// ----------------------------------------------------------------------------------- losses
-// Sum over everything of BCE-with-logits against targets x: softplus(l) - x l
-// (= max(l, 0) - x l + log(1 + e^-|l|), the stable form PyTorch uses).
-V bce_logits_sum(const V& logits, const V& x) {
-  return sum(softplus(logits) - x * logits);
-}
-
-// Sum over the batch of the Gaussian KL to N(0, I): -0.5 sum(1 + lv - mu^2 - e^lv).
-V gaussian_kl_sum(const V& mu, const V& lv) {
-  return sum(1.0f + lv - square(mu) - exp(lv)) * -0.5f;
-}
-
-// z = mu + eps * exp(0.5 lv), eps ~ N(0, I) from a genmod Generator.
-V reparameterize(const V& mu, const V& lv, Generator& g) {
-  Tensor<F> eps(mu.shape());
-  fill_normal(eps, g);
-  return mu + V(eps) * exp(lv * 0.5f);
-}
+// The VAE workloads' models: reference_vaes.hpp (shared with bench_distributed).
+using bench::ConvVae;
+using bench::MlpVae;
 
 // ----------------------------------------------------------------------------------- workloads
 // Each model is one nn::Module (its sub-networks are members, listed by one `visit`); optimizers
@@ -164,27 +150,6 @@ struct Workload {
   std::function<float(const Tensor<std::uint8_t>&)> step;
   std::shared_ptr<void> state;                         // keeps the model and optimizers alive
   std::vector<const optim::Optimizer<F>*> optimizers;  // for --params
-};
-
-/// The MLP VAE: 784 -> 512 -> 256 -> (mu, log-variance) [32] -> 256 -> 512 -> 784 logits.
-class MlpVae : public nn::Module<F> {
- public:
-  nn::Linear<F> e1{784, 512}, e2{512, 256}, mu{256, 32}, lv{256, 32}, d1{32, 256}, d2{256, 512}, d3{512, 784};
-
-  /// Lists the seven layers under their member names.
-  void visit(nn::ModuleVisitor<F>& v) override {
-    v.child("e1", e1), v.child("e2", e2), v.child("mu", mu), v.child("lv", lv);
-    v.child("d1", d1), v.child("d2", d2), v.child("d3", d3);
-  }
-
-  /// Negative ELBO (Bernoulli likelihood) averaged over the batch, x [B, 784] in [0, 1].
-  V loss(const V& x, Generator& noise) {
-    V h = relu(e2(relu(e1(x))));
-    V m = mu(h), l = lv(h);
-    V z = reparameterize(m, l, noise);
-    V logits = d3(relu(d2(relu(d1(z)))));
-    return (bce_logits_sum(logits, x) + gaussian_kl_sum(m, l)) * (1.0f / static_cast<float>(x.dim(0)));
-  }
 };
 
 Workload make_mlp_vae() {
@@ -210,32 +175,6 @@ Workload make_mlp_vae() {
   };
   return w;
 }
-
-/// The convolutional VAE: two stride-2 convs to [64, 7, 7], linear heads to a 32-d latent, a linear
-/// layer back to [64, 7, 7] and two stride-2 transposed convs to [1, 28, 28] logits.
-class ConvVae : public nn::Module<F> {
- public:
-  nn::Conv2d<F> c1{1, 32, 4, {.stride = 2, .padding = 1}}, c2{32, 64, 4, {.stride = 2, .padding = 1}};
-  nn::Linear<F> mu{3136, 32}, lv{3136, 32}, d0{32, 3136};
-  nn::ConvTranspose2d<F> t1{64, 32, 4, {.stride = 2, .padding = 1}}, t2{32, 1, 4, {.stride = 2, .padding = 1}};
-
-  /// Lists the seven layers under their member names.
-  void visit(nn::ModuleVisitor<F>& v) override {
-    v.child("c1", c1), v.child("c2", c2), v.child("mu", mu), v.child("lv", lv), v.child("d0", d0);
-    v.child("t1", t1), v.child("t2", t2);
-  }
-
-  /// Negative ELBO (Bernoulli likelihood) averaged over the batch, x [B, 1, 28, 28] in [0, 1].
-  V loss(const V& x, Generator& noise) {
-    const std::int64_t b = x.dim(0);
-    V h = flatten(relu(c2(relu(c1(x)))), 1);
-    V m = mu(h), l = lv(h);
-    V z = reparameterize(m, l, noise);
-    V g = reshape(relu(d0(z)), Shape{b, 64, 7, 7});
-    V logits = t2(relu(t1(g)));
-    return (bce_logits_sum(logits, x) + gaussian_kl_sum(m, l)) * (1.0f / static_cast<float>(b));
-  }
-};
 
 Workload make_conv_vae() {
   struct S {
