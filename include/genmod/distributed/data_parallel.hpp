@@ -190,6 +190,45 @@ class DataParallel {
   /// overlap achieved).
   std::size_t buckets_started_early() const noexcept { return started_early_; }
 
+  /// The mean over the global batch of a per-rank mean (a loss for logging): sum_r value_r B_r / M.
+  /// Collective.
+  double global_mean(double local_mean, std::int64_t local_count, std::int64_t global_count) {
+    double v = local_mean * static_cast<double>(local_count) / static_cast<double>(global_count);
+    comm_.allreduce_sum(std::span<double>(&v, 1));
+    return v;
+  }
+
+  /// Copies rank 0's parameters and buffers to every rank (construction does it; call it again
+  /// after loading a checkpoint on rank 0 only). Collective.
+  void broadcast_state() {
+    for (auto& p : params_) broadcast_tensor(p.parameter.value());
+    for (auto& b : buffers_) broadcast_tensor(b.tensor);
+  }
+
+  /// Compares a checksum of every parameter across the ranks; throws DistributedError naming the
+  /// first parameter that differs and the ranks that hold another value than rank 0. Collective.
+  void check_replicas_equal() {
+    const std::size_t n = params_.size();
+    sums_.resize(n);
+    all_sums_.resize(n * static_cast<std::size_t>(size()));
+    for (std::size_t k = 0; k < n; ++k) {
+      const Tensor<T>& v = params_[k].parameter.value();
+      sums_[k] = detail::checksum_bytes(v.data(), static_cast<std::size_t>(v.numel()) * sizeof(T));
+    }
+    comm_.allgather(std::as_bytes(std::span<const std::uint64_t>(sums_)),
+                    std::as_writable_bytes(std::span<std::uint64_t>(all_sums_)));
+    for (std::size_t k = 0; k < n; ++k) {
+      std::string ranks;
+      for (int r = 1; r < size(); ++r)
+        if (all_sums_[static_cast<std::size_t>(r) * n + k] != all_sums_[k])
+          ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+      if (!ranks.empty())
+        throw DistributedError("DataParallel: after step " + std::to_string(steps_) +
+                               " the replicas differ: parameter '" + params_[k].name + "' on rank(s) " + ranks +
+                               " is not rank 0's (" + comm_.describe() + ")");
+    }
+  }
+
  private:
   struct Bucket {
     std::vector<std::size_t> params;  // indices into params_
@@ -249,48 +288,6 @@ class DataParallel {
     ++steps_;
     if (opt_.check_every > 0 && steps_ % opt_.check_every == 0) check_replicas_equal();
   }
-
- public:
-  /// The mean over the global batch of a per-rank mean (a loss for logging): sum_r value_r B_r / M.
-  /// Collective.
-  double global_mean(double local_mean, std::int64_t local_count, std::int64_t global_count) {
-    double v = local_mean * static_cast<double>(local_count) / static_cast<double>(global_count);
-    comm_.allreduce_sum(std::span<double>(&v, 1));
-    return v;
-  }
-
-  /// Copies rank 0's parameters and buffers to every rank (construction does it; call it again
-  /// after loading a checkpoint on rank 0 only). Collective.
-  void broadcast_state() {
-    for (auto& p : params_) broadcast_tensor(p.parameter.value());
-    for (auto& b : buffers_) broadcast_tensor(b.tensor);
-  }
-
-  /// Compares a checksum of every parameter across the ranks; throws DistributedError naming the
-  /// first parameter that differs and the ranks that hold another value than rank 0. Collective.
-  void check_replicas_equal() {
-    const std::size_t n = params_.size();
-    sums_.resize(n);
-    all_sums_.resize(n * static_cast<std::size_t>(size()));
-    for (std::size_t k = 0; k < n; ++k) {
-      const Tensor<T>& v = params_[k].parameter.value();
-      sums_[k] = detail::checksum_bytes(v.data(), static_cast<std::size_t>(v.numel()) * sizeof(T));
-    }
-    comm_.allgather(std::as_bytes(std::span<const std::uint64_t>(sums_)),
-                    std::as_writable_bytes(std::span<std::uint64_t>(all_sums_)));
-    for (std::size_t k = 0; k < n; ++k) {
-      std::string ranks;
-      for (int r = 1; r < size(); ++r)
-        if (all_sums_[static_cast<std::size_t>(r) * n + k] != all_sums_[k])
-          ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-      if (!ranks.empty())
-        throw DistributedError("DataParallel: after step " + std::to_string(steps_) +
-                               " the replicas differ: parameter '" + params_[k].name + "' on rank(s) " + ranks +
-                               " is not rank 0's (" + comm_.describe() + ")");
-    }
-  }
-
- private:
   void broadcast_tensor(Tensor<T>& t) {
     if (t.numel() > 0) comm_.broadcast(std::span<T>(t.data(), static_cast<std::size_t>(t.numel())), 0);
   }

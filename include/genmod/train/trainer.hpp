@@ -49,6 +49,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -302,11 +303,11 @@ class Trainer {
       Var<float> l = (*lf)(b);
       const double v = static_cast<double>(l.item());
       if (dp_) {
-        // Every rank skips the backward pass (and its collectives) when any rank's loss is not
-        // finite; run() then diagnoses on every rank.
-        double bad = std::isfinite(v) ? 0.0 : 1.0;
-        dp_->communicator().allreduce_sum(std::span<double>(&bad, 1));
-        if (bad > 0) return v;
+        // The step's one agreement (global loss, Ctrl-C), taken before the backward pass: every
+        // rank skips the backward pass (and its collectives) when any rank's loss is not finite,
+        // and run() uses this result instead of agreeing a second time.
+        agreed_ = agree(v, b, opt_.handle_sigint && detail::sigint_count.load() > 0);
+        if (!std::isfinite(agreed_->first)) return v;
       } else if (!std::isfinite(v)) {
         return v;  // run() diagnoses before anything is updated
       }
@@ -582,9 +583,10 @@ class Trainer {
         }
         const std::vector<GeneratorState> before = loss_fn ? generator_states() : std::vector<GeneratorState>{};
         set_windows(batch.window);
+        agreed_.reset();
         const double local_loss = step(batch);
         set_windows({});
-        const auto [loss, any_interrupted] = agree(local_loss, batch, sigint.fired());
+        const auto [loss, any_interrupted] = agreed_ ? *agreed_ : agree(local_loss, batch, sigint.fired());
         if (!std::isfinite(loss)) non_finite_loss(local_loss, batch, loss_fn, before);
         if (opt_.check_gradients && !loss_fn)
           if (const std::string bad = set_.first_non_finite(); !bad.empty())
@@ -739,6 +741,7 @@ class Trainer {
   std::vector<MetricsRecord> records_;
   std::int64_t step_ = 0, epoch_ = 0, batch_ = 0, batches_ = 0, global_batch_ = 0;
   distributed::DataParallel<float>* dp_ = nullptr;  // set_data_parallel
+  std::optional<std::pair<double, bool>> agreed_;   // agree()'s result when the step took it
   std::int64_t bad_epochs_ = 0, last_saved_epoch_ = -1;
   double best_ = std::numeric_limits<double>::quiet_NaN();
   double grad_norm_sum_ = 0;                              // this epoch's norms before clipping
