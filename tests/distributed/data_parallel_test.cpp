@@ -423,3 +423,18 @@ TEST_CASE("DataParallel GAN: N ranks x B train as one process x N B (non-saturat
     }
   }
 }
+
+TEST_CASE("DataParallel GAN: a step without the noise generator's sample window is refused",
+          "[distributed][gan][errors]") {
+  const data::Dataset data = make_data(8);
+  const auto messages = messages_of_failing_ranks<ValueError>(2, [&](distributed::Communicator& c) {
+    models::GAN gan{nn::Sequential{nn::Linear<double>(4, 12)}, nn::Sequential{nn::Linear<double>(12, 1)},
+                    models::GANOptions{.latent_dim = 4}};
+    distributed::DataParallel<double> d_dp(gan.discriminator(), c), g_dp(gan.generator(), c);
+    gan.set_data_parallel(&d_dp, &g_dp);
+    optim::Adam<double> d_opt(gan.discriminator().named_parameters()), g_opt(gan.generator().named_parameters());
+    data::Loader loader(data, {.batch_size = 4, .rank = c.rank(), .world_size = c.size()});
+    gan.train_step(loader.begin()->x.cast<double>(), d_opt, g_opt);  // no SampleWindowGuard
+  });
+  for (const auto& m : messages) CHECK(m.find("sample window") != std::string::npos);
+}

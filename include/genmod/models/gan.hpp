@@ -189,9 +189,10 @@ double mean_value(const Var<T>& v) {
 }
 
 /// Backward of a GAN loss on `tape`: plain, or through `dp` (data-parallel training), whose
-/// weighting needs this rank's and the global batch: `local` samples here, and the global count
-/// from the noise generator's sample window (set for the step, by the Trainer or a
-/// distributed::SampleWindowGuard); without a window, `local` times the number of ranks.
+/// weighting needs this rank's and the global batch: `local` samples here, the global count from
+/// the noise generator's sample window (set for the step by the Trainer or a
+/// distributed::SampleWindowGuard, which also keys z and alpha by global sample). Several ranks
+/// without a window for this batch is a ValueError: the noise would not be the one-process noise.
 template <class T>
 void gan_backward(Tape<T>& tape, const Var<T>& loss, distributed::DataParallel<T>* dp, const Generator& noise,
                   std::int64_t local) {
@@ -200,8 +201,11 @@ void gan_backward(Tape<T>& tape, const Var<T>& loss, distributed::DataParallel<T
     return;
   }
   const SampleWindow& w = noise.sample_window();
-  const std::int64_t global = w.count == local && w.total >= local ? w.total : local * dp->size();
-  dp->backward(tape, loss, local, global);
+  if (dp->size() > 1 && w.count != local)
+    throw ValueError("GAN data-parallel step: expected the noise generator's sample window to describe this batch of " +
+                     std::to_string(local) + " samples, got a window of " + std::to_string(w.count) +
+                     " (use distributed::SampleWindowGuard(gan.noise(), batch), or the Trainer)");
+  dp->backward(tape, loss, local, std::max(w.total, local));
 }
 
 /// Throws NumericError for a non-finite loss, naming the model and which loss.

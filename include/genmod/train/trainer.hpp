@@ -398,12 +398,8 @@ class Trainer {
     dp_->communicator().allreduce_sum(std::span<double>(v));
     return {v[0], v[1] > 0};
   }
-
-  // A batch of no samples, for agree() calls outside a step.
-  static const data::Batch& batch_of_none() {
-    static const data::Batch none{.window = {0, 0, 1}};
-    return none;
-  }
+  // Whether any rank saw Ctrl-C, outside a step (the same collective, with no loss to add).
+  bool any_interrupted(bool interrupted) { return agree(0.0, data::Batch{.window = {0, 0, 1}}, interrupted).second; }
 
   // Sets (or clears) the registered generators' sample windows around a data-parallel step.
   void set_windows(const SampleWindow& w) {
@@ -687,7 +683,7 @@ class Trainer {
         ++epoch_;
         break;
       }
-      if (agree(0.0, batch_of_none(), sigint.fired()).second) {
+      if (any_interrupted(sigint.fired())) {
         bar.finish(labelled("interrupted: checkpoint saved after epoch " + std::to_string(epoch_ + 1)));
         result.interrupted = true;
         ++epoch_;
