@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes genmod's file parsers (IDX, NPY, NPZ, CSV) with libFuzzer + AddressSanitizer + UBSan for
-# a bounded time each. Needs clang++ and libFuzzer (Debian: clang, libclang-rt-14-dev); without
+# Fuzzes genmod's file parsers (IDX, NPY, NPZ, CSV; PNG/JPEG decoding when stb_image is found)
+# with libFuzzer + AddressSanitizer + UBSan for a bounded time each. Needs clang++ and libFuzzer (Debian: clang, libclang-rt-14-dev); without
 # clang++ it says so and exits 0. Exits non-zero when a fuzzer finds a crash, leak, UB, timeout or
 # an exception other than genmod::IOError, leaving the input under $build/artifacts/.
 #
@@ -30,6 +30,10 @@ parsers=(idx npy npz csv)
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DGENMOD_FUZZ_FLAGS="-fsanitize=fuzzer,address,undefined" -DGENMOD_USE_OPENMP=OFF \
   -DGENMOD_BUILD_EXAMPLES=OFF -DGENMOD_BUILD_BENCHMARKS=OFF -DGENMOD_HEADER_CHECK=OFF >/dev/null
+# The image fuzzer exists only when CMake found stb_image (genmod::images; Debian: libstb-dev).
+if grep -q '^GENMOD_STB_LIBRARY:FILEPATH=/' "$build/CMakeCache.txt" && grep -q '^GENMOD_STB_INCLUDE_DIR:PATH=/' "$build/CMakeCache.txt"; then
+  parsers+=(image)
+fi
 cmake --build "$build" -j "$jobs" --target "${parsers[@]/#/genmod_fuzz_}"
 
 mkdir -p "$build/artifacts"

@@ -7,6 +7,7 @@ packages=(
   libeigen3-dev                   # Eigen 3.4: dense linear algebra
   libxsimd-dev xtl-dev            # xsimd 8 SIMD wrappers (Debian's xsimd target links xtl)
   zlib1g-dev                      # gzip'd IDX files, NPZ
+  libstb-dev                      # stb_image: PNG/JPEG decoding (genmod::images)
   catch2                          # Catch2 2.13 tests
   openmpi-bin libopenmpi-dev      # MPI: data-parallel training across processes (genmod::mpi) and its tests
   libbenchmark-dev                # Google Benchmark

@@ -106,7 +106,7 @@ echo "none"
 stage "Compile time of each example translation unit (g++ -O2, user CPU seconds)"
 limit=${GENMOD_COMPILE_LIMIT_SECONDS:-60}
 slow=0
-for src in examples/*/main.cpp; do
+for src in examples/*/*.cpp; do
   if [ -x /usr/bin/time ]; then
     /usr/bin/time -f "%U %e %M" -o "$build_root/compile_time.txt" \
       g++ "${user_flags[@]}" -O2 -c "$src" -o "$build_root/compile_time.o"

@@ -34,6 +34,8 @@
 
 #include <genmod/genmod.hpp>
 
+#include "attributes.hpp"
+
 using namespace genmod;
 
 namespace {
@@ -68,8 +70,40 @@ int main(int argc, char** argv) try {
   args.add_option("--eval-samples", eval_samples, "prior samples the classifier scores after every epoch (0: none)");
   args.add_option("--classifier", classifier_path, "cache of the feature classifier (empty: the default cache)");
   args.add_option("--temperature", temperature, "samples: z = mean + T sigma eps under p(z | c)");
+  // The attribute mode (attributes.hpp): colour images from --data with the attribute table.
+  AttributeModeOptions am;
+  args.add_option("--attributes", am.attributes,
+                  "attribute mode: a table of binary attributes (CelebA's list_attr_celeba.txt layout or CSV) for "
+                  "the images under --data");
+  args.add_option("--image-size", am.image_size, "attribute mode: images resized to S x S (16, 32, 64, 128)", 16);
+  args.add_option("--crop", am.crop, "attribute mode: centre crop to C x C before resizing (0: none)", 0);
+  args.add_option("--select", am.select, "attribute mode: attributes to condition on, A,B,... (empty: all)");
+  args.add_option("--show", am.show, "attribute mode: attributes of the pictures, A,B,... (empty: all)");
+  args.add_option("--cache", am.cache, "attribute mode: the decoded images (.npy; empty: OUT/images-S.npy)");
+  args.add_option("--test-fraction", am.test_fraction, "attribute mode: the last fraction of the files held out");
+  args.add_option("--eval-images", am.eval_images, "attribute mode: held-out images scored every epoch", 1);
+  args.add_option("--classifier-epochs", am.classifier_epochs, "attribute mode: training of the attribute classifier",
+                  1);
+  args.add_option("--strength", am.strength, "attribute mode: how far \"add attribute\" moves a code");
+  args.add_option("--flip", am.flip, "attribute mode: probability of a horizontal flip while training");
   args.parse_or_exit(argc, argv);
   args.apply_threads();
+  if (!am.attributes.empty()) {
+    am.latent = latent;
+    am.lr = lr;
+    am.beta = beta;
+    am.learned_prior = prior == "learned";
+    am.temperature = temperature;
+    am.classifier = classifier_path;
+    am.eval_samples = eval_samples;
+    if (prior != "learned" && prior != "standard")
+      throw ValueError("--prior: expected learned or standard, got '" + prior + "'");
+#ifdef GENMOD_CVAE_ATTRIBUTES
+    return run_attribute_mode(args, am);
+#else
+    throw ValueError("--attributes: this cvae was built without genmod::images (stb_image; Debian: libstb-dev)");
+#endif
+  }
   if (!(lr > 0)) throw ValueError("expected --lr > 0, got " + std::to_string(lr));
   if (!(beta >= 0)) throw ValueError("expected --beta >= 0, got " + std::to_string(beta));
   if (!(temperature >= 0)) throw ValueError("expected --temperature >= 0, got " + std::to_string(temperature));

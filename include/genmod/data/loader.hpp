@@ -35,6 +35,7 @@
 /// instead of overwriting data the caller kept.
 
 #include <algorithm>
+#include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
@@ -62,10 +63,13 @@ struct LoaderOptions {
   int world_size = 1;            ///< ranks sharing each epoch; batch_size is per rank
 };
 
-/// One mini-batch: samples x [B, ...] and labels y [B] (undefined when the dataset has none).
+/// One mini-batch: samples x [B, ...], labels y [B] (undefined when the dataset has none) and
+/// conditions c [B, ...] (the rows of an attribute table: filled by data::ImageLoader; undefined
+/// from a Loader over a Dataset).
 struct Batch {
   Tensor<float> x = {};         ///< samples
   Tensor<std::int64_t> y = {};  ///< labels, or undefined
+  Tensor<float> c = {};         ///< conditions, or undefined
   std::int64_t index = 0;   ///< position of this batch within its epoch
   SampleWindow window = {};  ///< where these samples sit in the global batch (data-parallel runs)
 
@@ -170,6 +174,10 @@ class Loader {
   const Dataset& dataset() const noexcept { return ds_; }
   /// The options given at construction.
   const LoaderOptions& options() const noexcept { return opt_; }
+  /// This rank (LoaderOptions::rank).
+  int rank() const noexcept { return opt_.rank; }
+  /// Ranks sharing each epoch (LoaderOptions::world_size).
+  int world_size() const noexcept { return opt_.world_size; }
   /// Sample indices of the current epoch, in batch order.
   const std::vector<std::int64_t>& order() const noexcept { return order_; }
 
@@ -235,5 +243,22 @@ class Loader {
   std::int64_t stream_index_ = -1;  // next() position in the current epoch; -1: start a new one
   Batch batch_;
 };
+
+/// What train::Trainer needs of a source of batches: data::Loader, data::ImageLoader. One epoch
+/// per begin()..end() of data::Batch, set_epoch(e) to resume, epoch() (epochs started),
+/// num_batches() and global_batch_size() per epoch, and the sharding (rank(), world_size()).
+template <class L>
+concept BatchLoader = requires(L& loader, const L& cloader, std::int64_t e) {
+  { *loader.begin() } -> std::convertible_to<const Batch&>;
+  loader.begin() == loader.end();
+  loader.set_epoch(e);
+  { cloader.epoch() } -> std::convertible_to<std::int64_t>;
+  { cloader.num_batches() } -> std::convertible_to<std::int64_t>;
+  { cloader.global_batch_size() } -> std::convertible_to<std::int64_t>;
+  { cloader.rank() } -> std::convertible_to<int>;
+  { cloader.world_size() } -> std::convertible_to<int>;
+};
+
+static_assert(BatchLoader<Loader>);
 
 }  // namespace genmod::data

@@ -42,7 +42,6 @@
 /// ```
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -347,24 +346,6 @@ inline std::string feature_key(std::string_view name) {
   return std::string(kFeatureMetaPrefix) + std::string(name);
 }
 
-/// A metadata entry as a finite double (written by check_number, read back exactly), else a problem line.
-inline bool read_feature_double(const io::Metadata& m, const std::string& key, double& out, std::string& problems) {
-  const auto it = m.find(key);
-  if (it == m.end()) {
-    problems += "\n  missing metadata: '" + key + "'";
-    return false;
-  }
-  const std::string& s = it->second;
-  double v = 0;
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v)) {
-    problems += "\n  metadata '" + key + "' is not a finite number: '" + s + "'";
-    return false;
-  }
-  out = v;
-  return true;
-}
-
 }  // namespace detail
 
 /// Saves the network and its record (architecture, options, training images, threads, test
@@ -413,12 +394,12 @@ inline FeatureClassifier load_feature_classifier(const std::string& path) {
   std::uint64_t epochs = 0, batch = 0, seed = 0, limit = 0, train_images = 0, threads = 0, test_images = 0;
   io::detail::read_u64(file.metadata, feature_key("epochs"), epochs, problems);
   io::detail::read_u64(file.metadata, feature_key("batch_size"), batch, problems);
-  detail::read_feature_double(file.metadata, feature_key("lr"), r.options.lr, problems);
+  io::detail::read_double(file.metadata, feature_key("lr"), r.options.lr, problems);
   io::detail::read_u64(file.metadata, feature_key("seed"), seed, problems);
   io::detail::read_u64(file.metadata, feature_key("train_limit"), limit, problems);
   io::detail::read_u64(file.metadata, feature_key("train_images"), train_images, problems);
   io::detail::read_u64(file.metadata, feature_key("threads"), threads, problems);
-  detail::read_feature_double(file.metadata, feature_key("test_accuracy"), r.test_accuracy, problems);
+  io::detail::read_double(file.metadata, feature_key("test_accuracy"), r.test_accuracy, problems);
   io::detail::read_u64(file.metadata, feature_key("test_images"), test_images, problems);
   constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max());
   if (epochs > kMax || batch > kMax || limit > kMax || train_images > kMax || threads > kMax || test_images > kMax)

@@ -24,6 +24,7 @@
 /// metadata entry, and only then copies: a failed load changes nothing. A missing, truncated or
 /// corrupt file, or one that does not fit, throws IOError naming the file and every problem.
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -52,6 +53,25 @@ struct LoadedState {
 };
 
 namespace detail {
+
+/// Parses a metadata entry as a finite double (as check_number writes it, read back exactly) into
+/// `out`; otherwise appends the problem to `problems` and returns false.
+inline bool read_double(const Metadata& m, const std::string& key, double& out, std::string& problems) {
+  const auto it = m.find(key);
+  if (it == m.end()) {
+    problems += "\n  missing metadata: '" + key + "'";
+    return false;
+  }
+  const std::string& s = it->second;
+  double v = 0;
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size() || !std::isfinite(v)) {
+    problems += "\n  metadata '" + key + "' is not a finite number: '" + s + "'";
+    return false;
+  }
+  out = v;
+  return true;
+}
 
 /// Parses a metadata entry as a decimal uint64 (digits only, no sign, no overflow) into `out`;
 /// otherwise appends the problem to `problems` and returns false.

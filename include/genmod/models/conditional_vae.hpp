@@ -17,6 +17,7 @@
 /// variance, and a prior sample for class c is a code typical of class c. A, a, B, b start at zero
 /// (the standard prior) and are trained with the rest. ConditionalPrior::condition_dim turns it on.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -219,6 +220,73 @@ Tensor<T> apply_attribute(const Tensor<T>& codes, const Tensor<T>& direction, do
   for (std::int64_t i = 0; i < codes.dim(0); ++i)
     for (std::int64_t j = 0; j < codes.dim(1); ++j) out(i, j) += static_cast<T>(alpha) * direction[j];
   return out;
+}
+
+/// A copy of conditions [N, C] with column `column` set to `value` in every row: the decoder's
+/// condition with one attribute switched on (1) or off (0). ValueError for a column outside [0, C).
+template <class T>
+Tensor<T> with_condition_column(const Tensor<T>& condition, std::int64_t column, T value) {
+  check_rank("with_condition_column", "condition", condition.shape(), 2, "[N, C]");
+  if (column < 0 || column >= condition.dim(1))
+    throw ValueError("with_condition_column: expected a column in [0, " + std::to_string(condition.dim(1)) + "), got " +
+                     std::to_string(column));
+  Tensor<T> out = condition.clone();
+  for (std::int64_t i = 0; i < out.dim(0); ++i) out(i, column) = value;
+  return out;
+}
+
+/// Posterior means E[z | x, c] of images x [N, ...] under their conditions c [N, C], encoded
+/// `batch_size` rows at a time without recording.
+template <class Model, class T>
+Tensor<T> posterior_means(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64_t batch_size = 256) {
+  check_positive("posterior_means", "batch_size", batch_size);
+  check_rank("posterior_means", "condition", c.shape(), 2, "[N, C]");
+  check_dim("posterior_means", "condition", c.shape(), 0, x.dim(0), "N, the number of images");
+  NoGradGuard no_grad;
+  const std::int64_t n = x.dim(0);
+  Tensor<T> codes;
+  for (std::int64_t s = 0; s < n; s += batch_size) {
+    const std::int64_t b = std::min(batch_size, n - s);
+    const Tensor<T> mu = model.encode(Var<T>(x.rows(s, b)), Var<T>(c.rows(s, b))).first.value();
+    if (!codes.defined()) codes = Tensor<T>(Shape{n, mu.dim(1)});
+    std::copy(mu.data(), mu.data() + mu.numel(), codes.data() + s * mu.dim(1));
+  }
+  return codes;
+}
+
+/// The code-space direction of the attribute in condition column `column`: the mean posterior
+/// code of the images whose condition has it (c[i, column] > 0.5) minus the mean code of those
+/// without it (attribute_vector of the two groups). ValueError when either group is empty.
+template <class Model, class T>
+Tensor<T> attribute_direction(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64_t column,
+                              std::int64_t batch_size = 256) {
+  check_rank("attribute_direction", "condition", c.shape(), 2, "[N, C]");
+  if (column < 0 || column >= c.dim(1))
+    throw ValueError("attribute_direction: expected a column in [0, " + std::to_string(c.dim(1)) + "), got " +
+                     std::to_string(column));
+  const Tensor<T> codes = posterior_means(model, x, c, batch_size);
+  const std::int64_t n = codes.dim(0), z = codes.dim(1);
+  std::int64_t with = 0;
+  for (std::int64_t i = 0; i < n; ++i) with += c(i, column) > T(0.5) ? 1 : 0;
+  if (with == 0 || with == n)
+    throw ValueError("attribute_direction: column " + std::to_string(column) + " is " + (with == 0 ? "off" : "on") +
+                     " in all " + std::to_string(n) + " images; the direction needs images with and without it");
+  Tensor<T> on(Shape{with, z}), off(Shape{n - with, z});
+  for (std::int64_t i = 0, a = 0, b = 0; i < n; ++i) {
+    T* dst = c(i, column) > T(0.5) ? on.data() + (a++) * z : off.data() + (b++) * z;
+    std::copy(codes.data() + i * z, codes.data() + (i + 1) * z, dst);
+  }
+  return attribute_vector(on, off);
+}
+
+/// "Add attribute X" to images: each image's posterior mean code under its own condition, moved
+/// by strength * direction, decoded with condition column `column` set to 1 (the decoder's
+/// condition switched with the code). Returns the decoded images, in the model's output layout.
+template <class Model, class T>
+Tensor<T> add_attribute(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64_t column,
+                        const Tensor<T>& direction, double strength = 1.0) {
+  const Tensor<T> moved = apply_attribute(posterior_means(model, x, c), direction, strength);
+  return model.generate(moved, with_condition_column(c, column, T(1)));
 }
 
 }  // namespace genmod::models

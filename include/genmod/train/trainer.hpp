@@ -280,11 +280,13 @@ class Trainer {
                    line.data());
   }
 
-  /// Trains with a step function: `step(batch)` does the whole step and returns the loss.
+  /// Trains with a step function: `step(batch)` does the whole step and returns the loss. The
+  /// loader is any data::BatchLoader (data::Loader, data::ImageLoader).
   /// A non-finite loss stops training with NumericError naming the step and epoch.
   /// ValueError when clip_grad_norm is set: the trainer does not see a step function's gradients
   /// (clip them in the step, optim::clip_grad_norm(optimizer, c) between backward and step).
-  FitResult fit(data::Loader& loader, StepFn step) {
+  template <data::BatchLoader L>
+  FitResult fit(L& loader, StepFn step) {
     if (opt_.clip_grad_norm > 0)
       throw ValueError("Trainer: clip_grad_norm (" + std::to_string(opt_.clip_grad_norm) +
                        ") applies to fit(loader, loss, optimizer); a step function owns its gradients: call "
@@ -295,7 +297,8 @@ class Trainer {
   /// Trains `loss(batch)` with `optimizer`: per batch, zero_grad, backward, (gradient check),
   /// step. A non-finite loss stops training with NumericError naming the step, the epoch and the
   /// first op that produced a non-finite value (found by replaying the batch with a checking tape).
-  FitResult fit(data::Loader& loader, LossFn loss, optim::Optimizer<float>& optimizer) {
+  template <data::BatchLoader L>
+  FitResult fit(L& loader, LossFn loss, optim::Optimizer<float>& optimizer) {
     LossFn* lf = &loss;
     optim::Optimizer<float>* op = &optimizer;
     StepFn step = [this, lf, op](const data::Batch& b) -> double {
@@ -480,7 +483,8 @@ class Trainer {
     io::save_line_plot_svg(plot_path(), series, opt_.plot_options);
   }
 
-  FitResult run(data::Loader& loader, StepFn step, LossFn* loss_fn) {
+  template <data::BatchLoader L>
+  FitResult run(L& loader, StepFn step, LossFn* loss_fn) {
     using Clock = std::chrono::steady_clock;
     FitResult result;
     std::filesystem::create_directories(opt_.out_dir.empty() ? "." : opt_.out_dir);
@@ -543,11 +547,10 @@ class Trainer {
     result.step = step_;
     result.best = best_;
 
-    if (dp_ && (loader.options().world_size != dp_->size() || loader.options().rank != dp_->rank()))
-      throw ValueError("Trainer: the loader is sharded as rank " + std::to_string(loader.options().rank) + " of " +
-                       std::to_string(loader.options().world_size) +
-                       ", but the data-parallel group has this process as " + dp_->communicator().describe() +
-                       " (set LoaderOptions::rank and world_size)");
+    if (dp_ && (loader.world_size() != dp_->size() || loader.rank() != dp_->rank()))
+      throw ValueError("Trainer: the loader is sharded as rank " + std::to_string(loader.rank()) + " of " +
+                       std::to_string(loader.world_size()) + ", but the data-parallel group has this process as " +
+                       dp_->communicator().describe() + " (set LoaderOptions::rank and world_size)");
     ProgressBar bar({.mode = writer() ? opt_.progress : Progress::off,
                      .log_every = opt_.log_every,
                      .stream = opt_.progress_stream});

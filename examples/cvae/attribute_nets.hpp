@@ -1,0 +1,62 @@
+// The networks of the cvae example's attribute mode (attributes.cpp), in a header of their own
+// so that benchmarks/bench_images.cpp times the same training step.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include <genmod/genmod.hpp>
+
+namespace cvae_attributes {
+
+using namespace genmod;
+
+using Net = nn::DynamicSequential<float>;
+using Encoder = nn::ImageConditionEncoder<Net, Net>;
+using CVAE = models::ConditionalVAE<Encoder, Net, dist::Bernoulli>;
+
+// Strided stages from S down to 4 x 4: S = 4 * 2^k with k >= 2.
+std::int64_t stages_for(std::int64_t size) {
+  std::int64_t k = 0;
+  for (std::int64_t s = size; s > 4; s /= 2) {
+    if (s % 2 != 0) break;
+    ++k;
+  }
+  if (k < 2 || (std::int64_t{4} << k) != size)
+    throw ValueError("--image-size: expected 4 * 2^k with k >= 2 (16, 32, 64, 128, ...), got " + std::to_string(size));
+  return k;
+}
+
+std::int64_t width_of(std::int64_t stage) {
+  return std::min<std::int64_t>(32 << stage, 256);
+}
+
+// Encoder: k stride-2 4 x 4 convolutions (32, 64, 128, 256, 256, ... channels) down to 4 x 4,
+// then [features, c] -> 256 -> [mu, log sigma^2].
+Encoder make_encoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
+  const std::int64_t k = stages_for(size);
+  Net body;
+  for (std::int64_t s = 0; s < k; ++s) {
+    body.push_back(nn::Conv2d(s == 0 ? 3 : width_of(s - 1), width_of(s), 4, {.stride = 2, .padding = 1}));
+    body.push_back(nn::ReLU());
+  }
+  const std::int64_t features = width_of(k - 1) * 16;
+  Net head{nn::Linear(features + attrs, 256), nn::ReLU(), nn::Linear(256, 2 * z)};
+  return Encoder(3, size, size, attrs, std::move(body), std::move(head));
+}
+
+// Decoder: [z, c] -> 256 -> C x 4 x 4, then k stride-2 transposed convolutions to 3 x S x S logits.
+Net make_decoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
+  const std::int64_t k = stages_for(size);
+  const std::int64_t top = width_of(k - 1);
+  Net dec{nn::Linear(z + attrs, 256), nn::ReLU(), nn::Linear(256, top * 16), nn::ReLU(), nn::Reshape({top, 4, 4})};
+  for (std::int64_t s = k - 1; s >= 0; --s) {
+    dec.push_back(nn::ConvTranspose2d(width_of(s), s == 0 ? 3 : width_of(s - 1), 4, {.stride = 2, .padding = 1}));
+    if (s > 0) dec.push_back(nn::ReLU());
+  }
+  return dec;
+}
+
+}  // namespace cvae_attributes
