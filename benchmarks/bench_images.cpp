@@ -3,17 +3,20 @@
 // per second the cvae example's attribute-mode training step consumes at the same size, at 1 and
 // 2 threads, alternating in one run. Prints one JSON line per measurement.
 //
-//   bench_images [--data DIR] [--size S] [--batch B] [--batches N] [--rounds R]
+//   bench_images [--data DIR | --source-size S0 --source-format png|jpg] [--size S] [--batch B]
+//                [--batches N] [--rounds R]
 //
-// --data: a folder of images (every PNG/JPEG under it); default: 2048 Shapes images of 64 x 64
-// (data/synthetic_shapes.hpp) written as PNG files to a temporary directory first. --size: the
-// side images are resized to (default 32; the model needs 16, 32, 64, ...).
+// --data: a folder of images (every PNG/JPEG under it); default: 2048 Shapes images of side
+// --source-size (64) (data/synthetic_shapes.hpp) written as --source-format (png) files to a
+// temporary directory first (256 and jpg stand in for CelebA's 218 x 178 JPEGs). --size: the side
+// images are resized to (default 32; the model needs 16, 32, 64, ...).
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <genmod/data/images.hpp>
@@ -32,17 +35,17 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Writes n Shapes images of side `size` as PNG files under dir/images; returns the folder.
-std::string write_shapes(const fs::path& dir, std::int64_t n, std::int64_t size) {
+// Writes n Shapes images of side `size` as PNG or JPEG files (`ext`) under dir/images; returns the folder.
+std::string write_shapes(const fs::path& dir, std::int64_t n, std::int64_t size, const std::string& ext) {
   const data::ShapesSet set = data::make_shapes({.count = n, .size = size, .seed = 0});
   fs::create_directories(dir / "images");
   const std::int64_t per = 3 * size * size;
-  parallel_for(n, 1, [&](std::int64_t lo, std::int64_t hi) {
+  parallel_for(n, kParallelGrain, [&](std::int64_t lo, std::int64_t hi) {  // one PNG each: always worth a thread
     for (std::int64_t i = lo; i < hi; ++i) {
       Tensor<std::uint8_t> chw(Shape{3, size, size});
       std::copy(set.images.data() + i * per, set.images.data() + (i + 1) * per, chw.data());
       char name[32];
-      std::snprintf(name, sizeof name, "%06lld.png", static_cast<long long>(i + 1));
+      std::snprintf(name, sizeof name, "%06lld.%s", static_cast<long long>(i + 1), ext.c_str());
       data::write_image((dir / "images" / name).string(), chw);
     }
   });
@@ -60,8 +63,8 @@ double loader_rate(data::ImageLoader& loader, std::int64_t batches) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string data_dir;
-  std::int64_t size = 32, batch = 128, batches = 20, rounds = 3;
+  std::string data_dir, source_format = "png";
+  std::int64_t size = 32, batch = 128, batches = 20, rounds = 3, source_size = 64;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -78,15 +81,30 @@ int main(int argc, char** argv) try {
       batches = std::stoll(value());
     else if (a == "--rounds")
       rounds = std::stoll(value());
+    else if (a == "--source-size")
+      source_size = std::stoll(value());
+    else if (a == "--source-format")
+      source_format = value();
     else {
-      std::fprintf(stderr, "usage: bench_images [--data DIR] [--size S] [--batch B] [--batches N] [--rounds R]\n");
+      std::fprintf(stderr,
+                   "usage: bench_images [--data DIR | --source-size S0 --source-format png|jpg] [--size S] [--batch B] "
+                   "[--batches N] [--rounds R]\n");
       return a == "--help" ? 0 : 2;
     }
   }
-  fs::path scratch;
+  // The generated set's directory, removed on every way out of main.
+  struct Scratch {
+    fs::path path;
+    ~Scratch() {
+      std::error_code ec;
+      if (!path.empty()) fs::remove_all(path, ec);
+    }
+  } scratch;
   if (data_dir.empty()) {
-    scratch = fs::temp_directory_path() / ("genmod_bench_images_" + std::to_string(::getpid()));
-    data_dir = write_shapes(scratch, 2048, 64);
+    scratch.path = fs::temp_directory_path() / ("genmod_bench_images_" + std::to_string(::getpid()));
+    if (source_format != "png" && source_format != "jpg")
+      throw ValueError("--source-format: expected png or jpg, got '" + source_format + "'");
+    data_dir = write_shapes(scratch.path, 2048, source_size, source_format);
   }
   const data::ImageFolder folder(data_dir);
   const data::ImageTransform transform{.channels = data::ImageChannels::rgb, .height = size, .width = size};
@@ -135,7 +153,6 @@ int main(int argc, char** argv) try {
           static_cast<long long>(r), threads, static_cast<long long>(size), files, cache, train, files / train);
       std::fflush(stdout);
     }
-  if (!scratch.empty()) fs::remove_all(scratch);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_images: %s\n", e.what());

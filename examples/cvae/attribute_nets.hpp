@@ -18,7 +18,7 @@ using Encoder = nn::ImageConditionEncoder<Net, Net>;
 using CVAE = models::ConditionalVAE<Encoder, Net, dist::Bernoulli>;
 
 // Strided stages from S down to 4 x 4: S = 4 * 2^k with k >= 2.
-std::int64_t stages_for(std::int64_t size) {
+inline std::int64_t stages_for(std::int64_t size) {
   std::int64_t k = 0;
   for (std::int64_t s = size; s > 4; s /= 2) {
     if (s % 2 != 0) break;
@@ -29,13 +29,13 @@ std::int64_t stages_for(std::int64_t size) {
   return k;
 }
 
-std::int64_t width_of(std::int64_t stage) {
+inline std::int64_t width_of(std::int64_t stage) {
   return std::min<std::int64_t>(32 << stage, 256);
 }
 
 // Encoder: k stride-2 4 x 4 convolutions (32, 64, 128, 256, 256, ... channels) down to 4 x 4,
 // then [features, c] -> 256 -> [mu, log sigma^2].
-Encoder make_encoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
+inline Encoder make_encoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
   const std::int64_t k = stages_for(size);
   Net body;
   for (std::int64_t s = 0; s < k; ++s) {
@@ -48,7 +48,7 @@ Encoder make_encoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
 }
 
 // Decoder: [z, c] -> 256 -> C x 4 x 4, then k stride-2 transposed convolutions to 3 x S x S logits.
-Net make_decoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
+inline Net make_decoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
   const std::int64_t k = stages_for(size);
   const std::int64_t top = width_of(k - 1);
   Net dec{nn::Linear(z + attrs, 256), nn::ReLU(), nn::Linear(256, top * 16), nn::ReLU(), nn::Reshape({top, 4, 4})};

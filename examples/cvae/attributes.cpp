@@ -4,7 +4,8 @@
 // Data: every PNG/JPEG under --data, joined by file name to the rows of --attributes; decoded,
 // centre-cropped (--crop) and resized to --image-size once, then kept as bytes in --cache (.npy)
 // so that later runs do not decode again. The last --test-fraction of the sorted files is held
-// out (for CelebA, whose files are numbered, that is the end of its official test partition).
+// out (CelebA's files are numbered, and its official test partition is the last 19,962 of them,
+// 182638.jpg to 202599.jpg: --test-fraction 0.0985 holds out about that).
 //
 // Model: the encoder sees the image through strided convolutions and the attributes where the
 // features are flat (nn::ImageConditionEncoder); the decoder maps [z, attributes] through a linear
@@ -130,6 +131,11 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
   const data::ImageFolder folder(args.data);
   data::AttributeTable table = data::read_attribute_table(o.attributes);
   if (!o.select.empty()) table = data::select_columns(table, split_names(o.select));
+  // The attributes of the pictures, resolved now: a misspelt name fails before training, not after.
+  std::vector<std::int64_t> shown;
+  for (const std::string& name : split_names(o.show)) shown.push_back(table.column(name));
+  if (shown.empty())
+    for (std::int64_t a = 0; a < static_cast<std::int64_t>(table.names.size()); ++a) shown.push_back(a);
   const Tensor<float> attributes = data::attributes_for(table, folder.file_names());
   const std::int64_t a_count = attributes.dim(1);
   const data::ImageTransform transform{
@@ -155,12 +161,17 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
               args.data.c_str(), static_cast<long long>(a_count), o.attributes.c_str(),
               data::describe(transform).c_str());
 
-  // The attribute classifier: cached, or trained on the training images.
-  const std::string clf_path = o.classifier.empty() ? out_dir + "/attribute_classifier.npz" : o.classifier;
+  // The attribute classifier: cached, or trained on (at most 20,000 of) the training images, as
+  // floats only for that while (CelebA's whole training set would be 8 GB of floats). The default
+  // cache lives in OUT and is retrained when the run asks for another one (size, attributes);
+  // a cache given with --classifier must match.
+  const std::int64_t n_clf = std::min<std::int64_t>(n_train, 20000);
+  const bool default_cache = o.classifier.empty();
+  const std::string clf_path = default_cache ? out_dir + "/attribute_classifier.npz" : o.classifier;
   eval::AttributeClassifier classifier = eval::load_or_train_attribute_classifier(
-      clf_path, to_float(train_images), train_c,
+      clf_path, to_float(train_images.rows(0, n_clf)), train_c.rows(0, n_clf),
       {.channels = 3, .height = size, .width = size, .attributes = a_count, .seed = args.seed, .names = table.names},
-      {.epochs = o.classifier_epochs, .seed = args.seed}, &std::cout);
+      {.epochs = o.classifier_epochs, .seed = args.seed}, &std::cout, default_cache);
   {
     const std::vector<double> acc = eval::attribute_accuracy(classifier, eval_x, eval_c);
     std::printf("classifier accuracy on %lld held-out images:", static_cast<long long>(n_eval));
@@ -180,8 +191,10 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
                            {.loader = {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed},
                             .flip_probability = static_cast<float>(o.flip)});
   Generator eval_rng(args.seed, 0x6576616cULL);
-  // Conditions of the generated images: held-out images' attributes, as many as asked.
-  const Tensor<float> sample_c = test_c.rows(0, std::min(o.eval_samples, n_test));
+  // Conditions of the generated images: held-out images' attributes, as many as asked (0: no
+  // agreement figures).
+  const std::int64_t n_samples = std::min(o.eval_samples, n_test);
+  const Tensor<float> sample_c = n_samples > 0 ? test_c.rows(0, n_samples) : Tensor<float>();
 
   train::TrainerOptions topt = args.trainer_options();
   topt.metadata["mode"] = "attributes";
@@ -199,9 +212,10 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
   trainer.set_evaluate([&] {
     const double nelbo = eval::negative_elbo(cvae, eval_x, eval_c, eval_rng);
     train::Metrics m{{"test_loss", nelbo}, {"test_nelbo", nelbo}};
+    if (n_samples == 0) return m;
     // A quick reading every epoch: 250 conditions (the final record uses them all).
     const std::vector<double> agree = switch_agreement(
-        cvae, classifier, sample_c.rows(0, std::min<std::int64_t>(250, sample_c.dim(0))), o.temperature, args.seed + 7);
+        cvae, classifier, sample_c.rows(0, std::min<std::int64_t>(250, n_samples)), o.temperature, args.seed + 7);
     m["attribute_agreement_mean"] = mean_of(agree);
     m["attribute_agreement_min"] = *std::min_element(agree.begin(), agree.end());
     return m;
@@ -214,24 +228,48 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
   std::vector<Tensor<float>> directions;
   trainer.set_final_evaluate([&] {
     train::Metrics fm;
-    const std::vector<double> agree = switch_agreement(cvae, classifier, sample_c, o.temperature, args.seed + 11);
-    std::printf(
-        "each attribute switched on and off in %lld generated images (temperature %g): classifier "
-        "agreement\n",
-        static_cast<long long>(2 * sample_c.dim(0)), o.temperature);
-    for (std::int64_t a = 0; a < a_count; ++a) {
-      const std::string& name = table.names[static_cast<std::size_t>(a)];
-      std::printf("  %-20s %5.1f %%\n", name.c_str(), 100 * agree[static_cast<std::size_t>(a)]);
-      fm["agreement." + name] = agree[static_cast<std::size_t>(a)];
+    if (n_samples > 0) {
+      const std::vector<double> agree = switch_agreement(cvae, classifier, sample_c, o.temperature, args.seed + 11);
+      std::printf(
+          "each attribute switched on and off in %lld generated images (temperature %g): classifier "
+          "agreement\n",
+          static_cast<long long>(2 * n_samples), o.temperature);
+      for (std::int64_t a = 0; a < a_count; ++a) {
+        const std::string& name = table.names[static_cast<std::size_t>(a)];
+        std::printf("  %-20s %5.1f %%\n", name.c_str(), 100 * agree[static_cast<std::size_t>(a)]);
+        fm["agreement." + name] = agree[static_cast<std::size_t>(a)];
+      }
+    }
+    // What the decoder can render: the classifier on the reconstructions (posterior means decoded)
+    // of held-out images, against their true attributes. An edit keeps the other attributes at
+    // most this often.
+    {
+      const Tensor<float> recon =
+          cvae.generate(models::posterior_means(cvae, test_x, test_xc), test_xc).reshape(test_x.shape());
+      const std::vector<double> acc = eval::attribute_accuracy(classifier, recon, test_xc);
+      std::printf("classifier on reconstructions of %lld held-out images:", static_cast<long long>(test_x.dim(0)));
+      for (std::int64_t a = 0; a < a_count; ++a) {
+        const std::string& name = table.names[static_cast<std::size_t>(a)];
+        std::printf(" %s %.1f%%", name.c_str(), 100 * acc[static_cast<std::size_t>(a)]);
+        fm["reconstruction_accuracy." + name] = acc[static_cast<std::size_t>(a)];
+      }
+      std::printf("\n");
     }
     const Tensor<float> dir_x = to_float(train_images.rows(0, n_dir)), dir_c = train_c.rows(0, n_dir);
-    directions.clear();
+    directions.assign(static_cast<std::size_t>(a_count), Tensor<float>());
     std::printf("add attribute X to held-out images without it (strength %g): X seen / every other attribute kept\n",
                 o.strength);
     for (std::int64_t a = 0; a < a_count; ++a) {
       const std::string& name = table.names[static_cast<std::size_t>(a)];
-      directions.push_back(models::attribute_direction(cvae, dir_x, dir_c, a));
-      const EditFigures f = edit_figures(cvae, classifier, test_x, test_xc, a, directions.back(), o.strength, 1000);
+      try {
+        directions[static_cast<std::size_t>(a)] = models::attribute_direction(cvae, dir_x, dir_c, a);
+      } catch (const ValueError& e) {  // an attribute on (or off) in every image: no direction
+        std::printf("  %-20s skipped: %s\n", name.c_str(), e.what());
+        continue;
+      }
+      const EditFigures f =
+          edit_figures(cvae, classifier, test_x, test_xc, a, directions[static_cast<std::size_t>(a)], o.strength, 1000);
+      if (f.images == 0) continue;
       std::printf("  %-20s %5.1f %% / %5.1f %%  (%lld images)\n", name.c_str(), 100 * f.score.changed,
                   100 * f.score.others_kept, static_cast<long long>(f.images));
       fm["add." + name + ".changed"] = f.score.changed;
@@ -258,20 +296,17 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
   NoGradGuard no_grad;
   // samples.png: row 0 the attributes of the first held-out image, then one row per shown
   // attribute with it switched; the same 8 noise vectors in every row.
-  std::vector<std::string> show = split_names(o.show);
-  if (show.empty())
-    for (std::int64_t a = 0; a < a_count; ++a) show.push_back(table.names[static_cast<std::size_t>(a)]);
-  const std::int64_t cols = 8, rows = 1 + static_cast<std::int64_t>(show.size()), pixels = 3 * size * size;
+  const std::int64_t cols = 8, rows = 1 + static_cast<std::int64_t>(shown.size()), pixels = 3 * size * size;
   Tensor<float> settings(Shape{rows * cols, a_count});
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t k = 0; k < cols; ++k)
       for (std::int64_t a = 0; a < a_count; ++a) settings(r * cols + k, a) = test_c(0, a);
   std::string legend = "samples.png rows: the attributes of held-out image 0";
-  for (std::size_t r = 0; r < show.size(); ++r) {
-    const std::int64_t a = table.column(show[r]);
+  for (std::size_t r = 0; r < shown.size(); ++r) {
+    const std::int64_t a = shown[r];
     const float v = test_c(0, a) > 0.5f ? 0.f : 1.f;
     for (std::int64_t k = 0; k < cols; ++k) settings((static_cast<std::int64_t>(r) + 1) * cols + k, a) = v;
-    legend += std::string(", ") + (v > 0.5f ? "+" : "-") + show[r];
+    legend += std::string(", ") + (v > 0.5f ? "+" : "-") + table.names[static_cast<std::size_t>(a)];
   }
   Generator g(args.seed + 1);
   Tensor<float> noise = randn<float>(Shape{cols, z}, g);
@@ -286,8 +321,10 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
 
   // add_<X>.png: 8 held-out images without X; columns: image, reconstruction, X added at
   // strengths 0.5, 1, 1.5 (the condition switched on with the code moved).
-  for (const std::string& name : show) {
-    const std::int64_t a = table.column(name);
+  for (const std::int64_t a : shown) {
+    const std::string& name = table.names[static_cast<std::size_t>(a)];
+    if (directions.size() != static_cast<std::size_t>(a_count) || !directions[static_cast<std::size_t>(a)].defined())
+      continue;  // no direction (see above)
     std::vector<std::int64_t> picked;
     for (std::int64_t i = 0; i < test_x.dim(0) && picked.size() < 8; ++i)
       if (test_xc(i, a) < 0.5f) picked.push_back(i);

@@ -1,5 +1,7 @@
 // A class-conditional VAE on Fashion-MNIST: the encoder sees [image, one-hot class], the decoder
-// [z, one-hot class].
+// [z, one-hot class]. With --attributes FILE it runs its second mode instead (attributes.cpp): a
+// convolutional conditional VAE on the colour images under --data, conditioned on their binary
+// attributes (CelebA's layout), scored by an attribute classifier; see docs/vae.md.
 //
 //   cvae [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N] [--seed S]
 //        [--resume PATH] [--latent Z] [--lr X] [--prior learned|standard] [--beta B]
@@ -85,9 +87,16 @@ int main(int argc, char** argv) try {
   args.add_option("--classifier-epochs", am.classifier_epochs, "attribute mode: training of the attribute classifier",
                   1);
   args.add_option("--strength", am.strength, "attribute mode: how far \"add attribute\" moves a code");
-  args.add_option("--flip", am.flip, "attribute mode: probability of a horizontal flip while training");
+  args.add_option(
+      "--flip", am.flip,
+      "attribute mode: probability of a horizontal flip while training (leave 0 when left/right is an attribute)");
   args.parse_or_exit(argc, argv);
   args.apply_threads();
+  if (!(lr > 0)) throw ValueError("expected --lr > 0, got " + std::to_string(lr));
+  if (!(beta >= 0)) throw ValueError("expected --beta >= 0, got " + std::to_string(beta));
+  if (!(temperature >= 0)) throw ValueError("expected --temperature >= 0, got " + std::to_string(temperature));
+  if (prior != "learned" && prior != "standard")
+    throw ValueError("--prior: expected learned or standard, got '" + prior + "'");
   if (!am.attributes.empty()) {
     am.latent = latent;
     am.lr = lr;
@@ -95,20 +104,14 @@ int main(int argc, char** argv) try {
     am.learned_prior = prior == "learned";
     am.temperature = temperature;
     am.classifier = classifier_path;
+    if (eval_samples < 0) throw ValueError("--eval-samples: expected >= 0, got " + std::to_string(eval_samples));
     am.eval_samples = eval_samples;
-    if (prior != "learned" && prior != "standard")
-      throw ValueError("--prior: expected learned or standard, got '" + prior + "'");
 #ifdef GENMOD_CVAE_ATTRIBUTES
     return run_attribute_mode(args, am);
 #else
     throw ValueError("--attributes: this cvae was built without genmod::images (stb_image; Debian: libstb-dev)");
 #endif
   }
-  if (!(lr > 0)) throw ValueError("expected --lr > 0, got " + std::to_string(lr));
-  if (!(beta >= 0)) throw ValueError("expected --beta >= 0, got " + std::to_string(beta));
-  if (!(temperature >= 0)) throw ValueError("expected --temperature >= 0, got " + std::to_string(temperature));
-  if (prior != "learned" && prior != "standard")
-    throw ValueError("--prior: expected learned or standard, got '" + prior + "'");
   if (eval_samples < 0 || eval_samples % kClasses != 0)
     throw ValueError("--eval-samples: expected a non-negative multiple of " + std::to_string(kClasses) + ", got " +
                      std::to_string(eval_samples));

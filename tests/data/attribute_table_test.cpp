@@ -170,6 +170,11 @@ TEST_CASE("attributes_for joins rows by file name, select_columns picks attribut
                data::attributes_for(t, {"000001.jpg", "x.jpg", "y.jpg"});
              }),
              Contains("2 of 3 files have no row") && Contains("'x.jpg'") && Contains("'y.jpg'"));
+  // Two images of the same name (a/000001.jpg and b/000001.jpg in a recursive folder) would share a row.
+  CHECK_THAT(error_of([&] {
+               data::attributes_for(t, {"000001.jpg", "000002.jpg", "000001.jpg"});
+             }),
+             Contains("files 0 and 2 are both named '000001.jpg'"));
 
   const auto s = data::select_columns(t, {"Young", "Bald"});
   CHECK(s.names == std::vector<std::string>{"Young", "Bald"});

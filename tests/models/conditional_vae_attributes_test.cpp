@@ -76,4 +76,10 @@ TEST_CASE("ConditionalVAE attributes: bad columns and one-sided groups", "[model
   CHECK_THROWS_WITH(models::attribute_direction(cvae, x, all_on, 0), Catch::Contains("column 0 is on in all 7 images"));
   CHECK_THROWS_AS(models::posterior_means(cvae, x, c.rows(0, 3)), ShapeError);
   CHECK_THROWS_AS(models::posterior_means(cvae, x, c, 0), ValueError);
+  CHECK_THROWS_WITH(models::posterior_means(cvae, x.rows(0, 0), c.rows(0, 0)), Catch::Contains("N >= 1"));
+  CHECK_THROWS_AS(models::posterior_means(cvae, Tensor<double>(), c), ShapeError);
+  // Encoding runs in evaluation mode and leaves the caller's mode as it was.
+  cvae.train();
+  models::posterior_means(cvae, x, c);
+  CHECK(cvae.is_training());
 }

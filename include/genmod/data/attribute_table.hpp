@@ -306,7 +306,7 @@ inline void write_celeba_attributes(const std::string& path, const AttributeTabl
 
 /// The rows of `table` for `files`, in that order: [files.size(), A], joined by file name. Rows
 /// of the table without an image are ignored; a file without a row is a ValueError naming it and
-/// saying how many are missing.
+/// saying how many are missing; two files of the same name are a ValueError.
 inline Tensor<float> attributes_for(const AttributeTable& table, const std::vector<std::string>& files) {
   const auto cols = static_cast<std::int64_t>(table.names.size());
   if (!table.values.defined() || table.values.rank() != 2 || table.values.dim(0) != table.size() ||
@@ -318,6 +318,16 @@ inline Tensor<float> attributes_for(const AttributeTable& table, const std::vect
   std::unordered_map<std::string_view, std::int64_t> row_of;
   row_of.reserve(table.files.size());
   for (std::size_t r = 0; r < table.files.size(); ++r) row_of.emplace(table.files[r], static_cast<std::int64_t>(r));
+  // Two images with the same name (a recursive folder: a/1.png and b/1.png) would silently share
+  // one row: refused.
+  {
+    std::unordered_map<std::string_view, std::size_t> seen;
+    seen.reserve(files.size());
+    for (std::size_t i = 0; i < files.size(); ++i)
+      if (const auto [it, fresh] = seen.emplace(files[i], i); !fresh)
+        throw ValueError("attributes_for: files " + std::to_string(it->second) + " and " + std::to_string(i) +
+                         " are both named '" + files[i] + "'; the table joins by file name, so names must be unique");
+  }
   Tensor<float> out(Shape{static_cast<std::int64_t>(files.size()), cols});
   std::size_t missing = 0;
   std::string examples;

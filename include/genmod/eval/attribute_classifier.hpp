@@ -207,7 +207,12 @@ class AttributeClassifier : public nn::Module<float> {
     detail::check_attribute_pixels(op, "images", x, options_);
     check_positive(op, "batch_size", batch_size);
     NoGradGuard no_grad;
-    const bool was_training = is_training();
+    // Evaluation mode for the call, the caller's mode restored on every path (exceptions too).
+    struct ModeRestorer {
+      AttributeClassifier& model;
+      bool was_training;
+      ~ModeRestorer() { model.train(was_training); }
+    } restore{*this, is_training()};
     eval();
     const std::int64_t n = x.dim(0), a = options_.attributes;
     Tensor<float> out(Shape{n, a});
@@ -216,7 +221,6 @@ class AttributeClassifier : public nn::Module<float> {
       const Tensor<float> y = logits(Var<float>(x.rows(s, b))).value();
       std::copy(y.data(), y.data() + b * a, out.data() + s * a);
     }
-    train(was_training);
     return out;
   }
 
@@ -258,7 +262,11 @@ class AttributeClassifier : public nn::Module<float> {
   /// How the network was trained.
   const AttributeClassifierRecord& record() const noexcept { return record_; }
   /// Replaces the record (the trainer and the checkpoint loader set it).
-  void set_record(const AttributeClassifierRecord& r) { record_ = r; }
+  void set_record(const AttributeClassifierRecord& r) {
+    detail::check_attribute_training("AttributeClassifier::set_record", r.training);
+    check_non_negative("AttributeClassifier::set_record", "train_images", r.train_images);
+    record_ = r;
+  }
 
   /// Lists conv1-4, bn1-4, fc1, fc2 ("conv1.weight", "bn1.running_mean", ...).
   void visit(nn::ModuleVisitor<float>& v) override {
@@ -613,7 +621,11 @@ inline AttributeClassifier load_attribute_classifier(const std::string& path) {
   set.add("model", model);
   set.load(file, path);  // every tensor, name and shape checked before anything is copied
   model.eval();
-  model.set_record(r);
+  try {
+    model.set_record(r);
+  } catch (const ValueError& e) {
+    throw genmod::detail::io_error(path, std::string("attribute classifier metadata is invalid: ") + e.what());
+  }
   return model;
 }
 

@@ -235,14 +235,25 @@ Tensor<T> with_condition_column(const Tensor<T>& condition, std::int64_t column,
   return out;
 }
 
-/// Posterior means E[z | x, c] of images x [N, ...] under their conditions c [N, C], encoded
-/// `batch_size` rows at a time without recording.
+/// Posterior means E[z | x, c] of images x [N, ...] (N >= 1) under their conditions c [N, C],
+/// encoded `batch_size` rows at a time without recording, in evaluation mode.
 template <class Model, class T>
 Tensor<T> posterior_means(Model& model, const Tensor<T>& x, const Tensor<T>& c, std::int64_t batch_size = 256) {
   check_positive("posterior_means", "batch_size", batch_size);
+  if (!x.defined() || x.rank() < 2 || x.dim(0) < 1)
+    throw ShapeError("posterior_means: expected images [N, ...] with N >= 1, got " +
+                     (x.defined() ? x.shape().to_string() : std::string("an undefined tensor")));
   check_rank("posterior_means", "condition", c.shape(), 2, "[N, C]");
   check_dim("posterior_means", "condition", c.shape(), 0, x.dim(0), "N, the number of images");
   NoGradGuard no_grad;
+  // Evaluation mode (batch norm's running statistics, no dropout), the caller's mode restored on
+  // every path.
+  struct ModeRestorer {
+    Model& model;
+    bool was_training;
+    ~ModeRestorer() { model.train(was_training); }
+  } restore{model, model.is_training()};
+  model.eval();
   const std::int64_t n = x.dim(0);
   Tensor<T> codes;
   for (std::int64_t s = 0; s < n; s += batch_size) {

@@ -184,8 +184,8 @@ TEST_CASE("ImageLoader flips reproducibly, about the given fraction, independent
     for (auto& b : loader) {
       for (std::int64_t i = 0; i < b.size(); ++i) {
         const std::int64_t id = b.y[i];
-        const bool flipped = b.x(i, 0, 0, 0) == 200.f / 255.f;
-        CHECK(b.x(i, 0, 0, flipped ? 1 : 0) == static_cast<float>(id % 100) / 255.f);
+        const bool flipped = b.x(i, 0, 0, 0) == 200.f * (1.f / 255.f);
+        CHECK(b.x(i, 0, 0, flipped ? 1 : 0) == static_cast<float>(id % 100) * (1.f / 255.f));
         CHECK(flipped == loader.flipped(epoch, id));
         out[static_cast<std::size_t>(id)] = flipped;
       }
@@ -215,7 +215,7 @@ TEST_CASE("ImageLoader flips reproducibly, about the given fraction, independent
     data::ImageLoader loader(one, {}, {}, {.flip_probability = prob});
     const auto& x = loader.next().x;
     const auto& want = prob == 1.f ? mirrored : p;
-    for (std::int64_t k = 0; k < want.numel(); ++k) CHECK(x[k] == static_cast<float>(want[k]) / 255.f);
+    for (std::int64_t k = 0; k < want.numel(); ++k) CHECK(x[k] == static_cast<float>(want[k]) * (1.f / 255.f));
   }
 }
 

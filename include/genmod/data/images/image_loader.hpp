@@ -207,14 +207,15 @@ class ImageLoader {
                        genmod::detail::shape_with_rank(labels_.shape()));
   }
 
-  // dst[c, h, w] = src[c, h, w'] / 255 with w' = w, or W - 1 - w when flipped.
+  // dst[c, h, w] = src[c, h, w'] * (1 / 255) with w' = w, or W - 1 - w when flipped: the same
+  // float as data::scale_pixels gives for the pixel, so cached and in-memory pixels agree bit for bit.
   static void to_float(const std::uint8_t* src, float* dst, const Shape& chw, bool flip) noexcept {
     const std::int64_t rows = chw[0] * chw[1], w = chw[2];
     for (std::int64_t r = 0; r < rows; ++r, src += w, dst += w) {
       if (flip)
-        for (std::int64_t j = 0; j < w; ++j) dst[j] = static_cast<float>(src[w - 1 - j]) / 255.f;
+        for (std::int64_t j = 0; j < w; ++j) dst[j] = static_cast<float>(src[w - 1 - j]) * (1.f / 255.f);
       else
-        for (std::int64_t j = 0; j < w; ++j) dst[j] = static_cast<float>(src[j]) / 255.f;
+        for (std::int64_t j = 0; j < w; ++j) dst[j] = static_cast<float>(src[j]) * (1.f / 255.f);
     }
   }
 

@@ -204,6 +204,11 @@ inline Tensor<std::uint8_t> resize(const Tensor<std::uint8_t>& chw, std::int64_t
   // Bounds: area denominators are h * w <= 2^28; bilinear ones 4 * height * width <= 2^30; a sum
   // is at most 255 times that, far inside int64.
   const std::int64_t denominator = wy.denominator * wx.denominator;
+  // The x pass keeps one channel of h x width sums: bounded like the output (a [1, 4096, 1] image
+  // widened to 2^28 columns would ask for 8 TiB).
+  check_arg(static_cast<std::uint64_t>(h) * static_cast<std::uint64_t>(width) <= kMaxImageBytes, "resize",
+            "an intermediate of at most " + std::to_string(kMaxImageBytes), "values",
+            std::to_string(h) + " x " + std::to_string(width));
   Tensor<std::uint8_t> out(Shape{c, height, width});
   std::vector<std::int64_t> rows(static_cast<std::size_t>(h * width));  // one channel after the x pass
   for (std::int64_t k = 0; k < c; ++k) {
