@@ -170,15 +170,7 @@ int main(int argc, char** argv) try {
         try {
           Tensor<std::uint8_t> chw(Shape{3, s, s});
           std::copy(block.images.data() + i * per_image, block.images.data() + (i + 1) * per_image, chw.data());
-          if (args.format == "png") {
-            // io::write_png takes [H, W, C]: interleave the channel planes.
-            Tensor<std::uint8_t> hwc(Shape{s, s, 3});
-            for (std::int64_t c = 0; c < 3; ++c)
-              for (std::int64_t p = 0; p < s * s; ++p) hwc.data()[p * 3 + c] = chw.data()[c * s * s + p];
-            io::write_png(path, hwc);
-          } else {
-            data::write_image(path, chw, 95);
-          }
+          data::write_image(path, chw, 95);  // PNG or JPEG by the file's extension
         } catch (const std::exception& ex) {
           errors[static_cast<std::size_t>(i)] = ex.what();
         }

@@ -149,3 +149,23 @@ TEST_CASE("Initializers follow PyTorch's formulas", "[nn][init]") {
   CHECK(nn::init::gain("leaky_relu", 0.2) == Approx(std::sqrt(2.0 / 1.04)));
   CHECK_THROWS_AS(nn::init::gain("swish"), ValueError);
 }
+
+TEST_CASE("EvalModeGuard: evaluation mode for a scope, the previous mode back on every path", "[nn][module]") {
+  nn::Sequential<nn::Linear<float>, nn::Dropout<float>> net(nn::Linear<float>(2, 2), nn::Dropout<float>(0.5));
+  {
+    nn::EvalModeGuard eval_mode(net);
+    CHECK_FALSE(net.is_training());
+    CHECK_FALSE(net.get<1>().is_training());
+  }
+  CHECK(net.is_training());
+  CHECK(net.get<1>().is_training());
+  try {
+    nn::EvalModeGuard eval_mode(net);
+    throw ValueError("leaves the scope");
+  } catch (const ValueError&) {
+  }
+  CHECK(net.get<1>().is_training());
+  net.eval();
+  { nn::EvalModeGuard eval_mode(net); }
+  CHECK_FALSE(net.get<1>().is_training());  // a module in evaluation mode stays there
+}

@@ -207,13 +207,7 @@ class AttributeClassifier : public nn::Module<float> {
     detail::check_attribute_pixels(op, "images", x, options_);
     check_positive(op, "batch_size", batch_size);
     NoGradGuard no_grad;
-    // Evaluation mode for the call, the caller's mode restored on every path (exceptions too).
-    struct ModeRestorer {
-      AttributeClassifier& model;
-      bool was_training;
-      ~ModeRestorer() { model.train(was_training); }
-    } restore{*this, is_training()};
-    eval();
+    nn::EvalModeGuard eval_mode(*this);  // the caller's mode restored on every path
     const std::int64_t n = x.dim(0), a = options_.attributes;
     Tensor<float> out(Shape{n, a});
     for (std::int64_t s = 0; s < n; s += batch_size) {

@@ -251,8 +251,7 @@ class FeatureClassifier : public nn::Module<float> {
     detail::check_feature_pixels(op, x);
     check_positive(op, "batch_size", batch_size);
     NoGradGuard no_grad;
-    const bool was_training = is_training();
-    eval();
+    nn::EvalModeGuard eval_mode(*this);
     const std::int64_t n = x.dim(0);
     Tensor<float> out(Shape{n, width});
     for (std::int64_t s = 0; s < n; s += batch_size) {
@@ -260,7 +259,6 @@ class FeatureClassifier : public nn::Module<float> {
       const Tensor<float> y = f(Var<float>(x.rows(s, b))).value();
       std::copy(y.data(), y.data() + b * width, out.data() + s * width);
     }
-    train(was_training);
     return out;
   }
 

@@ -139,8 +139,7 @@ class Autoencoder : public nn::Module<typename Encoder::value_type> {
                        (x.defined() ? x.shape().to_string() : std::string("an undefined tensor")));
     check_positive("Autoencoder", "batch_size", batch_size);
     NoGradGuard no_grad;
-    const bool was_training = this->is_training();
-    this->eval();
+    nn::EvalModeGuard eval_mode(*this);
     Tensor<T> out;
     const std::int64_t n = x.dim(0);
     for (std::int64_t s = 0; s < n; s += batch_size) {
@@ -155,7 +154,6 @@ class Autoencoder : public nn::Module<typename Encoder::value_type> {
       }
       std::copy(y.data(), y.data() + y.numel(), out.data() + s * (y.numel() / b));
     }
-    this->train(was_training);
     return out;
   }
 

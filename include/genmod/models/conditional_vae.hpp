@@ -246,14 +246,7 @@ Tensor<T> posterior_means(Model& model, const Tensor<T>& x, const Tensor<T>& c, 
   check_rank("posterior_means", "condition", c.shape(), 2, "[N, C]");
   check_dim("posterior_means", "condition", c.shape(), 0, x.dim(0), "N, the number of images");
   NoGradGuard no_grad;
-  // Evaluation mode (batch norm's running statistics, no dropout), the caller's mode restored on
-  // every path.
-  struct ModeRestorer {
-    Model& model;
-    bool was_training;
-    ~ModeRestorer() { model.train(was_training); }
-  } restore{model, model.is_training()};
-  model.eval();
+  nn::EvalModeGuard eval_mode(model);  // batch norm's running statistics, no dropout
   const std::int64_t n = x.dim(0);
   Tensor<T> codes;
   for (std::int64_t s = 0; s < n; s += batch_size) {

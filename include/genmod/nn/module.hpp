@@ -175,4 +175,22 @@ concept ModuleType = requires {
 }
 &&std::is_base_of_v<Module<typename M::value_type>, M>;
 
+/// Evaluation mode for a scope: puts `module` (and every descendant) in evaluation mode and gives
+/// it back the mode it had when the guard ends, on every path (exceptions included).
+/// `nn::EvalModeGuard eval_mode(model);`
+template <class M>
+class EvalModeGuard {
+ public:
+  /// Switches `module` to evaluation mode, remembering its mode.
+  explicit EvalModeGuard(M& module) : module_(module), was_training_(module.is_training()) { module_.eval(); }
+  /// Restores the remembered mode (train(was_training) reaches every descendant).
+  ~EvalModeGuard() { module_.train(was_training_); }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  M& module_;
+  bool was_training_;
+};
+
 }  // namespace genmod::nn
