@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_custom_op_test {
+
 using namespace genmod;
 
 namespace {
@@ -22,3 +24,5 @@ TEST_CASE("A user-defined op through record_op (the docs' example)", "[gradcheck
   Var<float> x(from_data<float>({2}, {1.f, -3.f}));
   CHECK(softsign(x).value()[1] == Approx(-0.75f));
 }
+
+}  // namespace autodiff_custom_op_test

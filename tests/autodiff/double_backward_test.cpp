@@ -4,6 +4,8 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 
+namespace autodiff_double_backward_test {
+
 using namespace genmod;
 using V = Var<double>;
 
@@ -78,3 +80,5 @@ TEST_CASE("Double backward accumulates into Parameters like a WGAN-GP step", "[d
   // b2 only enters through mean(d): its gradient is exactly 1.
   CHECK(b2.grad()[0] == Approx(1.0));
 }
+
+}  // namespace autodiff_double_backward_test

@@ -2,6 +2,8 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 
+namespace autodiff_grad_check_test {
+
 using namespace genmod;
 using V = Var<double>;
 
@@ -27,3 +29,5 @@ TEST_CASE("check_gradients catches a wrong derivative and names the worst elemen
   CHECK(good.ok);
   CHECK(good.max_error < 1e-8);
 }
+
+}  // namespace autodiff_grad_check_test

@@ -5,6 +5,8 @@
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/nn/nn.hpp"
 
+namespace autodiff_gradient_ready_hook_test {
+
 using namespace genmod;
 
 TEST_CASE("Tape's gradient-ready hook reports each parameter once, with its final gradient, last layer first",
@@ -78,3 +80,5 @@ TEST_CASE("Tape's gradient-ready hook is off for create_graph and for Tape::grad
   }
   CHECK(reports == 0);
 }
+
+}  // namespace autodiff_gradient_ready_hook_test

@@ -6,6 +6,8 @@
 #include "genmod/nn/layers/linear.hpp"
 #include "genmod/optim/sgd.hpp"
 
+namespace autodiff_parameter_test {
+
 using namespace genmod;
 
 TEST_CASE("Parameter copies share the value, the gradient and the requires_grad flag", "[autodiff][parameter]") {
@@ -57,3 +59,5 @@ TEST_CASE("Freezing through the module after the optimizer was built freezes it 
   opt.step();
   CHECK(lin.weight.value()(0, 1) == w0(0, 1) - 0.5 * x[1]);  // d sum(Wx + b) / dW_01 = x_1
 }
+
+}  // namespace autodiff_parameter_test

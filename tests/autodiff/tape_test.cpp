@@ -2,6 +2,8 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 
+namespace autodiff_tape_test {
+
 using namespace genmod;
 using V = Var<double>;
 
@@ -203,3 +205,5 @@ TEST_CASE("clear() forgets the recording", "[autodiff][tape]") {
   CHECK(tape.num_nodes() == 0);
   CHECK_FALSE(y.requires_grad());
 }
+
+}  // namespace autodiff_tape_test

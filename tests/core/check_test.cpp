@@ -6,6 +6,8 @@
 
 #include "genmod/core/check.hpp"
 
+namespace core_check_test {
+
 using namespace genmod;
 
 TEST_CASE("Shape checks name the op, the argument, what was expected and what was found", "[core][check]") {
@@ -90,3 +92,5 @@ TEST_CASE("Value checks print numbers exactly and reject NaN", "[core][check]") 
   CHECK_THROWS_AS(check_rank("op", "x", Shape{1}, 2), Error);
   CHECK_THROWS_AS(check_positive("op", "x", -1), Error);
 }
+
+}  // namespace core_check_test

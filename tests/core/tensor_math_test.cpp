@@ -9,6 +9,8 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 
+namespace core_tensor_math_test {
+
 using namespace genmod;
 
 namespace {
@@ -176,3 +178,5 @@ TEST_CASE("Tensor and Var expressions stay apart: no ambiguity, no recording", "
   CHECK(g[0] == Approx(u[0] - 1.f));
   CHECK(g[1] == Approx(u[1] - 0.5f));
 }
+
+}  // namespace core_tensor_math_test

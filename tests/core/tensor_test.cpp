@@ -2,6 +2,8 @@
 
 #include "genmod/core/tensor.hpp"
 
+namespace core_tensor_test {
+
 using namespace genmod;
 
 TEST_CASE("Shape reports rank, extents and element count", "[core][shape]") {
@@ -105,3 +107,5 @@ TEST_CASE("Generator state round-trips", "[core][random]") {
   CHECK(h.next_u64() == x);
   CHECK(g.uniform_int(10) < 10);
 }
+
+}  // namespace core_tensor_test

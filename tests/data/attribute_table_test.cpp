@@ -12,6 +12,8 @@
 #include "support/error_of.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_attribute_table_test {
+
 using namespace genmod;
 using Catch::Matchers::Contains;
 using test::error_of;
@@ -218,3 +220,5 @@ TEST_CASE("read_attribute_table reads a CelebA-sized table quickly", "[attribute
   CHECK(values_of(t.values) == expected);
   CHECK(seconds < 3.0);  // about 0.3 s at -O1; the bound leaves room for a loaded machine
 }
+
+}  // namespace data_attribute_table_test

@@ -9,6 +9,8 @@
 
 #include "genmod/data/csv.hpp"
 
+namespace data_csv_test {
+
 using namespace genmod;
 
 namespace {
@@ -77,3 +79,5 @@ TEST_CASE("CSV prefixes either parse or throw IOError", "[data][csv][robustness]
     }
   }
 }
+
+}  // namespace data_csv_test

@@ -2,6 +2,8 @@
 
 #include "genmod/data/dataset.hpp"
 
+namespace data_dataset_test {
+
 using namespace genmod;
 
 TEST_CASE("Dataset checks that labels match samples", "[data][dataset]") {
@@ -21,3 +23,5 @@ TEST_CASE("Dataset checks that labels match samples", "[data][dataset]") {
   CHECK_THROWS_AS(ds.slice(3, 3), ShapeError);
   CHECK(data::Dataset{}.size() == 0);
 }
+
+}  // namespace data_dataset_test

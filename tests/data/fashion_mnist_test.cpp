@@ -9,6 +9,8 @@
 #include "genmod/data/fashion_mnist.hpp"
 #include "genmod/data/loader.hpp"
 
+namespace data_fashion_mnist_test {
+
 using namespace genmod;
 
 namespace {
@@ -115,3 +117,5 @@ TEST_CASE("Fashion-MNIST checks the files agree", "[data][fashion_mnist]") {
   CHECK(ds.x()[0] == -1.f);
   std::filesystem::remove_all(dir);
 }
+
+}  // namespace data_fashion_mnist_test

@@ -10,6 +10,8 @@
 #include "genmod/data/idx.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_idx_test {
+
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;
 
@@ -142,3 +144,5 @@ TEST_CASE("Corrupting any byte of a gzip IDX file never crashes", "[data][idx][r
   // Only the gzip header's mtime/xfl/os bytes are free to change (bytes 4..9).
   CHECK(detected >= static_cast<int>(full.size()) - 6);
 }
+
+}  // namespace data_idx_test

@@ -5,6 +5,8 @@
 
 #include "genmod/data/loader.hpp"
 
+namespace data_loader_test {
+
 using namespace genmod;
 
 namespace {
@@ -145,3 +147,5 @@ TEST_CASE("Loader::next streams batches across epochs, in the orders begin() giv
   CHECK_THROWS_WITH(none.next(), Catch::Contains("Loader::next") && Catch::Contains("2 samples") &&
                                      Catch::Contains("drop_last"));
 }
+
+}  // namespace data_loader_test

@@ -10,6 +10,8 @@
 #include "genmod/data/npy.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_npy_test {
+
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;
 
@@ -170,3 +172,5 @@ TEST_CASE("Corrupting any byte of an NPY file never crashes", "[data][npy][robus
   CHECK(rejected > 0);  // corrupt headers are detected
   CHECK(accepted > 0);  // flips inside the data are not mistaken for corruption
 }
+
+}  // namespace data_npy_test

@@ -10,6 +10,8 @@
 #include "genmod/data/npz.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_npz_test {
+
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;
 
@@ -186,3 +188,5 @@ TEST_CASE("NPZ refuses unsupported zip features by name", "[data][npz][robustnes
   m[cd + 10] = 12;  // bzip2
   CHECK_THROWS_WITH(data::parse_npz(m, "bz.npz"), Catch::Contains("compression method 12"));
 }
+
+}  // namespace data_npz_test

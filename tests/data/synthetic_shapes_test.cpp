@@ -9,6 +9,8 @@
 #include "genmod/core/parallel.hpp"
 #include "genmod/data/synthetic_shapes.hpp"
 
+namespace data_synthetic_shapes_test {
+
 using namespace genmod;
 namespace col = data::shapes_column;
 
@@ -239,3 +241,5 @@ TEST_CASE("make_shapes, render_shapes: bad options are refused", "[data][shapes]
   CHECK_THROWS_AS(data::render_shapes(o, 8, zeros), ValueError);
   CHECK_THROWS_AS(data::shape_spec(0, -1), ValueError);
 }
+
+}  // namespace data_synthetic_shapes_test

@@ -4,6 +4,8 @@
 
 #include "genmod/data/transforms.hpp"
 
+namespace data_transforms_test {
+
 using namespace genmod;
 
 TEST_CASE("scale_pixels maps 0..255 to the unit or the symmetric interval", "[data][transforms]") {
@@ -98,3 +100,5 @@ TEST_CASE("one_hot encodes labels and names a bad one", "[data][transforms]") {
                     Catch::Contains("label 7") && Catch::Contains("position 1"));
   CHECK_THROWS_AS(data::one_hot(zeros<std::int64_t>({2, 2}), 3), ShapeError);
 }
+
+}  // namespace data_transforms_test

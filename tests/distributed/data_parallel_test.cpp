@@ -22,6 +22,8 @@
 #include "support/data_parallel_workloads.hpp"
 #include "support/temp_dir.hpp"
 
+namespace distributed_data_parallel_test {
+
 using namespace genmod;
 namespace fs = std::filesystem;
 
@@ -438,3 +440,5 @@ TEST_CASE("DataParallel GAN: a step without the noise generator's sample window 
   });
   for (const auto& m : messages) CHECK(m.find("sample window") != std::string::npos);
 }
+
+}  // namespace distributed_data_parallel_test

@@ -15,6 +15,8 @@
 #include "genmod/nn/layers/sync_batch_norm.hpp"
 #include "support/gradcheck.hpp"
 
+namespace distributed_sync_batch_norm_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -417,3 +419,5 @@ TEST_CASE("SyncBatchNorm in float keeps the variance accurate when |mean| >> std
     CHECK(running_var[1][c] == running_var[0][c]);
   }
 }
+
+}  // namespace distributed_sync_batch_norm_test

@@ -13,6 +13,8 @@
 
 #include "genmod/distributed/thread_communicator.hpp"
 
+namespace distributed_thread_communicator_test {
+
 using namespace genmod;
 using namespace genmod::distributed;
 
@@ -512,3 +514,5 @@ TEST_CASE("An infinite timeout means waiting as long as it takes", "[distributed
       ThreadGroupOptions{std::numeric_limits<double>::infinity()});
   CHECK(done == std::vector<int>{1, 1});
 }
+
+}  // namespace distributed_thread_communicator_test

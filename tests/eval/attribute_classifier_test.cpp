@@ -11,6 +11,8 @@
 #include "genmod/eval/attribute_classifier.hpp"
 #include "support/temp_dir.hpp"
 
+namespace eval_attribute_classifier_test {
+
 using namespace genmod;
 
 namespace {
@@ -215,3 +217,5 @@ TEST_CASE("AttributeClassifier: trained on 4000 Shapes images at 32 pixels, ever
     CHECK(acc[k] >= 0.92);
   }
 }
+
+}  // namespace eval_attribute_classifier_test

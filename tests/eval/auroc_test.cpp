@@ -8,6 +8,8 @@
 
 #include "genmod/eval/auroc.hpp"
 
+namespace eval_auroc_test {
+
 using namespace genmod;
 
 namespace {
@@ -95,3 +97,5 @@ TEST_CASE("auroc: mismatched sizes, bad labels, NaN and a single class throw", "
   CHECK_THROWS_AS(eval::auroc(std::vector<float>{0.1f, 0.2f}, std::vector<std::int64_t>{0, 5}), ValueError);
   CHECK_THROWS_AS(eval::auroc(std::vector<float>{0.1f, 0.2f}, std::vector<int>{0, 1, 1}), ValueError);
 }
+
+}  // namespace eval_auroc_test

@@ -8,6 +8,8 @@
 
 #include "genmod/eval/class_coverage.hpp"
 
+namespace eval_class_coverage_test {
+
 using namespace genmod;
 using Catch::Matchers::Contains;
 
@@ -140,3 +142,5 @@ TEST_CASE("class_coverage and class_agreement: errors", "[eval][class_coverage][
   CHECK_THROWS_WITH(eval::class_agreement(three, negative), Contains("-3") && Contains("requested"));
   CHECK_THROWS_WITH(eval::class_agreement(negative, three), Contains("-3") && Contains("predicted"));
 }
+
+}  // namespace eval_class_coverage_test

@@ -8,6 +8,8 @@
 #include "genmod/models/pixel_cnn.hpp"
 #include "support/autoregressive_checks.hpp"
 
+namespace eval_density_test {
+
 using namespace genmod;
 
 TEST_CASE("eval::log_probs batches a DensityModel's log_prob without changing it", "[eval]") {
@@ -31,3 +33,5 @@ TEST_CASE("eval::log_probs batches a DensityModel's log_prob without changing it
   CHECK_THROWS_AS(eval::log_probs(model, x, 0), ValueError);
   CHECK_THROWS_AS(eval::bits_per_dim(model, Tensor<double>(Shape{0, 1, 5, 4})), ShapeError);
 }
+
+}  // namespace eval_density_test

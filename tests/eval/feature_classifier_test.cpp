@@ -15,6 +15,8 @@
 #include "genmod/io/model_checkpoint.hpp"
 #include "support/temp_dir.hpp"
 
+namespace eval_feature_classifier_test {
+
 using namespace genmod;
 
 namespace {
@@ -308,3 +310,5 @@ TEST_CASE("FeatureClassifier learns Fashion-MNIST from 6000 images in 3 epochs",
   // (the default options on 60000 images) reaches 91.78 % (feature_classifier.hpp).
   CHECK(acc >= 0.80);
 }
+
+}  // namespace eval_feature_classifier_test

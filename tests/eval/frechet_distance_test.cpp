@@ -10,6 +10,8 @@
 
 #include "genmod/eval/frechet_distance.hpp"
 
+namespace eval_frechet_distance_test {
+
 using namespace genmod;
 using Catch::Matchers::Contains;
 
@@ -344,3 +346,5 @@ TEST_CASE("frechet_distance_bootstrap: errors for resamples, confidence and shap
   CHECK_THROWS_AS(eval::frechet_distance_bootstrap(a, randn<double>({12, 4}, g), 10, 0.9, g), ShapeError);
   CHECK_THROWS_AS(eval::frechet_distance_bootstrap(a, randn<double>({1, 3}, g), 10, 0.9, g), ShapeError);
 }
+
+}  // namespace eval_frechet_distance_test

@@ -2,6 +2,8 @@
 
 #include "genmod/eval/linear_probe.hpp"
 
+namespace eval_linear_probe_test {
+
 using namespace genmod;
 
 TEST_CASE("linear_probe: separates Gaussian blobs, sees through feature scale, rejects bad input", "[eval][probe]") {
@@ -30,3 +32,5 @@ TEST_CASE("linear_probe: separates Gaussian blobs, sees through feature scale, r
   CHECK_THROWS_AS(eval::linear_probe(xtr, Tensor<std::int64_t>(Shape{5}), xte, yte), ShapeError);
   CHECK_THROWS_AS(eval::linear_probe(xtr, ytr, xte, yte, {.epochs = 0}), ValueError);
 }
+
+}  // namespace eval_linear_probe_test

@@ -9,6 +9,8 @@
 #include "genmod/core/parallel.hpp"
 #include "genmod/eval/precision_recall.hpp"
 
+namespace eval_precision_recall_test {
+
 using namespace genmod;
 using Catch::Matchers::Contains;
 
@@ -235,3 +237,5 @@ TEST_CASE("precision_recall: errors for k, shapes and non-finite features", "[ev
   CHECK_THROWS_AS(eval::kth_nearest_neighbour_distances(real, 10), ValueError);
   CHECK_THROWS_AS(eval::kth_nearest_neighbour_distances(real, 0), ValueError);
 }
+
+}  // namespace eval_precision_recall_test

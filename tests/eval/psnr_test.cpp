@@ -7,6 +7,8 @@
 
 #include "genmod/eval/psnr.hpp"
 
+namespace eval_psnr_test {
+
 using namespace genmod;
 
 TEST_CASE("psnr: identical tensors give +infinity", "[eval][psnr]") {
@@ -70,3 +72,5 @@ TEST_CASE("psnr: mismatched or empty shapes and a bad max_value throw", "[eval][
   CHECK_THROWS_AS(eval::psnr(a, a, -1.0), ValueError);
   CHECK_THROWS_AS(eval::psnr_per_sample(a, a, std::numeric_limits<double>::infinity()), ValueError);
 }
+
+}  // namespace eval_psnr_test

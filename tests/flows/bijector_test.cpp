@@ -8,6 +8,8 @@
 #include "genmod/flows/bijector.hpp"
 #include "genmod/nn/layer.hpp"
 
+namespace flows_bijector_test {
+
 using namespace genmod;
 
 namespace {
@@ -126,3 +128,5 @@ TEST_CASE("FlowSequence: log-determinant against a brute-force Jacobian, and inv
   CHECK(id.logdet.value()[0] == 0.0);
   CHECK(id.y.value()[5] == x[5]);
 }
+
+}  // namespace flows_bijector_test

@@ -11,6 +11,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/flow_checks.hpp"
 
+namespace flows_coupling_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Net = nn::DynamicSequential<double>;
@@ -283,3 +285,5 @@ TEST_CASE("A chain of logit, couplings and scaling: summed log-dets against the 
   check_bijector(chain, test::uni({3, d}, 18, 0.02, 0.98), 1e-3);
   CHECK(chain.named_parameters()[0].name == "steps.1.net.0.weight");
 }
+
+}  // namespace flows_coupling_test

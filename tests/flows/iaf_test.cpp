@@ -22,6 +22,8 @@
 #include "support/gradcheck.hpp"
 #include "support/jacobian.hpp"
 
+namespace flows_iaf_test {
+
 using namespace genmod;
 using V = Var<double>;
 using flows::MADEOrder;
@@ -471,3 +473,5 @@ TEST_CASE("IAF and MADE: errors name what was expected and what was found", "[fl
       layer(V(zeros<double>({5, 4}))),
       Catch::Contains("flows::MaskedLinear: expected input with dimension 1 (in) equal to 3, got shape [5, 4]"));
 }
+
+}  // namespace flows_iaf_test

@@ -10,6 +10,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/flow_checks.hpp"
 
+namespace flows_multiscale_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Net = nn::DynamicSequential<double>;
@@ -123,3 +125,5 @@ TEST_CASE("FactorOut: the kept channels pass, the inner flow runs on the rest at
                     Catch::Contains("as many elements as the 1 remaining channels (16)"));
   CHECK_THROWS_WITH(flows::FactorOut<double>(Shape{2, 4, 4}, 2, inner, Shape{4, 2, 2}), Catch::Contains("kept"));
 }
+
+}  // namespace flows_multiscale_test

@@ -13,6 +13,8 @@
 #include "genmod/flows/radial.hpp"
 #include "support/flow_checks.hpp"
 
+namespace flows_posterior_flow_test {
+
 using namespace genmod;
 using V = Var<double>;
 using test::check_posterior_step;
@@ -168,3 +170,5 @@ TEST_CASE("PosteriorFlow: sums the steps' log-dets, names the steps, refuses mis
   CHECK_THROWS_WITH(flows::RadialFlow<double>(2, {.context_dim = -1}), Catch::Contains("context_dim"));
   CHECK_THROWS_WITH(flows::PosteriorFlow<double>(0), Catch::Contains("dim"));
 }
+
+}  // namespace flows_posterior_flow_test

@@ -14,6 +14,8 @@
 #include "genmod/io/checkpoint.hpp"
 #include "support/temp_dir.hpp"
 
+namespace io_checkpoint_test {
+
 using namespace genmod;
 
 namespace {
@@ -171,3 +173,5 @@ TEST_CASE("A crash during a checkpoint save leaves the previous checkpoint intac
   }
   REQUIRE(killed_mid_save);
 }
+
+}  // namespace io_checkpoint_test

@@ -11,6 +11,8 @@
 
 #include "genmod/io/image.hpp"
 
+namespace io_image_test {
+
 using namespace genmod;
 using Bytes = std::vector<unsigned char>;
 
@@ -151,3 +153,5 @@ TEST_CASE("save_image_grid writes a PNG file", "[io][image]") {
   CHECK(d.pixels[static_cast<std::size_t>(2 * d.width + 2)] == 128);
   std::filesystem::remove(path);
 }
+
+}  // namespace io_image_test

@@ -9,6 +9,8 @@
 #include "genmod/io/json.hpp"
 #include "support/temp_dir.hpp"
 
+namespace io_json_test {
+
 using namespace genmod;
 
 namespace {
@@ -209,3 +211,5 @@ TEST_CASE("JSON lines: append, rewrite atomically, read back, skip only a torn l
   CHECK_THROWS_WITH(io::append_json_line(dir.file("no/such/dir/x.jsonl"), {{"a", 1}}),
                     Catch::Contains("no/such/dir/x.jsonl") && Catch::Contains("cannot open"));
 }
+
+}  // namespace io_json_test

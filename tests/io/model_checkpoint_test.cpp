@@ -11,6 +11,8 @@
 #include "genmod/optim/optim.hpp"
 #include "genmod/train/checkpoint.hpp"
 
+namespace io_model_checkpoint_test {
+
 using namespace genmod;
 
 namespace {
@@ -201,3 +203,5 @@ TEST_CASE("Truncated or corrupt checkpoints throw IOError and leave the model un
   std::filesystem::remove(path);
   std::filesystem::remove(bad);
 }
+
+}  // namespace io_model_checkpoint_test

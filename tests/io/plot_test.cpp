@@ -8,6 +8,8 @@
 
 #include "genmod/io/plot.hpp"
 
+namespace io_plot_test {
+
 using namespace genmod;
 
 namespace {
@@ -60,3 +62,5 @@ TEST_CASE("save_line_plot_svg writes the file", "[io][plot]") {
   CHECK(std::filesystem::file_size(path) > 500);
   std::filesystem::remove(path);
 }
+
+}  // namespace io_plot_test

@@ -7,6 +7,8 @@
 #include "genmod/io/quantized_codes.hpp"
 #include "support/temp_dir.hpp"
 
+namespace io_quantized_codes_test {
+
 using namespace genmod;
 
 namespace {
@@ -74,3 +76,5 @@ TEST_CASE("Quantized codes: truncated, padded, flipped or foreign files are IOEr
   write_all(bad, huge);
   CHECK_THROWS_AS(io::load_quantized_codes(bad), IOError);
 }
+
+}  // namespace io_quantized_codes_test

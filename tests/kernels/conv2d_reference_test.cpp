@@ -34,6 +34,8 @@
 #include "genmod/kernels/conv2d.hpp"
 #include "genmod/kernels/conv2d_reference.hpp"
 
+namespace kernels_conv2d_reference_test {
+
 using namespace genmod;
 using kernels::ConvPath;
 namespace ref = kernels::reference;
@@ -280,3 +282,5 @@ TEST_CASE("The corners take every path of this target", "[kernels][conv]") {
     CHECK(seen[2][static_cast<int>(ConvPath::direct)]);
   }
 }
+
+}  // namespace kernels_conv2d_reference_test

@@ -6,6 +6,8 @@
 #include "genmod/autodiff/ops/conv.hpp"
 #include "genmod/kernels/conv2d_reference.hpp"
 
+namespace kernels_conv2d_test {
+
 using namespace genmod;
 
 namespace {
@@ -85,3 +87,5 @@ TEST_CASE("Convolution shape errors name the op and the shapes", "[kernels][conv
       conv_transpose2d(x, Var<double>(zeros<double>({3, 2, 3, 3})), Var<double>(), {.stride = 2, .output_padding = 2}),
       ValueError);
 }
+
+}  // namespace kernels_conv2d_test

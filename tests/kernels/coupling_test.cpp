@@ -11,6 +11,8 @@
 #include "genmod/core/tensor.hpp"
 #include "genmod/kernels/coupling.hpp"
 
+namespace kernels_coupling_test {
+
 using namespace genmod;
 using kernels::CouplingBound;
 
@@ -180,3 +182,5 @@ TEST_CASE("Coupling kernels: the same bits at one and two threads", "[kernels][t
   }
   set_num_threads(saved);
 }
+
+}  // namespace kernels_coupling_test

@@ -7,6 +7,8 @@
 #include "genmod/core/random.hpp"
 #include "genmod/kernels/gemm.hpp"
 
+namespace kernels_gemm_test {
+
 using namespace genmod;
 
 namespace {
@@ -74,3 +76,5 @@ TEST_CASE("gemm and gemm_packed agree with the definition, every transpose, beta
   }
   set_num_threads(saved);
 }
+
+}  // namespace kernels_gemm_test

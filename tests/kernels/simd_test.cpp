@@ -7,6 +7,8 @@
 
 #include "genmod/kernels/simd.hpp"
 
+namespace kernels_simd_test {
+
 using namespace genmod::kernels;
 
 namespace {
@@ -115,3 +117,5 @@ TEST_CASE("MaskedSum adds partial rows lane by lane and stores a prefix", "[kern
   check_masked_sum<float>();
   check_masked_sum<double>();
 }
+
+}  // namespace kernels_simd_test

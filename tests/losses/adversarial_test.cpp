@@ -10,6 +10,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/gradcheck.hpp"
 
+namespace losses_adversarial_test {
+
 using namespace genmod;
 using losses::AdversarialLoss;
 using V = Var<double>;
@@ -311,3 +313,5 @@ TEST_CASE("Gradient penalty through a spectrally normalised convolutional critic
     return losses::gradient_penalty(critic, real, fake, alpha, {.weight = 10.0});
   });
 }
+
+}  // namespace losses_adversarial_test

@@ -3,6 +3,8 @@
 #include "support/gradcheck.hpp"
 #include "genmod/losses/classification.hpp"
 
+namespace losses_classification_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Xs = std::span<const V>;
@@ -124,3 +126,5 @@ TEST_CASE("accuracy: fraction of rows whose argmax is the label", "[losses][clas
   CHECK_THROWS_AS(losses::accuracy(zeros<float>({0, 3}), Tensor<std::int64_t>(Shape{0})), ShapeError);
   CHECK_THROWS_AS(losses::accuracy(zeros<float>({2, 3, 4}), zeros<std::int64_t>({2, 4})), ShapeError);
 }
+
+}  // namespace losses_classification_test

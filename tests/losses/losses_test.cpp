@@ -4,6 +4,8 @@
 #include "genmod/losses/kl.hpp"
 #include "genmod/losses/reconstruction.hpp"
 
+namespace losses_losses_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Xs = std::span<const V>;
@@ -82,3 +84,5 @@ TEST_CASE("Likelihoods sum log-probabilities per sample", "[dist][likelihood]") 
   CHECK(ll[0] == Approx(2 * (-0.5 * (std::log(2 * M_PI) + 1.0))));
   CHECK_THROWS_AS(learned.log_prob(V(zeros<double>({1, 3})), V(ones<double>({1, 1}))), ShapeError);
 }
+
+}  // namespace losses_losses_test

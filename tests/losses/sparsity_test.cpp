@@ -4,6 +4,8 @@
 #include "support/gradcheck.hpp"
 #include "genmod/losses/sparsity.hpp"
 
+namespace losses_sparsity_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Xs = std::span<const V>;
@@ -122,3 +124,5 @@ TEST_CASE("sparsity_stats: mean activation and near-zero fraction", "[losses][sp
   CHECK_THROWS_AS(losses::sparsity_stats(a, -1.0), ValueError);
   CHECK_THROWS_AS(losses::sparsity_stats(zeros<float>({0, 4})), ShapeError);
 }
+
+}  // namespace losses_sparsity_test

@@ -14,6 +14,8 @@
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/optim.hpp"
 
+namespace models_autoencoder_test {
+
 using namespace genmod;
 
 namespace {
@@ -243,3 +245,5 @@ TEST_CASE("DenoisingAutoencoder: trained on Gaussian noise, it raises the PSNR o
                                                {.corruption = {.kind = data::Corruption::masking, .level = 1.5f}}),
                   ValueError);
 }
+
+}  // namespace models_autoencoder_test

@@ -14,6 +14,8 @@
 #include "support/gradcheck.hpp"
 #include "support/temp_dir.hpp"
 
+namespace models_conditional_gan_test {
+
 using namespace genmod;
 using models::ConditioningMode;
 using models::GanObjective;
@@ -389,3 +391,5 @@ TEST_CASE("Conditional MLP discriminator: projection formula and gradients to se
     }
   }
 }
+
+}  // namespace models_conditional_gan_test

@@ -10,6 +10,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/gradcheck.hpp"
 
+namespace models_conditional_vae_attributes_test {
+
 using namespace genmod;
 
 namespace {
@@ -83,3 +85,5 @@ TEST_CASE("ConditionalVAE attributes: bad columns and one-sided groups", "[model
   models::posterior_means(cvae, x, c);
   CHECK(cvae.is_training());
 }
+
+}  // namespace models_conditional_vae_attributes_test

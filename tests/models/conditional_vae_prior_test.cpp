@@ -14,6 +14,8 @@
 #include "support/gradcheck.hpp"
 #include "support/iwae_by_hand.hpp"
 
+namespace models_conditional_vae_prior_test {
+
 using namespace genmod;
 
 namespace {
@@ -166,3 +168,5 @@ TEST_CASE("ConditionalVAE learned prior: prior_codes and sample draw from p(z | 
   CHECK_THROWS_AS(cvae.prior_codes(test::rnd({kN, kZ + 1}, 1), c), ShapeError);
   CHECK_THROWS_AS(cvae.prior_codes(noise, c.rows(0, 2)), ShapeError);
 }
+
+}  // namespace models_conditional_vae_prior_test

@@ -14,6 +14,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/iwae_by_hand.hpp"
 
+namespace models_contracts_test {
+
 using namespace genmod;
 
 namespace {
@@ -174,3 +176,5 @@ TEST_CASE("eval::negative_elbo and eval::iwae_nll work for the conditional model
   CHECK_THROWS_AS(eval::negative_elbo(cvae, x, Tensor<double>{}, g6), ShapeError);
   CHECK_THROWS_AS(eval::iwae_nll(cvae, x, cond, 0, g6), ValueError);
 }
+
+}  // namespace models_contracts_test

@@ -16,6 +16,8 @@
 #include "genmod/optim/adam.hpp"
 #include "support/flow_checks.hpp"
 
+namespace models_flow_model_test {
+
 using namespace genmod;
 using V = Var<double>;
 
@@ -280,3 +282,5 @@ TEST_CASE("Glow learns a Fashion-MNIST slice: test bits/dim falls", "[models][fl
   INFO("test bits/dim after initialisation " << before << ", after training " << after);
   CHECK(after < before - 1);
 }
+
+}  // namespace models_flow_model_test

@@ -17,6 +17,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/flow_checks.hpp"
 
+namespace models_flow_vae_test {
+
 using namespace genmod;
 using V = Var<double>;
 
@@ -207,3 +209,5 @@ TEST_CASE("FlowVAE: errors say what was expected", "[models][flowvae][errors]") 
   FlowVae vae = model();
   CHECK_THROWS_WITH(vae.sample(2, 0.0), Catch::Contains("temperature"));
 }
+
+}  // namespace models_flow_vae_test

@@ -14,6 +14,8 @@
 #include "genmod/optim/sgd.hpp"
 #include "support/temp_dir.hpp"
 
+namespace models_gan_test {
+
 using namespace genmod;
 using models::GanObjective;
 
@@ -238,3 +240,5 @@ TEST_CASE("DCGAN networks are the reference workload's", "[models][gan]") {
   CHECK(st.gradient_norm > 0);
   CHECK_FALSE(st.generator_updated);
 }
+
+}  // namespace models_gan_test

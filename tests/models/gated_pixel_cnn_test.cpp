@@ -18,6 +18,8 @@
 #include "support/autoregressive_checks.hpp"
 #include "support/gradcheck.hpp"
 
+namespace models_gated_pixel_cnn_test {
+
 using namespace genmod;
 using models::GatedPixelCNN;
 using models::GatedPixelCNNOptions;
@@ -392,3 +394,5 @@ TEST_CASE("Gated PixelCNN learns a Fashion-MNIST slice: test bits/dim falls", "[
   CHECK(before > 7.5);
   CHECK(after < 4.6);
 }
+
+}  // namespace models_gated_pixel_cnn_test

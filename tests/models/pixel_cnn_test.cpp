@@ -17,6 +17,8 @@
 #include "support/autoregressive_checks.hpp"
 #include "support/gradcheck.hpp"
 
+namespace models_pixel_cnn_test {
+
 using namespace genmod;
 using models::PixelCNN;
 using models::PixelCNNOptions;
@@ -208,3 +210,5 @@ TEST_CASE("PixelCNN learns a Fashion-MNIST slice: test bits/dim falls", "[models
   CHECK(before > 7.5);
   CHECK(after < 4.4);
 }
+
+}  // namespace models_pixel_cnn_test

@@ -18,6 +18,8 @@
 #include "support/autoregressive_checks.hpp"
 #include "support/gradcheck.hpp"
 
+namespace models_pixel_rnn_test {
+
 using namespace genmod;
 using models::PixelOutput;
 using models::PixelRNN;
@@ -334,3 +336,5 @@ TEST_CASE("PixelRNN learns a Fashion-MNIST slice: test bits/dim falls", "[models
   CHECK(before > 7.5);
   CHECK(after < 4.35);
 }
+
+}  // namespace models_pixel_rnn_test

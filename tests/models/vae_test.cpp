@@ -7,6 +7,8 @@
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/optim.hpp"
 
+namespace models_vae_test {
+
 using namespace genmod;
 
 namespace {
@@ -125,3 +127,5 @@ TEST_CASE("Conditional VAE: condition shapes, class samples and attribute arithm
   CHECK(moved(0, 1) == 2.f);
   CHECK_THROWS_AS(models::attribute_vector(with, zeros<float>({1, 3})), ShapeError);
 }
+
+}  // namespace models_vae_test

@@ -6,6 +6,8 @@
 
 #include "genmod/nn/nn.hpp"
 
+namespace nn_containers_test {
+
 using namespace genmod;
 
 namespace {
@@ -197,3 +199,5 @@ TEST_CASE("freeze, unfreeze and FreezeGuard act on a whole module, whenever call
   CHECK(net.get<2>().weight.requires_grad());
   CHECK_FALSE(net.get<2>().bias.requires_grad());  // restored to its own flag, not unfrozen
 }
+
+}  // namespace nn_containers_test

@@ -3,6 +3,8 @@
 #include "support/gradcheck.hpp"
 #include "genmod/nn/nn.hpp"
 
+namespace nn_conv_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Xs = std::span<const V>;
@@ -88,3 +90,5 @@ TEST_CASE("Conv layers: shapes, PyTorch init bounds, and errors naming the layer
   CHECK_THROWS_AS(nn::Conv2d<float>(0, 4, 3), ValueError);
   CHECK_THROWS_AS(nn::MaskedConv2d<float>(nn::MaskType::A, 1, 4, 4), ValueError);
 }
+
+}  // namespace nn_conv_test

@@ -6,6 +6,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/gradcheck.hpp"
 
+namespace nn_image_condition_encoder_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Body = nn::DynamicSequential<double>;
@@ -71,3 +73,5 @@ TEST_CASE("ImageConditionEncoder: no condition, and bad shapes", "[nn][condition
   CHECK_THROWS_AS((nn::ImageConditionEncoder<Body, Head>(0, 2, 2, 0, Body{}, Head(4, 2))), ValueError);
   CHECK_THROWS_AS((nn::ImageConditionEncoder<Body, Head>(1, 2, 2, -1, Body{}, Head(4, 2))), ValueError);
 }
+
+}  // namespace nn_image_condition_encoder_test

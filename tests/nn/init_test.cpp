@@ -2,6 +2,8 @@
 
 #include "genmod/nn/init.hpp"
 
+namespace nn_init_test {
+
 using namespace genmod;
 
 TEST_CASE("init::orthogonal: orthonormal rows or columns, scaled by gain, seeded", "[nn][init]") {
@@ -24,3 +26,5 @@ TEST_CASE("init::orthogonal: orthonormal rows or columns, scaled by gain, seeded
   Tensor<float> v(Shape{5});
   CHECK_THROWS_AS(nn::init::orthogonal(v, g), ShapeError);
 }
+
+}  // namespace nn_init_test

@@ -3,6 +3,8 @@
 #include "support/gradcheck.hpp"
 #include "genmod/nn/nn.hpp"
 
+namespace nn_layers_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Xs = std::span<const V>;
@@ -204,3 +206,5 @@ TEST_CASE("Layer parameter gradients: Linear, Conv2d, ConvTranspose2d, MaskedCon
   nn::LayerNorm<double> ln({2, 5, 5});
   test::expect_module_gradients(ln, [&] { return ln(V(x4)); });
 }
+
+}  // namespace nn_layers_test

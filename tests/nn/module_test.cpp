@@ -3,6 +3,8 @@
 #include "support/gradcheck.hpp"
 #include "genmod/nn/nn.hpp"
 
+namespace nn_module_test {
+
 using namespace genmod;
 
 TEST_CASE("Sequential names its parameters with dotted paths and shares them", "[nn][module]") {
@@ -169,3 +171,5 @@ TEST_CASE("EvalModeGuard: evaluation mode for a scope, the previous mode back on
   { nn::EvalModeGuard eval_mode(net); }
   CHECK_FALSE(net.get<1>().is_training());  // a module in evaluation mode stays there
 }
+
+}  // namespace nn_module_test

@@ -4,6 +4,8 @@
 #include "genmod/nn/nn.hpp"
 #include "support/gradcheck.hpp"
 
+namespace nn_residual_test {
+
 using namespace genmod;
 using V = Var<double>;
 
@@ -24,3 +26,5 @@ TEST_CASE("Residual: x + body(x), gradients, shape errors", "[nn][residual]") {
   CHECK_THROWS_WITH(wrong(V(x)), Catch::Contains("nn::Residual") && Catch::Contains("the input's shape [2, 3]") &&
                                      Catch::Contains("[2, 2]"));
 }
+
+}  // namespace nn_residual_test

@@ -10,6 +10,8 @@
 #include "support/gradcheck.hpp"
 #include "support/temp_dir.hpp"
 
+namespace nn_spectral_norm_test {
+
 using namespace genmod;
 using V = Var<double>;
 using Xs = std::span<const V>;
@@ -353,3 +355,5 @@ TEST_CASE("SpectralNorm rejects bad options and inputs", "[nn][spectral_norm]") 
   CHECK_THROWS_AS(nn::spectral_sigma(Var<float>(w), zeros<float>({3}), zeros<float>({3}), 0), ShapeError);
   CHECK_THROWS_AS(nn::spectral_sigma(Var<float>(w), zeros<float>({3}), zeros<float>({4}), 2), ShapeError);
 }
+
+}  // namespace nn_spectral_norm_test

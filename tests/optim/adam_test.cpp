@@ -7,6 +7,8 @@
 
 #include "genmod/optim/adam.hpp"
 
+namespace optim_adam_test {
+
 using namespace genmod;
 
 namespace {
@@ -133,3 +135,5 @@ TEST_CASE("Large parameters (threaded, unaligned chunks) update exactly as on on
   const auto one = run(1), two = run(2);
   CHECK(allclose(one, two, 0.0, 0.0));
 }
+
+}  // namespace optim_adam_test

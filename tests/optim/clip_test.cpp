@@ -6,6 +6,8 @@
 #include "genmod/optim/clip.hpp"
 #include "genmod/optim/sgd.hpp"
 
+namespace optim_clip_test {
+
 using namespace genmod;
 
 TEST_CASE("clip_grad_norm returns the joint L2 norm and scales by max_norm / (norm + 1e-6)", "[optim][clip]") {
@@ -78,3 +80,5 @@ TEST_CASE("Clipping rejects negative bounds", "[optim][clip]") {
   CHECK_THROWS_AS(optim::clip_grad_norm(none, -1.0), ValueError);
   CHECK_THROWS_WITH(optim::clip_grad_value(none, std::nan("")), Catch::Contains("clip_value") && Catch::Contains("nan"));
 }
+
+}  // namespace optim_clip_test

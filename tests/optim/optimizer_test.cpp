@@ -11,6 +11,8 @@
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/optim.hpp"
 
+namespace optim_optimizer_test {
+
 using namespace genmod;
 using Catch::Contains;
 
@@ -227,3 +229,5 @@ TEST_CASE("Each optimizer minimizes a convex quadratic through the tape", "[opti
   train([](auto p) { return optim::RMSprop{p, {.lr = 0.01}}; }, 400);
   train([](auto p) { return optim::RMSprop{p, {.lr = 0.01, .momentum = 0.5, .centered = true}}; }, 400);
 }
+
+}  // namespace optim_optimizer_test

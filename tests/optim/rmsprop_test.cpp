@@ -7,6 +7,8 @@
 
 #include "genmod/optim/rmsprop.hpp"
 
+namespace optim_rmsprop_test {
+
 using namespace genmod;
 
 namespace {
@@ -64,3 +66,5 @@ TEST_CASE("RMSprop with momentum keeps a buffer of normalized steps", "[optim][r
   auto names = opt.buffer_names();
   CHECK(names == std::vector<std::string>{"square_avg", "grad_avg", "momentum_buffer"});
 }
+
+}  // namespace optim_rmsprop_test

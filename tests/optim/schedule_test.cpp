@@ -7,6 +7,8 @@
 #include "genmod/optim/schedule.hpp"
 #include "genmod/optim/sgd.hpp"
 
+namespace optim_schedule_test {
+
 using namespace genmod;
 
 TEST_CASE("StepLR multiplies by gamma every step_size steps", "[optim][schedule]") {
@@ -77,3 +79,5 @@ TEST_CASE("Schedules reject bad arguments with clear messages", "[optim][schedul
   CHECK_THROWS_AS(optim::LinearWarmup(-1, 0.1), ValueError);
   CHECK_THROWS_WITH(optim::StepLR(0.1, 10).lr(-1), Contains("expected step >= 0"));
 }
+
+}  // namespace optim_schedule_test

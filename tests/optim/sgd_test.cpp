@@ -5,6 +5,8 @@
 
 #include "genmod/optim/sgd.hpp"
 
+namespace optim_sgd_test {
+
 using namespace genmod;
 
 namespace {
@@ -84,3 +86,5 @@ TEST_CASE("SGD updates long float parameters identically in SIMD body and tail",
   }
   CHECK(opt.state()[2].first == "0.momentum_buffer");
 }
+
+}  // namespace optim_sgd_test

@@ -4,6 +4,8 @@
 
 #include "genmod/train/cli.hpp"
 
+namespace train_cli_test {
+
 using namespace genmod;
 
 namespace {
@@ -94,3 +96,5 @@ TEST_CASE("ExampleArgs errors name the option and the bad value", "[train]") {
   a.add_option("--lr", lr, "");
   CHECK_THROWS_WITH(parse(a, {"vae", "--lr", "nan"}), Catch::Contains("'--lr'") && Catch::Contains("'nan'"));
 }
+
+}  // namespace train_cli_test

@@ -12,6 +12,8 @@
 #include "genmod/train/checkpoint.hpp"
 #include "genmod/train/metrics.hpp"
 
+namespace train_metrics_test {
+
 using namespace genmod;
 namespace fs = std::filesystem;
 
@@ -170,3 +172,5 @@ TEST_CASE("CheckpointSet refuses to save a non-finite state and keeps the previo
   CHECK(set.load(path).epoch == 1);
   fs::remove(path);
 }
+
+}  // namespace train_metrics_test

@@ -15,6 +15,8 @@
 #include "genmod/optim/optim.hpp"
 #include "genmod/train/trainer.hpp"
 
+namespace train_trainer_test {
+
 using namespace genmod;
 namespace fs = std::filesystem;
 
@@ -644,3 +646,5 @@ TEST_CASE("clip_grad_norm scales each step's gradients to the norm and reports t
   CHECK_THROWS_WITH(train::Trainer({.clip_grad_norm = std::numeric_limits<double>::infinity()}),
                     Catch::Contains("clip_grad_norm"));
 }
+
+}  // namespace train_trainer_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_activation_test {
+
 using namespace genmod;
 using genmod::test::away_from_zero;
 using genmod::test::rnd;
@@ -61,3 +63,5 @@ TEST_CASE("Activation forward values", "[ops]") {
   CHECK(sigmoid(x).value()[2] == Approx(1.0 / (1.0 + std::exp(-0.5))));
   CHECK(softplus(x).value()[1] == Approx(std::log1p(std::exp(-0.5))));
 }
+
+}  // namespace autodiff_ops_activation_test

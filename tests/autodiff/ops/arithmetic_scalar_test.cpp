@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_arithmetic_scalar_test {
+
 // The scalar forms of arithmetic.hpp called by name (the operator tests in arithmetic_test.cpp
 // reach them through `x * 3.0`, `2.0 / x`, ...), so that the op list can point at a check of each.
 
@@ -18,3 +20,5 @@ TEST_CASE("add_scalar, scale, rdiv_scalar: gradients", "[gradcheck][ops]") {
   // Products make the second derivatives non-trivial: d2/da2 (a * scale(a, c)) = 2c.
   GENMOD_CHECK_GRADIENTS([](Xs x) { return mul(x[0], scale(add_scalar(x[0], 0.5), 3.0)); }, a);
 }
+
+}  // namespace autodiff_ops_arithmetic_scalar_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_arithmetic_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using genmod::test::uni;
@@ -53,3 +55,5 @@ TEST_CASE("Forward values of arithmetic with broadcasting", "[ops]") {
   auto z = div(a, b).value();
   CHECK(z(1, 0) == Approx(0.3));
 }
+
+}  // namespace autodiff_ops_arithmetic_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_broadcast_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -25,3 +27,5 @@ TEST_CASE("broadcast_to and sum_to: values", "[ops][broadcast]") {
   CHECK(s[0] == 5.0);
   CHECK(s[2] == 9.0);
 }
+
+}  // namespace autodiff_ops_broadcast_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_conv_test {
+
 // The convolution's adjoints as ops of their own (conv_transpose2d and every convolution backward
 // are built from them; tests/nn/conv_test.cpp checks conv2d and conv_transpose2d end to end).
 
@@ -22,3 +24,5 @@ TEST_CASE("Convolution adjoints and the channel bias: gradients", "[gradcheck][o
   GENMOD_CHECK_GRADIENTS([](Xs v) { return mul(add_channel_bias(v[0], v[1]), add_channel_bias(v[0], v[1])); },
                          rnd({2, 3, 4, 4}, 45), rnd({3}, 46));
 }
+
+}  // namespace autodiff_ops_conv_test

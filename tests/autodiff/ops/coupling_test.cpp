@@ -7,6 +7,8 @@
 #include "genmod/autodiff/ops/coupling.hpp"
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_coupling_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -200,3 +202,5 @@ TEST_CASE("affine_coupling: errors name the argument and the shapes", "[ops][err
   CHECK_THROWS_WITH(affine_coupling(V(rnd({4}, 1)), V(in.rt), V(in.scale), in.mask, CouplingBound::tanh, ld),
                     Catch::Contains("rank >= 2"));
 }
+
+}  // namespace autodiff_ops_coupling_test

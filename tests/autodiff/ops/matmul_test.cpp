@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_matmul_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -31,3 +33,5 @@ TEST_CASE("matmul shape errors", "[ops][matmul][errors]") {
   CHECK_THROWS_WITH(matmul(a, b), Catch::Contains("matmul") && Catch::Contains("[3, 4]") && Catch::Contains("[5, 2]"));
   CHECK_THROWS_AS(matmul(V(zeros<double>({4})), b), ShapeError);
 }
+
+}  // namespace autodiff_ops_matmul_test

@@ -16,6 +16,8 @@
 
 #include "autodiff/ops/op_list.hpp"
 
+namespace autodiff_ops_op_list_test {
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -127,3 +129,5 @@ TEST_CASE("Every differentiable op is listed with first- and second-order gradie
   INFO("ops found in the headers: " << ops.size() << ", listed: " << listed.size() << "\n" << problems);
   CHECK(problems.empty());
 }
+
+}  // namespace autodiff_ops_op_list_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_reduce_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -52,3 +54,5 @@ TEST_CASE("Reduction values, and logsumexp stable at +-80 and beyond", "[ops][re
   Var<float> ones_(full<float>({1 << 20}, 1.f));
   CHECK(sum(ones_).item() == float(1 << 20));
 }
+
+}  // namespace autodiff_ops_reduce_test

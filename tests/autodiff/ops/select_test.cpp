@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_select_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -47,3 +49,5 @@ TEST_CASE("where does not leak Inf from the branch not taken", "[ops][select][st
   auto g = tape.grad(sum(y), {a})[0].value();
   CHECK(g[0] == 1.0);
 }
+
+}  // namespace autodiff_ops_select_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_shape_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -80,3 +82,5 @@ TEST_CASE("space_to_depth: the layout of the blocks, the inverse, errors", "[ops
   CHECK_THROWS_WITH(depth_to_space(V(zeros<double>({1, 3, 2, 2})), 2), Catch::Contains("multiple of factor^2 = 4"));
   CHECK_THROWS_WITH(space_to_depth(V(zeros<double>({4, 4})), 2), Catch::Contains("[N, C, H, W]"));
 }
+
+}  // namespace autodiff_ops_shape_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_softmax_test {
+
 using namespace genmod;
 using genmod::test::rnd;
 using V = Var<double>;
@@ -24,3 +26,5 @@ TEST_CASE("softmax values sum to one and stay finite at +-80", "[ops][softmax][s
   CHECK(lp(0, 1) == Approx(-160.0));
   CHECK(lp(1, 2) == Approx(-2000.0 - std::log(2.0)));
 }
+
+}  // namespace autodiff_ops_softmax_test

@@ -1,5 +1,7 @@
 #include "support/gradcheck.hpp"
 
+namespace autodiff_ops_unary_test {
+
 using namespace genmod;
 using genmod::test::away_from_zero;
 using genmod::test::rnd;
@@ -34,3 +36,5 @@ TEST_CASE("Unary forward values", "[ops]") {
   CHECK(sqrt(V(from_data<double>({1}, {9.0}))).value()[0] == 3.0);
   CHECK_THROWS_AS(clamp(x, 1.0, -1.0), ValueError);
 }
+
+}  // namespace autodiff_ops_unary_test

@@ -13,6 +13,8 @@
 #include "genmod/data/images/image_file.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_images_image_file_test {
+
 using namespace genmod;
 using namespace genmod::data;
 using Bytes = std::vector<unsigned char>;
@@ -405,3 +407,5 @@ TEST_CASE("decoding is thread-safe, failure reasons included", "[images]") {
     CHECK(failed[static_cast<std::size_t>(t)] == 50);
   }
 }
+
+}  // namespace data_images_image_file_test

@@ -13,6 +13,8 @@
 #include "support/error_of.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_images_image_folder_test {
+
 using namespace genmod;
 using Catch::Matchers::Contains;
 using test::error_of;
@@ -228,3 +230,5 @@ TEST_CASE("load_images_cached hits without decoding, rebuilds when stale or corr
   CHECK(same(data::load_images_cached(resized, t, cache), expected));
   CHECK(fs::exists(cache));
 }
+
+}  // namespace data_images_image_folder_test

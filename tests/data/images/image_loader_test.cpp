@@ -22,6 +22,8 @@
 #include "genmod/train/trainer.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_images_image_loader_test {
+
 using namespace genmod;
 using Catch::Matchers::Contains;
 using test::TempDir;
@@ -348,3 +350,5 @@ TEST_CASE("Trainer fits from an ImageLoader, and a resumed run sees the same bat
   CHECK(b2.weights() == a.weights());
   set_num_threads(threads);
 }
+
+}  // namespace data_images_image_loader_test

@@ -9,6 +9,8 @@
 #include "genmod/data/images/image_ops.hpp"
 #include "support/temp_dir.hpp"
 
+namespace data_images_image_ops_test {
+
 using namespace genmod;
 using namespace genmod::data;
 
@@ -247,3 +249,5 @@ TEST_CASE("image ops refuse bad arguments", "[images]") {
   CHECK_THROWS_AS(flip_horizontal(Tensor<std::uint8_t>(Shape{3, 0, 4})), ShapeError);
   CHECK_THROWS_AS(convert_channels(Tensor<std::uint8_t>(Shape{4}), ImageChannels::rgb), ShapeError);
 }
+
+}  // namespace data_images_image_ops_test
