@@ -12,6 +12,9 @@ stage() { echo; echo "=== $* ($(( $(date +%s) - start )) s)"; }
 stage "Every public entity is documented (Doxygen)"
 python3 scripts/check_docs.py
 
+stage "Every test file keeps its code in its own namespace (the tests are a unity build)"
+python3 scripts/check_test_namespaces.py
+
 stage "Release build"
 cmake -S . -B "$build_root/release" -DCMAKE_BUILD_TYPE=Release -DGENMOD_WERROR=ON -DGENMOD_BUILD_BENCHMARKS=ON
 cmake --build "$build_root/release" -j "$jobs"
