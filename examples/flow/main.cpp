@@ -23,6 +23,9 @@
 //                ResNet conditioners (64 channels, 2 blocks); Adam 1e-3.
 //   glow         Glow: squeeze, 8 steps of ActNorm + invertible 1x1 convolution + affine coupling
 //                (sigmoid bound), factor-out, squeeze, 8 steps; conditioners 64 wide; Adam 1e-3.
+// Without --epochs each model trains for its own default, chosen so that a default run takes at
+// most an hour on 2 cores: 10 epochs for realnvp-mlp and nice, 2 for realnvp (about 21 minutes per
+// epoch), 22 for glow (test bits/dim below 3.3, about 40 minutes; docs/flows.md).
 // --couplings, --hidden and --hidden-layers replace the model's sizes (0: keep them).
 //
 // --task train (the default) trains with train::Trainer, batch 128. After every epoch: the test
@@ -158,11 +161,12 @@ struct ModelConfig {
   std::uint64_t noise_seed = 0;            // of the dequantization noise
 };
 
-/// One model the program can train: its name, default Adam rate, whether it has affine couplings
-/// (--scale-bound), and its builder.
+/// One model the program can train: its name, default Adam rate and epochs, whether it has affine
+/// couplings (--scale-bound), and its builder.
 struct ModelEntry {
   std::string name;
   double lr;
+  std::int64_t epochs;  // without --epochs: each model's default run stays within an hour on 2 cores
   bool affine;
   std::function<std::unique_ptr<AnyFlow>(const ModelConfig&)> build;
 };
@@ -170,7 +174,7 @@ struct ModelEntry {
 // A new model is one more entry here.
 const std::vector<ModelEntry>& model_table() {
   static const std::vector<ModelEntry> table = {
-      {"realnvp-mlp", 1e-4, true,
+      {"realnvp-mlp", 1e-4, 10, true,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::RealNVPMLPOptions o;  // the realnvp_mlp workload: 8 couplings, hidden 1024 x 2, alpha 0.05
          if (c.couplings > 0) o.couplings = c.couplings;
@@ -180,7 +184,7 @@ const std::vector<ModelEntry>& model_table() {
          o.noise_seed = c.noise_seed;
          return std::make_unique<FlowOf<models::RealNVPMLP<float>>>(o);
        }},
-      {"realnvp", 1e-3, true,
+      {"realnvp", 1e-3, 2, true,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::RealNVPOptions o;  // multiscale: 2 scales, ResNet conditioners 64 wide, 2 blocks
          if (c.hidden > 0) o.hidden = c.hidden;
@@ -189,7 +193,7 @@ const std::vector<ModelEntry>& model_table() {
          o.noise_seed = c.noise_seed;
          return std::make_unique<FlowOf<models::RealNVP<float>>>(o);
        }},
-      {"glow", 1e-3, true,
+      {"glow", 1e-3, 22, true,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::GlowOptions o;  // 2 scales of 8 steps, conditioners 64 wide, sigmoid scale bound
          if (c.couplings > 0) o.steps = c.couplings;
@@ -198,7 +202,7 @@ const std::vector<ModelEntry>& model_table() {
          o.noise_seed = c.noise_seed;
          return std::make_unique<FlowOf<models::Glow<float>>>(o);
        }},
-      {"nice", 1e-3, false,
+      {"nice", 1e-3, 10, false,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::NICEOptions o;  // the paper's MNIST model: 4 couplings, hidden 1000 x 5
          if (c.couplings > 0) o.couplings = c.couplings;
@@ -545,9 +549,10 @@ int main(int argc, char** argv) try {
       {.out = "flow-out", .epochs = 10, .batch_size = 128});
   Options opt;
   args.add_option("--task", opt.task, "train, or anomaly (one-class AUROC by -log p(x))");
-  args.add_option("--model", opt.model,
-                  "realnvp-mlp (the reference's realnvp_mlp), nice (NICE's MNIST model), realnvp (multiscale, "
-                  "convolutional) or glow");
+  args.add_option(
+      "--model", opt.model,
+      "realnvp-mlp (the reference's realnvp_mlp), nice (NICE's MNIST model), realnvp (multiscale, "
+      "convolutional) or glow; without --epochs each trains its own default: 10 epochs, realnvp 2, glow 22");
   args.add_option("--lr", opt.lr, "Adam learning rate (0: 1e-4 for realnvp-mlp, 1e-3 for the others)");
   args.add_option("--couplings", opt.couplings,
                   "coupling steps (0: the model's, 8 for realnvp-mlp, 4 for nice; glow: steps per scale, 8)", 0);
@@ -571,6 +576,7 @@ int main(int argc, char** argv) try {
   if (opt.task != "train" && opt.task != "anomaly")
     throw ValueError("--task: expected train or anomaly, got '" + opt.task + "'");
   const ModelEntry& entry = find_model(opt.model);
+  if (!args.given("--epochs")) args.epochs = entry.epochs;
   if (opt.lr < 0)
     throw ValueError("--lr: expected a positive rate (or 0 for the model's), got " + std::to_string(opt.lr));
   if (!(opt.clip_grad >= 0))

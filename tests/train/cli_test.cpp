@@ -64,6 +64,21 @@ TEST_CASE("ExampleArgs extra options and flags", "[train]") {
   CHECK_THROWS_AS(a.add_flag("nodash", fast, ""), ValueError);
 }
 
+TEST_CASE("ExampleArgs::given tells a typed option from a default", "[train]") {
+  train::ExampleArgs a("flow", "", {.epochs = 10});
+  bool fast = false;
+  a.add_flag("--fast", fast, "a quick run");
+  REQUIRE(parse(a, {"flow", "--epochs=10", "--fast"}));
+  CHECK(a.given("--epochs"));  // typed, even though it equals the default
+  CHECK(a.given("--fast"));
+  CHECK_FALSE(a.given("--seed"));
+  REQUIRE(parse(a, {"flow", "--seed", "3"}));  // each parse starts afresh
+  CHECK_FALSE(a.given("--epochs"));
+  CHECK_FALSE(a.given("--fast"));
+  CHECK(a.given("--seed"));
+  CHECK_THROWS_WITH(a.given("--epoch"), Catch::Contains("no option '--epoch'"));
+}
+
 TEST_CASE("ExampleArgs help lists every option with its default", "[train]") {
   train::ExampleArgs a("vae", "Trains a VAE on Fashion-MNIST.", {.epochs = 20});
   double beta = 1.5;

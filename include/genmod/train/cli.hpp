@@ -128,6 +128,7 @@ class ExampleArgs {
   /// Parses argv. Returns false when --help (or -h) was given (the caller prints help()); throws
   /// UsageError naming the option for an unknown option, a missing value or a bad value.
   bool parse(int argc, const char* const* argv) {
+    for (auto& o : opts_) o.given = false;
     for (int i = 1; i < argc; ++i) {
       std::string_view a = argv[i];
       if (a == "--help" || a == "-h") return false;
@@ -141,6 +142,7 @@ class ExampleArgs {
       }
       Option* o = find(name);
       if (!o) throw UsageError("unknown option '" + std::string(name) + "' (see --help)");
+      o->given = true;
       if (o->flag) {
         if (has_value) throw UsageError("option '" + o->name + "' takes no value, got '" + std::string(value) + "'");
         o->set({});
@@ -191,6 +193,15 @@ class ExampleArgs {
     return s;
   }
 
+  /// Whether the last parse() saw option `name` on the command line (a program whose defaults
+  /// depend on another option, such as epochs per model, keeps a value the user typed). Throws
+  /// ValueError for a name that is not an option.
+  bool given(std::string_view name) const {
+    for (const auto& o : opts_)
+      if (o.name == name) return o.given;
+    throw ValueError("ExampleArgs::given: no option '" + std::string(name) + "' is defined");
+  }
+
   /// Sets the worker threads when --threads was positive.
   void apply_threads() const {
     if (threads > 0) set_num_threads(threads);
@@ -213,6 +224,7 @@ class ExampleArgs {
     std::string name, metavar, help, default_text;
     bool flag = false;
     std::function<void(std::string_view)> set;
+    bool given = false;  // set by parse()
   };
 
   static std::string column(const Option& o) { return "  " + o.name + (o.metavar.empty() ? "" : " " + o.metavar); }
