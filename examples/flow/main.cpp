@@ -3,7 +3,8 @@
 //
 //   flow [--task train|anomaly] [--model realnvp-mlp|nice|realnvp|glow] [--data DIR] [--out DIR] [--epochs N]
 //        [--batch-size N] [--threads N] [--seed S] [--resume PATH] [--lr X] [--couplings K]
-//        [--hidden H] [--hidden-layers L] [--scale-bound tanh|sigmoid|exp] [--clip-grad X] [--train-size N]
+//        [--hidden H] [--hidden-layers L] [--scale-bound tanh|sigmoid|exp] [--lr-schedule constant|cosine]
+//        [--clip-grad X] [--train-size N]
 //        [--final-draws K] [--anomaly-epochs N] [--anomaly-couplings K] [--anomaly-hidden H]
 //        [--anomaly-class C]
 //
@@ -25,7 +26,9 @@
 //                (sigmoid bound), factor-out, squeeze, 8 steps; conditioners 64 wide; Adam 1e-3.
 // Without --epochs each model trains for its own default, chosen so that a default run takes at
 // most an hour on 2 cores: 10 epochs for realnvp-mlp and nice, 2 for realnvp (about 21 minutes per
-// epoch), 22 for glow (test bits/dim below 3.3, about 40 minutes; docs/flows.md).
+// epoch), 22 for glow (about 37 minutes; docs/flows.md). --lr-schedule cosine lowers the rate from
+// --lr to 0 over the run's epochs, glow's default: at a constant 1e-3 its test bits/dim wobble by
+// several hundredths from one epoch to the next, so the last epoch's figure is partly luck.
 // --couplings, --hidden and --hidden-layers replace the model's sizes (0: keep them).
 //
 // --task train (the default) trains with train::Trainer, batch 128. After every epoch: the test
@@ -166,7 +169,8 @@ struct ModelConfig {
 struct ModelEntry {
   std::string name;
   double lr;
-  std::int64_t epochs;  // without --epochs: each model's default run stays within an hour on 2 cores
+  std::int64_t epochs;   // without --epochs: each model's default run stays within an hour on 2 cores
+  const char* schedule;  // the default --lr-schedule
   bool affine;
   std::function<std::unique_ptr<AnyFlow>(const ModelConfig&)> build;
 };
@@ -174,7 +178,7 @@ struct ModelEntry {
 // A new model is one more entry here.
 const std::vector<ModelEntry>& model_table() {
   static const std::vector<ModelEntry> table = {
-      {"realnvp-mlp", 1e-4, 10, true,
+      {"realnvp-mlp", 1e-4, 10, "constant", true,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::RealNVPMLPOptions o;  // the realnvp_mlp workload: 8 couplings, hidden 1024 x 2, alpha 0.05
          if (c.couplings > 0) o.couplings = c.couplings;
@@ -184,7 +188,7 @@ const std::vector<ModelEntry>& model_table() {
          o.noise_seed = c.noise_seed;
          return std::make_unique<FlowOf<models::RealNVPMLP<float>>>(o);
        }},
-      {"realnvp", 1e-3, 2, true,
+      {"realnvp", 1e-3, 2, "constant", true,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::RealNVPOptions o;  // multiscale: 2 scales, ResNet conditioners 64 wide, 2 blocks
          if (c.hidden > 0) o.hidden = c.hidden;
@@ -193,7 +197,7 @@ const std::vector<ModelEntry>& model_table() {
          o.noise_seed = c.noise_seed;
          return std::make_unique<FlowOf<models::RealNVP<float>>>(o);
        }},
-      {"glow", 1e-3, 22, true,
+      {"glow", 1e-3, 22, "cosine", true,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::GlowOptions o;  // 2 scales of 8 steps, conditioners 64 wide, sigmoid scale bound
          if (c.couplings > 0) o.steps = c.couplings;
@@ -202,7 +206,7 @@ const std::vector<ModelEntry>& model_table() {
          o.noise_seed = c.noise_seed;
          return std::make_unique<FlowOf<models::Glow<float>>>(o);
        }},
-      {"nice", 1e-3, 10, false,
+      {"nice", 1e-3, 10, "constant", false,
        [](const ModelConfig& c) -> std::unique_ptr<AnyFlow> {
          models::NICEOptions o;  // the paper's MNIST model: 4 couplings, hidden 1000 x 5
          if (c.couplings > 0) o.couplings = c.couplings;
@@ -299,6 +303,7 @@ struct Options {
   std::int64_t hidden = 0;
   int hidden_layers = 0;
   std::string scale_bound;      // empty: the model's own
+  std::string lr_schedule;      // empty: the model's own
   double clip_grad = 0;         // 0: no gradient clipping
   std::int64_t train_size = 0;  // 0: all 60,000
   std::int64_t final_draws = 4;
@@ -313,6 +318,7 @@ struct Context {
   Options opt;
   const ModelEntry* entry;
   double lr;
+  std::string schedule;                    // constant or cosine
   std::optional<flows::ScaleBound> bound;  // empty: the model's own
   data::FashionMNIST train, test;
   Tensor<float> train_x, test_x;  // [N, 784], k / 255
@@ -345,12 +351,19 @@ int task_train(Context& c) {
   optim::Adam adam{model.named_parameters(), {.lr = c.lr}};
   const Tensor<float> train_x = c.opt.train_size > 0 ? c.train_x.rows(0, c.opt.train_size).clone() : c.train_x;
   data::Loader loader(data::Dataset(train_x), {.batch_size = args.batch_size, .shuffle = true, .seed = args.seed});
+  // Cosine: the rate falls from --lr to 0 over this invocation's --epochs (a resumed run must be
+  // given the same --epochs). Adam's step count is in the checkpoint, so a resume picks up the rate.
+  const std::optional<optim::CosineAnnealing> cosine =
+      c.schedule == "cosine"
+          ? std::optional<optim::CosineAnnealing>(std::in_place, c.lr, args.epochs * loader.num_batches())
+          : std::nullopt;
   const Generator sample_noise(args.seed, kSampleStream);  // copied for each picture: the same z every epoch
   const std::vector<float> temperatures = {1.0f, 0.7f};
 
   train::TrainerOptions topt = args.trainer_options();
   topt.metadata["model"] = c.opt.model;
   topt.metadata["lr"] = io::format_number(c.lr);
+  topt.metadata["lr_schedule"] = c.schedule;
   topt.clip_grad_norm = c.opt.clip_grad;
   topt.metadata["clip_grad"] = io::format_number(c.opt.clip_grad);
   topt.metadata["train_size"] = std::to_string(train_x.dim(0));
@@ -392,12 +405,18 @@ int task_train(Context& c) {
     });
 
   const std::string subset = c.opt.train_size > 0 ? ", the first " + std::to_string(train_x.dim(0)) + " used" : "";
-  std::printf("%s (%lld parameters), Adam %g, batch %lld, %d threads\ntrain: %s%s\ntest: %s\n", c.opt.model.c_str(),
-              static_cast<long long>(model.num_parameters()), c.lr, static_cast<long long>(args.batch_size),
-              get_num_threads(), c.train.description().c_str(), subset.c_str(), c.test.description().c_str());
+  std::printf("%s (%lld parameters), Adam %g (%s), batch %lld, %d threads\ntrain: %s%s\ntest: %s\n",
+              c.opt.model.c_str(), static_cast<long long>(model.num_parameters()), c.lr, c.schedule.c_str(),
+              static_cast<long long>(args.batch_size), get_num_threads(), c.train.description().c_str(), subset.c_str(),
+              c.test.description().c_str());
   std::fflush(stdout);
   const train::FitResult result = trainer.fit(
-      loader, [&](const data::Batch& b) { return flow->loss(Var<float>(flow->events(b.x))); }, adam);
+      loader,
+      [&](const data::Batch& b) {
+        if (cosine) cosine->apply(adam);  // the rate of the step about to be taken
+        return flow->loss(Var<float>(flow->events(b.x)));
+      },
+      adam);
   if (result.interrupted) {
     std::printf("interrupted: continue with --resume %s\n", trainer.checkpoint_path().c_str());
     return 130;
@@ -561,6 +580,9 @@ int main(int argc, char** argv) try {
                   "hidden layers per conditioner (0: the model's, 2 / 5; realnvp: residual blocks, 2)", 0);
   args.add_option("--scale-bound", opt.scale_bound,
                   "the affine couplings' log-scale bound: tanh, sigmoid (Glow's) or exp (none); default the model's");
+  args.add_option("--lr-schedule", opt.lr_schedule,
+                  "constant, or cosine (from --lr down to 0 over the run's --epochs); default the model's: cosine for "
+                  "glow, constant for the others");
   args.add_option("--clip-grad", opt.clip_grad,
                   "clip the gradients' joint L2 norm to this before each Adam step (0: off)");
   args.add_option("--train-size", opt.train_size, "train on the first N training images (0: all)", 0);
@@ -581,6 +603,8 @@ int main(int argc, char** argv) try {
     throw ValueError("--lr: expected a positive rate (or 0 for the model's), got " + std::to_string(opt.lr));
   if (!(opt.clip_grad >= 0))
     throw ValueError("--clip-grad: expected a norm >= 0 (0: off), got " + std::to_string(opt.clip_grad));
+  if (!opt.lr_schedule.empty() && opt.lr_schedule != "constant" && opt.lr_schedule != "cosine")
+    throw ValueError("--lr-schedule: expected constant or cosine, got '" + opt.lr_schedule + "'");
   std::optional<flows::ScaleBound> bound;
   if (opt.scale_bound == "tanh")
     bound = flows::ScaleBound::tanh;
@@ -602,6 +626,7 @@ int main(int argc, char** argv) try {
             opt,
             &entry,
             opt.lr > 0 ? opt.lr : entry.lr,
+            opt.lr_schedule.empty() ? entry.schedule : opt.lr_schedule,
             bound,
             data::FashionMNIST::load(data::Split::train, args.data),
             data::FashionMNIST::load(data::Split::test, args.data),
