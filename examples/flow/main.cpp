@@ -410,12 +410,11 @@ int task_train(Context& c) {
     });
 
   const std::string subset = c.opt.train_size > 0 ? ", the first " + std::to_string(train_x.dim(0)) + " used" : "";
-  std::printf(
-      "%s (%lld parameters), Adam %g (annealed to 0 over the last %lld epochs), batch %lld, %d threads\ntrain: "
-      "%s%s\ntest: %s\n",
-      c.opt.model.c_str(), static_cast<long long>(model.num_parameters()), c.lr, static_cast<long long>(anneal),
-      static_cast<long long>(args.batch_size), get_num_threads(), c.train.description().c_str(), subset.c_str(),
-      c.test.description().c_str());
+  const std::string rate = anneal > 0 ? ", annealed to 0 over the last " + std::to_string(anneal) + " epochs" : "";
+  std::printf("%s (%lld parameters), Adam %g%s, batch %lld, %d threads\ntrain: %s%s\ntest: %s\n", c.opt.model.c_str(),
+              static_cast<long long>(model.num_parameters()), c.lr, rate.c_str(),
+              static_cast<long long>(args.batch_size), get_num_threads(), c.train.description().c_str(), subset.c_str(),
+              c.test.description().c_str());
   std::fflush(stdout);
   const train::FitResult result = trainer.fit(
       loader,

@@ -100,9 +100,6 @@
 #include "genmod/optim/optim.hpp"
 #include "genmod/train/train.hpp"
 
-// Declares the ops extern when GENMOD_EXTERN_TEMPLATES is defined (nothing otherwise).
-#include "genmod/extern_templates.hpp"
-
 #if GENMOD_GCC_BUG_105593
 #pragma GCC diagnostic pop
 #endif

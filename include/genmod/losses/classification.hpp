@@ -16,6 +16,7 @@
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/autodiff/ops/softmax.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/reduce.hpp"
 #include "genmod/kernels/simd.hpp"
 
@@ -182,3 +183,10 @@ double accuracy(const Tensor<T>& logits, const Tensor<std::int64_t>& labels) {
 }
 
 }  // namespace genmod::losses
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::cross_entropy, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::cross_entropy, double)
+#endif

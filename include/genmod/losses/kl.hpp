@@ -6,6 +6,7 @@
 
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::losses {
 
@@ -23,3 +24,10 @@ Var<T> gaussian_kl(const Var<T>& mu_q, const Var<T>& logvar_q, const Var<T>& mu_
 }
 
 }  // namespace genmod::losses
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::gaussian_kl_standard, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::gaussian_kl_standard, double)
+#endif

@@ -13,6 +13,7 @@
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/activations.hpp"
 #include "genmod/kernels/elementwise.hpp"
 
@@ -84,3 +85,12 @@ Var<T> sum_per_sample(const Var<T>& x) {
 }
 
 }  // namespace genmod::losses
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::losses::bce_with_logits, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::squared_error, float)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::losses::bce_with_logits, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::losses::squared_error, double)
+#endif

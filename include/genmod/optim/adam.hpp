@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/optim/optimizer.hpp"
 
 namespace genmod::optim {
@@ -159,3 +160,10 @@ class AdamW : public Optimizer<T> {
 };
 
 }  // namespace genmod::optim
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::optim::detail::adam_update, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::optim::detail::adam_update, double)
+#endif

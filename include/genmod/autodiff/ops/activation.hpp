@@ -11,6 +11,7 @@
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/activations.hpp"
 #include "genmod/kernels/elementwise.hpp"
 
@@ -124,3 +125,22 @@ Var<T> log_sigmoid(const Var<T>& a) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::relu, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::leaky_relu, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::elu, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::sigmoid, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::tanh, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::softplus, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::log_sigmoid, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::relu, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::leaky_relu, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::elu, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::sigmoid, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::tanh, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::softplus, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::log_sigmoid, double)
+#endif

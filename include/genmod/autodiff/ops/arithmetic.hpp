@@ -7,6 +7,7 @@
 
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/broadcast.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/elementwise.hpp"
 
 namespace genmod {
@@ -169,3 +170,22 @@ template <class T>
 Var<T> operator/(const Tensor<T>& t, const Var<T>& a) { return div(Var<T>(t), a); }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::add, float)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::sub, float)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::mul, float)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::div, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::neg, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::scale, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::add_scalar, float)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::add, double)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::sub, double)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::mul, double)
+GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::div, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::neg, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::scale, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::add_scalar, double)
+#endif

@@ -3,6 +3,7 @@
 /// broadcast_to and sum_to: each the other's adjoint, so the pair is closed under differentiation.
 
 #include "genmod/autodiff/custom_op.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/elementwise.hpp"
 
 namespace genmod {
@@ -31,3 +32,10 @@ Var<T> sum_to(const Var<T>& x, const Shape& shape) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::broadcast_to, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::broadcast_to, double)
+#endif

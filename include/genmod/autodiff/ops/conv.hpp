@@ -17,6 +17,7 @@
 #include "genmod/autodiff/ops/broadcast.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/conv2d.hpp"
 
 namespace genmod {
@@ -214,3 +215,20 @@ Var<T> conv_transpose2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, 
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d_geometry, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d_adjoint_input, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d_adjoint_weight, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::add_channel_bias, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv_transpose2d, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d_geometry, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d_adjoint_input, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv2d_adjoint_weight, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::add_channel_bias, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::conv_transpose2d, double)
+#endif

@@ -32,6 +32,7 @@
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/coupling.hpp"
 
 namespace genmod {
@@ -199,3 +200,10 @@ Var<T> affine_coupling(const Var<T>& x, const Var<T>& rt, const Var<T>& scale, c
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::affine_coupling, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::affine_coupling, double)
+#endif

@@ -10,6 +10,7 @@
 #include "genmod/autodiff/ops/matmul.hpp"
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/gemm.hpp"
 
 namespace genmod {
@@ -53,3 +54,10 @@ Var<T> linear(const Var<T>& x, const Var<T>& w, const Var<T>& b) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::linear, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::linear, double)
+#endif

@@ -10,6 +10,7 @@
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/gemm.hpp"
 
 namespace genmod {
@@ -91,3 +92,10 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::matmul, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::matmul, double)
+#endif

@@ -14,6 +14,7 @@
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/batch_norm.hpp"
 
 namespace genmod {
@@ -148,3 +149,12 @@ Var<T> layer_norm(const Var<T>& x, int normalized_dims, const Var<T>& gamma, con
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::batch_norm, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::layer_norm, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::batch_norm, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::layer_norm, double)
+#endif

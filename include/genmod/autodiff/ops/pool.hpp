@@ -10,6 +10,7 @@
 #include "genmod/autodiff/ops/select.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/pool.hpp"
 
 namespace genmod {
@@ -80,3 +81,14 @@ Var<T> upsample_nearest(const Var<T>& x, std::int64_t factor) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::max_pool2d, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::avg_pool2d, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::upsample_nearest, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::max_pool2d, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::avg_pool2d, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::upsample_nearest, double)
+#endif

@@ -10,6 +10,7 @@
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/broadcast.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/index.hpp"
 
@@ -82,3 +83,10 @@ Tensor<T> one_hot(const Tensor<std::int64_t>& labels, std::int64_t classes) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::gather, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::gather, double)
+#endif

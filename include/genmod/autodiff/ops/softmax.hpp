@@ -6,6 +6,7 @@
 #include "genmod/autodiff/ops/arithmetic.hpp"
 #include "genmod/autodiff/ops/reduce.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/reduce.hpp"
 
 namespace genmod {
@@ -35,3 +36,12 @@ Var<T> log_softmax(const Var<T>& x, int axis = -1) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::softmax, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::log_softmax, float)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::softmax, double)
+GENMOD_DETAIL_INSTANTIATE_OP(genmod::log_softmax, double)
+#endif

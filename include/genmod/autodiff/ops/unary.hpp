@@ -6,6 +6,7 @@
 
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/autodiff/ops/arithmetic.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/elementwise.hpp"
 
 namespace genmod {
@@ -92,3 +93,16 @@ Var<T> clamp(const Var<T>& a, std::type_identity_t<T> lo, std::type_identity_t<T
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::exp, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::log, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::sqrt, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::square, float)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::exp, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::log, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::sqrt, double)
+GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::square, double)
+#endif
