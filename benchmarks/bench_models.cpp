@@ -11,7 +11,8 @@
 //
 // Without --threads, each workload runs at 1 and then 2 threads. gflops = the analytic FLOPs of
 // common.py's flops_per_step (matmul / conv MACs only, x2) divided by the median step time (null
-// for nice, realnvp, glow, gated_pixelcnn and row_lstm, which have no reference workload).
+// for nice, realnvp, glow, gated_pixelcnn, row_lstm and diagonal_bilstm, which have no reference
+// workload).
 // allocs_per_step: growth of memory_stats().system_allocations (tensor blocks the caching pool had
 // to get from the system) per timed step. heap_calls_per_step: calls to malloc / calloc / realloc /
 // aligned_alloc / posix_memalign / memalign (operator new included, it calls malloc) per timed step,
@@ -371,13 +372,14 @@ Workload make_glow() {
 
 /// An autoregressive model class at its defaults on 8-bit pixels k / 255, batch 32, Adam 1e-3;
 /// the loss is the mean nats per pixel (for PixelCNN: F.cross_entropy's mean over pixels).
-template <class Model>
-Workload make_pixel_workload() {
+template <class Model, class... Options>
+Workload make_pixel_workload(const Options&... options) {
   struct S {
+    explicit S(const Options&... o) : model(o...) {}
     Model model;
     optim::Adam<F> opt{model.named_parameters(), {.lr = 1e-3}};
   };
-  auto s = std::make_shared<S>();
+  auto s = std::make_shared<S>(options...);
   Workload w;
   w.batch = 32;
   w.state = s;
@@ -402,8 +404,8 @@ Workload make_pixelcnn() {
 }
 
 const char* const kWorkloads[] = {
-    "mlp_vae",  "conv_vae", "dcgan",   "dcgan_model", "realnvp_mlp",    "realnvp_mlp_composed",
-    "pixelcnn", "nice",     "realnvp", "glow",        "gated_pixelcnn", "row_lstm"};
+    "mlp_vae", "conv_vae", "dcgan", "dcgan_model",    "realnvp_mlp", "realnvp_mlp_composed", "pixelcnn",
+    "nice",    "realnvp",  "glow",  "gated_pixelcnn", "row_lstm",    "diagonal_bilstm"};
 
 Workload make(const std::string& name) {
   if (name == "mlp_vae") return make_mlp_vae();
@@ -415,6 +417,9 @@ Workload make(const std::string& name) {
   if (name == "pixelcnn") return make_pixelcnn();
   if (name == "gated_pixelcnn") return make_pixel_workload<models::GatedPixelCNN<F>>();
   if (name == "row_lstm") return make_pixel_workload<models::PixelRNN<F>>();
+  if (name == "diagonal_bilstm")
+    return make_pixel_workload<models::PixelRNN<F>>(
+        models::PixelRNNOptions{.layer = models::PixelRNNLayer::diagonal_bilstm});
   if (name == "nice") return make_nice();
   if (name == "realnvp") return make_realnvp();
   if (name == "glow") return make_glow();
@@ -437,7 +442,8 @@ void usage() {
       "Median seconds per full training step of the reference workloads (../shared/ref), as JSON lines.\n"
       "  --workload NAME  mlp_vae, conv_vae, dcgan, dcgan_model (the same through models::GAN), realnvp_mlp,\n"
       "                   realnvp_mlp_composed (its couplings by generic ops), pixelcnn, and without a\n"
-      "                   PyTorch reference: nice, realnvp (multiscale), glow, gated_pixelcnn, row_lstm\n"
+      "                   PyTorch reference: nice, realnvp (multiscale), glow, gated_pixelcnn, row_lstm,\n"
+      "                   diagonal_bilstm\n"
       "                   (default: all)\n"
       "  --threads N      threads (default: 1, then 2)\n"
       "  --steps N        timed steps (default 30)\n"
@@ -479,7 +485,7 @@ Options parse(int argc, char** argv) {
       std::find(std::begin(kWorkloads), std::end(kWorkloads), o.workload) == std::end(kWorkloads))
     throw ValueError("unknown workload " + o.workload +
                      " (mlp_vae, conv_vae, dcgan, dcgan_model, realnvp_mlp, realnvp_mlp_composed, pixelcnn, nice, "
-                     "realnvp, glow, gated_pixelcnn, row_lstm)");
+                     "realnvp, glow, gated_pixelcnn, row_lstm, diagonal_bilstm)");
   return o;
 }
 

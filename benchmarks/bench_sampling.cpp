@@ -1,7 +1,8 @@
 // Sampling speed of the autoregressive models: the cached sampler against the naive loop (the whole
 // network once per pixel), on a batch of 28 x 28 images, one JSON line per model.
 //
-//   bench_sampling [--models "pixelcnn gated row-lstm"] [--batch 64] [--naive-rows R] [--repeats K] [--threads N]
+//   bench_sampling [--models "pixelcnn gated row-lstm diagonal-bilstm"] [--batch 64] [--naive-rows R]
+//                  [--repeats K] [--threads N]
 //
 // The cached sampler draws the whole batch (median of K runs). The naive loop's cost is the same
 // for every position (one full forward pass), so it is timed over the first R rows (a completion
@@ -62,7 +63,7 @@ void bench(const std::string& name, Model& model, std::int64_t batch, std::int64
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string models = "pixelcnn gated row-lstm";
+  std::string models = "pixelcnn gated row-lstm diagonal-bilstm";
   std::int64_t batch = 64, naive_rows = 28;
   int repeats = 3;
   for (int i = 1; i < argc; ++i) {
@@ -77,10 +78,9 @@ int main(int argc, char** argv) try {
     else if (a == "--repeats") repeats = std::stoi(value());
     else if (a == "--threads") set_num_threads(std::stoi(value()));
     else {
-      std::fprintf(
-          stderr,
-          "usage: bench_sampling [--models \"pixelcnn gated row-lstm\"] [--batch 64] [--naive-rows R] [--repeats K] "
-          "[--threads N]\n");
+      std::fprintf(stderr,
+                   "usage: bench_sampling [--models \"pixelcnn gated row-lstm diagonal-bilstm\"] [--batch 64] "
+                   "[--naive-rows R] [--repeats K] [--threads N]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -98,8 +98,11 @@ int main(int argc, char** argv) try {
     } else if (name == "row-lstm") {
       models::PixelRNN<float> m;
       bench(name, m, batch, naive_rows, repeats);
+    } else if (name == "diagonal-bilstm") {
+      models::PixelRNN<float> m({.layer = models::PixelRNNLayer::diagonal_bilstm});
+      bench(name, m, batch, naive_rows, repeats);
     } else {
-      throw ValueError("--models: expected pixelcnn, gated or row-lstm, got '" + name + "'");
+      throw ValueError("--models: expected pixelcnn, gated, row-lstm or diagonal-bilstm, got '" + name + "'");
     }
   }
   return 0;

@@ -1,7 +1,8 @@
 // Autoregressive models on Fashion-MNIST: exact likelihoods, samples, and completions of occluded
 // images.
 //
-//   pixelcnn [--model pixelcnn|gated|row-lstm] [--conditional] [--binarize] [--channels C] [--layers L] [--lr X]
+//   pixelcnn [--model pixelcnn|gated|row-lstm|diagonal-bilstm] [--conditional] [--binarize]
+//            [--channels C] [--layers L] [--lr X]
 //            [--temperature T] [--task train|anomaly] [--anomaly-epochs E] [--anomaly-class C]
 //            [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N] [--seed S] [--resume PATH]
 //
@@ -11,7 +12,9 @@
 // spot; 32 channels and 5 gated layers by default, about the weights PixelCNN's masks leave in
 // use); --conditional conditions it on the class (a per-class bias in every gate): the test figure
 // is then -log p(x | class) and the samples come a row per class. --model row-lstm is
-// models::PixelRNN (a 7x7 mask-A layer, 2 Row LSTM layers of 32 units, the same head).
+// models::PixelRNN (a 7x7 mask-A layer, 2 Row LSTM layers of 32 units, the same head);
+// --model diagonal-bilstm is the same PixelRNN with 2 Diagonal BiLSTM layers of 32 units per
+// direction (no blind spot above-right).
 // Pixels are 8-bit levels k / 255 and the model is a 256-way softmax per pixel: the test negative
 // log-likelihood in bits per dimension is the discrete NLL itself (no dequantization bound). With
 // --binarize every pixel is thresholded at 1/2 and the output is one Bernoulli logit per pixel;
@@ -139,8 +142,9 @@ std::unique_ptr<AnyPixelModel> build(const Options& o) {
     if (o.conditional) return std::make_unique<PixelModelOf<models::GatedPixelCNN<float>, true>>(g);
     return std::make_unique<PixelModelOf<models::GatedPixelCNN<float>>>(g);
   }
-  if (o.model == "row-lstm") {
+  if (o.model == "row-lstm" || o.model == "diagonal-bilstm") {
     models::PixelRNNOptions r{.output = out};
+    if (o.model == "diagonal-bilstm") r.layer = models::PixelRNNLayer::diagonal_bilstm;
     if (o.channels > 0) r.channels = o.channels;
     if (o.layers >= 0) r.layers = static_cast<int>(o.layers);
     return std::make_unique<PixelModelOf<models::PixelRNN<float>>>(r);
@@ -333,7 +337,7 @@ int main(int argc, char** argv) try {
   train::ExampleArgs args("pixelcnn", "Trains an autoregressive image model on Fashion-MNIST.",
                           {.out = "pixelcnn-out", .epochs = 1, .batch_size = 32});
   Options o;
-  args.add_option("--model", o.model, "pixelcnn, gated (Gated PixelCNN) or row-lstm (PixelRNN)");
+  args.add_option("--model", o.model, "pixelcnn, gated (Gated PixelCNN), row-lstm or diagonal-bilstm (PixelRNN)");
   args.add_flag("--conditional", o.conditional, "gated: condition on the class (samples: a row per class)");
   args.add_option("--task", o.task, "train, or anomaly (the one-class protocol)");
   args.add_flag("--binarize", o.binarize, "threshold the pixels at 1/2 (a Bernoulli output)");
@@ -345,10 +349,8 @@ int main(int argc, char** argv) try {
   args.add_option("--anomaly-class", o.anomaly_class, "run --task anomaly for this class only (-1: all)", -1);
   args.parse_or_exit(argc, argv);
   args.apply_threads();
-  if (o.model == "diagonal-bilstm")
-    throw ValueError("--model diagonal-bilstm: the Diagonal BiLSTM PixelRNN is not implemented yet (row-lstm is)");
-  if (o.model != "pixelcnn" && o.model != "gated" && o.model != "row-lstm")
-    throw ValueError("--model: expected pixelcnn, gated or row-lstm, got '" + o.model + "'");
+  if (o.model != "pixelcnn" && o.model != "gated" && o.model != "row-lstm" && o.model != "diagonal-bilstm")
+    throw ValueError("--model: expected pixelcnn, gated, row-lstm or diagonal-bilstm, got '" + o.model + "'");
   if (o.conditional && (o.model != "gated" || o.task != "train"))
     throw ValueError("--conditional: expected --model gated and --task train");
   if (o.task != "train" && o.task != "anomaly") throw ValueError("--task: expected train or anomaly, got '" + o.task + "'");

@@ -318,6 +318,15 @@ TEST_CASE("A steady-state training step of each autoregressive model makes zero 
     models::PixelRNN<float> model({.height = 10, .width = 10, .channels = 8, .layers = 2, .head_channels = 16});
     expect_allocation_free_flow_steps(model, Shape{8, 1, 10, 10});
   }
+  SECTION("PixelRNN (Diagonal BiLSTM)") {
+    models::PixelRNN<float> model({.height = 10,
+                                   .width = 10,
+                                   .channels = 8,
+                                   .layers = 2,
+                                   .head_channels = 16,
+                                   .layer = models::PixelRNNLayer::diagonal_bilstm});
+    expect_allocation_free_flow_steps(model, Shape{8, 1, 10, 10});
+  }
 }
 
 TEST_CASE("A steady-state data-parallel step (2 thread ranks, buckets overlapping backward, SyncBatchNorm) makes zero "

@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include "genmod/optim/adam.hpp"
+#include "genmod/optim/rmsprop.hpp"
 #include "genmod/optim/sgd.hpp"
 
 namespace optim_sgd_test {
@@ -85,6 +87,32 @@ TEST_CASE("SGD updates long float parameters identically in SIMD body and tail",
     REQUIRE(w.value()[i] == Approx(expect).margin(1e-6));
   }
   CHECK(opt.state()[2].first == "0.momentum_buffer");
+}
+
+TEST_CASE("Options given as designated initializers reach the optimizer when its type is deduced", "[optim][sgd]") {
+  // GCC 12.2 at -O2 -march=native (AVX-512), with the optimizers taking their options by value:
+  // after one deduced SGD built from {.lr = 1.0}, a second one built from {.lr = 0.5, .momentum =
+  // 0.5, .nesterov = true} received dampening = 0.5 and threw. Clean under ASan and UBSan, right
+  // with clang, with -fno-tree-slp-vectorize or without -march=native: a miscompile in GCC's SLP
+  // vectorizer. The optimizers take their options by const reference, which it gets right.
+  Parameter<float> w(zeros<float>(Shape{3}));
+  optim::SGD first{std::vector{w}, {.lr = 1.0}};
+  CHECK(first.options().lr == 1.0);
+  optim::SGD second{std::vector{w}, {.lr = 0.5, .momentum = 0.5, .nesterov = true}};
+  CHECK(second.options().lr == 0.5);
+  CHECK(second.options().momentum == 0.5);
+  CHECK(second.options().dampening == 0.0);
+  CHECK(second.options().nesterov);
+  optim::Adam adam{std::vector{w}, {.lr = 0.25}};
+  optim::Adam adam2{std::vector{w}, {.lr = 0.5, .eps = 0.125, .amsgrad = true}};
+  CHECK(adam2.options().lr == 0.5);
+  CHECK(adam2.options().eps == 0.125);
+  CHECK(adam2.options().weight_decay == 0.0);
+  CHECK(adam2.options().amsgrad);
+  optim::RMSprop rms{std::vector{w}, {.lr = 0.25}};
+  optim::RMSprop rms2{std::vector{w}, {.lr = 0.5, .momentum = 0.5}};
+  CHECK(rms2.options().lr == 0.5);
+  CHECK(rms2.options().momentum == 0.5);
 }
 
 }  // namespace optim_sgd_test

@@ -138,6 +138,14 @@ class GradSink {
   /// Adds g to input k's gradient (g must have input k's shape).
   void add(int k, Var<T> g);
 
+  /// Adds g into the block [start, start + g.dim(axis)) along `axis` of input k's gradient, whose
+  /// shape is `full` (the adjoint of a slice), in place: one zeroed gradient per input instead of a
+  /// full-size temporary per slice (a recurrence that slices T steps out of one map would otherwise
+  /// write T maps). Returns false, adding nothing, when the result must stay differentiable
+  /// (create_graph with g or the gradient so far on the tape); the op then calls add() with the
+  /// embedded gradient.
+  bool add_block(int k, const Var<T>& g, const Shape& full, int axis, std::int64_t start);
+
   /// When input k is a parameter whose gradient this sweep adds into its gradient buffer
   /// (Tape::backward without create_graph), that buffer, so an op can accumulate its contribution
   /// there in place (e.g. a weight gradient as a GEMM with beta = 1) instead of returning a new
@@ -540,6 +548,39 @@ class Tape {
     }
   }
 
+  // GradSink::add_block: g added into a block of the slot's gradient (allocated as zeros of `full`
+  // on first use, copied first when shared), unless the sum must be recorded.
+  bool accumulate_block(std::int32_t slot, const Var<T>& g, const Shape& full, int axis, std::int64_t start) {
+    auto& st = *storage_;
+    Var<T>& acc = st.grads[static_cast<std::size_t>(slot)];
+    if (create_graph_ && (g.requires_grad() || (acc.defined() && acc.requires_grad()))) return false;
+    if (acc.defined() && !(acc.shape() == full))
+      throw AutodiffError("Tape: gradient block of a " + full.to_string() + " gradient added to one of shape " +
+                          acc.shape().to_string() + " (an op's backward returned a wrongly shaped gradient)");
+    if (!acc.defined())
+      acc = Var<T>(zeros<T>(full));
+    else if (!acc.value_.is_unique())
+      acc = Var<T>(acc.value().clone());
+    // Rows of the block: for each index before `axis`, g's len * inner contiguous entries.
+    std::int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; ++d) outer *= full[d];
+    for (int d = axis + 1; d < full.rank(); ++d) inner *= full[d];
+    const std::int64_t len = g.dim(axis), extent = full[axis];
+    const T* src = g.value().data();
+    T* dst = acc.value_.data();
+    const std::int64_t run = len * inner;
+    for (std::int64_t o = 0; o < outer; ++o) {
+      T* d = dst + (o * extent + start) * inner;
+      const T* s = src + o * run;
+      if (run >= 4096) {
+        kernels::axpy(T(1), s, d, run);
+      } else {  // short runs (a column of a map): a plain loop, no parallel dispatch per run
+        for (std::int64_t k = 0; k < run; ++k) d[k] += s[k];
+      }
+    }
+    return true;
+  }
+
   // a + b for two gradients of one shape, recorded so that it can be differentiated again.
   Var<T> differentiable_sum(const Var<T>& a, const Var<T>& b) {
     Tensor<T> s(a.shape());
@@ -568,6 +609,12 @@ template <class T>
 void GradSink<T>::add(int k, Var<T> g) {
   if (!needs(k)) return;
   tape_->accumulate(inputs_[k], std::move(g));
+}
+
+template <class T>
+bool GradSink<T>::add_block(int k, const Var<T>& g, const Shape& full, int axis, std::int64_t start) {
+  if (!needs(k)) return true;
+  return tape_->accumulate_block(inputs_[k], g, full, axis, start);
 }
 
 template <class T>

@@ -3,6 +3,7 @@
 /// Data movement: permute (transpose), concatenation, slicing and its adjoint, gather and
 /// scatter-add along an axis, one-hot encoding, space-to-depth and its inverse.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +27,30 @@ Tensor<T> permute(const Tensor<T>& x, std::span<const int> perm) {
     xs[i] = x.shape().stride(perm[static_cast<std::size_t>(i)]);
   }
   Tensor<T> y(Shape(std::span<const std::int64_t>(yd, static_cast<std::size_t>(r))));
+  // A rotation (k, ..., r - 1, 0, ..., k - 1) is the transpose of x seen as a [P, Q] matrix
+  // (P the product of the first k extents): copied in square tiles, so that reads and writes both
+  // stay within a few cache lines (the general loop below reads with a stride of Q).
+  int k = perm[0];
+  bool rotation = k > 0;
+  for (int i = 0; i < r && rotation; ++i) rotation = perm[static_cast<std::size_t>(i)] == (k + i) % r;
+  if (rotation) {
+    std::int64_t p = 1, q = 1;
+    for (int i = 0; i < r; ++i) (i < k ? p : q) *= x.shape()[i];
+    constexpr std::int64_t tile = 32;
+    const T* X = x.data();
+    T* Y = y.data();
+    parallel_for((q + tile - 1) / tile, p * tile, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t tq = b; tq < e; ++tq) {
+        const std::int64_t q0 = tq * tile, q1 = std::min(q, q0 + tile);
+        for (std::int64_t p0 = 0; p0 < p; p0 += tile) {
+          const std::int64_t p1 = std::min(p, p0 + tile);
+          for (std::int64_t jq = q0; jq < q1; ++jq)
+            for (std::int64_t ip = p0; ip < p1; ++ip) Y[jq * p + ip] = X[ip * q + jq];
+        }
+      }
+    });
+    return y;
+  }
   // Pad to rank 4 on the left.
   std::int64_t d[4] = {1, 1, 1, 1}, s[4] = {0, 0, 0, 0};
   for (int i = 0; i < r; ++i) {

@@ -1,9 +1,10 @@
 #pragma once
 /// \file pixel_rnn.hpp
-/// PixelRNN with Row LSTM layers (van den Oord, Kalchbrenner, Kavukcuoglu 2016, "Pixel Recurrent
-/// Neural Networks", section 3.1) on grey images: an exact likelihood as a product of per-pixel
-/// conditionals in raster order (models/autoregressive.hpp has the conventions). Diagonal BiLSTM
-/// (section 3.2) is not implemented.
+/// PixelRNN (van den Oord, Kalchbrenner, Kavukcuoglu 2016, "Pixel Recurrent Neural Networks") on
+/// grey images: an exact likelihood as a product of per-pixel conditionals in raster order
+/// (models/autoregressive.hpp has the conventions). Its layers are Row LSTMs (section 3.1, below)
+/// or, with PixelRNNOptions::layer = PixelRNNLayer::diagonal_bilstm, Diagonal BiLSTMs (section
+/// 3.2, models/diagonal_bilstm.hpp), which have no blind spot.
 ///
 /// A Row LSTM processes the image one row at a time, every column of a row at once. With x the
 /// layer's input [N, 2h, H, W] and h the number of state units:
@@ -42,6 +43,12 @@
 /// one for the residual and two for the head, keeping each layer's current input row and its
 /// previous and current rows of h and c. That is one forward pass of work for the whole image,
 /// instead of H * W forward passes for the naive loop.
+///
+/// With Diagonal BiLSTM layers the left LSTM at (i, j) needs its states at (i - 1, j) and
+/// (i, j - 1) and the layer's input at (i, j): it is computed per position as above. The right
+/// LSTM's state at (i - 1, j), which output (i, j) reads, needs all of row i - 1's inputs: at the
+/// start of row i the sampler runs each layer's right LSTM along row i - 1, from its last column to
+/// its first. Again one forward pass of work per image.
 
 #include <algorithm>
 #include <array>
@@ -59,6 +66,7 @@
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/models/autoregressive.hpp"
 #include "genmod/models/concepts.hpp"
+#include "genmod/models/diagonal_bilstm.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/layer.hpp"
 #include "genmod/nn/layers/conv.hpp"
@@ -197,21 +205,28 @@ class RowLSTM : public nn::Layer<T> {
   std::int64_t hidden_;
 };
 
+/// The recurrent layer of a PixelRNN.
+enum class PixelRNNLayer {
+  row_lstm,        ///< RowLSTM: a row at a time; a triangular context above (a blind spot)
+  diagonal_bilstm  ///< DiagonalBiLSTM: two diagonal sweeps; every earlier pixel in context
+};
+
 /// Options of PixelRNN (defaults: a Row LSTM model of modest size on 28 x 28 images).
 struct PixelRNNOptions {
   std::int64_t height = 28;                       ///< image rows
   std::int64_t width = 28;                        ///< image columns
-  std::int64_t channels = 32;                     ///< h, state units per Row LSTM; the residual stream has 2h
-  int layers = 2;                                 ///< Row LSTM layers after the mask-A layer (>= 1)
+  std::int64_t channels = 32;                     ///< h, state units per LSTM (direction); the residual stream has 2h
+  int layers = 2;                                 ///< recurrent layers after the mask-A layer (>= 1)
   std::int64_t input_kernel = 7;                  ///< mask-A kernel size k0 (odd, 3 to 7)
-  std::int64_t row_kernel = 3;                    ///< k_is, the masked 1 x k input-to-state (odd, <= 7)
-  std::int64_t state_kernel = 3;                  ///< k_ss, the 1 x k state-to-state (odd, <= 7)
+  std::int64_t row_kernel = 3;                    ///< Row LSTM: k_is, the masked 1 x k input-to-state (odd, <= 7)
+  std::int64_t state_kernel = 3;                  ///< Row LSTM: k_ss, the 1 x k state-to-state (odd, <= 7)
   std::int64_t head_channels = 64;                ///< channels of the 1x1 head's hidden layer
   PixelOutput output = PixelOutput::categorical;  ///< 256-way levels or binary pixels
+  PixelRNNLayer layer = PixelRNNLayer::row_lstm;  ///< Row LSTM or Diagonal BiLSTM layers
 };
 
-/// PixelRNN with Row LSTM layers (see the file comment). Satisfies GenerativeModel, DensityModel
-/// and CompletionModel.
+/// PixelRNN with Row LSTM or Diagonal BiLSTM layers (see the file comment). Satisfies
+/// GenerativeModel, DensityModel and CompletionModel.
 template <class T = float>
 class PixelRNN : public nn::Module<T> {
  public:
@@ -223,13 +238,22 @@ class PixelRNN : public nn::Module<T> {
         head_hidden(2 * options.channels, options.head_channels, 1),
         head_out(options.head_channels, detail::pixel_logits(options.output), 1),
         options_(options) {
-    for (int l = 0; l < options.layers; ++l)
-      layers.emplace_back(2 * options.channels, options.channels, options.row_kernel, options.state_kernel);
+    for (int l = 0; l < options.layers; ++l) {
+      if (diagonal())
+        diagonal_layers.emplace_back(2 * options.channels, options.channels);
+      else
+        layers.emplace_back(2 * options.channels, options.channels, options.row_kernel, options.state_kernel);
+    }
   }
 
   /// The network: x [N, 1, H, W] in [0, 1] -> logits [N, 256, H, W] or [N, 1, H, W].
   Var<T> logits(const Var<T>& x) {
     detail::check_pixel_images("models::PixelRNN::logits", "x", x.shape(), options_.height, options_.width);
+    if (diagonal()) {
+      Var<T> r = input(x);
+      for (auto& layer : diagonal_layers) r = layer(r);
+      return head_out(relu(head_hidden(relu(r))));
+    }
     // The rows pass between layers in two vectors the model keeps (their capacity reused: a
     // training step calls no allocator); emptied again before returning.
     RowLSTM<T>::split_rows(input(x), rows_);
@@ -281,19 +305,27 @@ class PixelRNN : public nn::Module<T> {
     return out;
   }
 
-  /// Lists input, layers.0 ... layers.(L-1), head_hidden and head_out.
+  /// Lists input, layers.0 ... layers.(L-1) (Row LSTMs or Diagonal BiLSTMs), head_hidden and
+  /// head_out.
   void visit(nn::ModuleVisitor<T>& v) override {
-    v.child("input", input), v.child("layers", layers), v.child("head_hidden", head_hidden);
-    v.child("head_out", head_out);
+    v.child("input", input);
+    if (diagonal())
+      v.child("layers", diagonal_layers);
+    else
+      v.child("layers", layers);
+    v.child("head_hidden", head_hidden), v.child("head_out", head_out);
   }
 
   /// The options it was built with.
   const PixelRNNOptions& options() const noexcept { return options_; }
   /// H * W, the dimensions per image.
   std::int64_t dims() const noexcept { return options_.height * options_.width; }
+  /// True for Diagonal BiLSTM layers.
+  bool diagonal() const noexcept { return options_.layer == PixelRNNLayer::diagonal_bilstm; }
 
-  nn::MaskedConv2d<T> input;          ///< mask A, 1 -> 2h
-  nn::ModuleList<RowLSTM<T>> layers;  ///< residual Row LSTM layers, 2h -> 2h
+  nn::MaskedConv2d<T> input;                          ///< mask A, 1 -> 2h
+  nn::ModuleList<RowLSTM<T>> layers;                  ///< residual Row LSTM layers, 2h -> 2h (or none)
+  nn::ModuleList<DiagonalBiLSTM<T>> diagonal_layers;  ///< residual Diagonal BiLSTM layers (or none)
   nn::Conv2d<T> head_hidden;          ///< 1x1, 2h -> head_channels
   nn::Conv2d<T> head_out;             ///< 1x1, head_channels -> 256 or 1
 
@@ -310,6 +342,8 @@ class PixelRNN : public nn::Module<T> {
       check_arg(k >= 1 && k <= 7 && k % 2 == 1, op, name, "an odd size from 1 to 7", std::to_string(k));
     check_arg(o.input_kernel >= 3, op, "input_kernel", ">= 3 (a 1x1 mask A sees nothing)",
               std::to_string(o.input_kernel));
+    check_arg(o.layer == PixelRNNLayer::row_lstm || o.layer == PixelRNNLayer::diagonal_bilstm, op, "layer",
+              "row_lstm or diagonal_bilstm", std::to_string(static_cast<int>(o.layer)));
     return o;
   }
 
@@ -354,10 +388,17 @@ class PixelRNN : public nn::Module<T> {
       for (auto& layer : m.layers) {
         layers_.push_back(pack(layer));
         widest = std::max(widest, layers_.back().weight.dim(1));
-        inputs_.push_back(Tensor<T>(Shape{w_, n_, r_}));
         states_.push_back(Tensor<T>(Shape{2, w_, n_, hd_}));
         cells_.push_back(Tensor<T>(Shape{2, w_, n_, hd_}));
       }
+      for (auto& layer : m.diagonal_layers) {
+        diagonal_.push_back(pack(layer));
+        widest = std::max(widest, r_ + 2 * hd_);
+        states_.push_back(Tensor<T>(Shape{2, w_, n_, hd_}));  // left h, rows i - 1 and i
+        cells_.push_back(Tensor<T>(Shape{2, w_, n_, hd_}));   // left c (row i), right c (row i - 1)
+        right_.push_back(Tensor<T>(Shape{2, w_, n_, hd_}));   // right h, rows i - 2 and i - 1
+      }
+      for (int l = 0; l < m.options_.layers; ++l) inputs_.push_back(Tensor<T>(Shape{2, w_, n_, r_}));
       gathered_ = Tensor<T>(Shape{n_, widest});
       gates_ = Tensor<T>(Shape{n_, 4 * hd_});
       top_ = Tensor<T>(Shape{n_, r_});
@@ -365,12 +406,17 @@ class PixelRNN : public nn::Module<T> {
       head1_ = m.head_hidden.weight.value().reshape({hc, r_});
       head2_ = m.head_out.weight.value().reshape({lo, hc});
       hidden_ = Tensor<T>(Shape{n_, hc});
+      both_ = Tensor<T>(Shape{n_, hd_});
       logits_ = Tensor<T>(Shape{n_, lo});
     }
 
     detail::PixelLogitsView<T> operator()(std::int64_t i, std::int64_t j, bool need) {
+      // Diagonal BiLSTM: the right LSTM's row i - 1 needs all of that row's inputs, complete now.
+      if (j == 0 && i > 0)
+        for (std::size_t l = 0; l < diagonal_.size(); ++l) right_row(l, i - 1);
       input_at(i, j);
       for (std::size_t l = 0; l < layers_.size(); ++l) layer_at(l, i, j);
+      for (std::size_t l = 0; l < diagonal_.size(); ++l) diagonal_at(l, i, j);
       if (!need) return {};
       // The head on relu(r_L) at (i, j): two 1x1 convolutions are two row-major products.
       T* r = gathered_.data();
@@ -432,15 +478,18 @@ class PixelRNN : public nn::Module<T> {
         const bool inside = y >= 0 && y < h_ && x >= 0 && x < w_;
         for (std::int64_t b = 0; b < n_; ++b) g[b * na + t] = inside ? x_[(b * h_ + y) * w_ + x] : T(0);
       }
-      affine(g, na, weight_a_.data(), r_, m_.input.bias.value().data(), inputs_[0].data() + j * n_ * r_);
+      affine(g, na, weight_a_.data(), r_, m_.input.bias.value().data(), input_row(0, i) + j * n_ * r_);
     }
+
+    // Layer l's input row i, [W, N, 2h] (a ring of two rows).
+    T* input_row(std::size_t l, std::int64_t i) { return inputs_[l].data() + (i % 2) * w_ * n_ * r_; }
 
     // Layer l at (i, j): gates from the row's inputs (columns <= j) and the previous row's states,
     // the cell update, and the residual output into the next layer's input row (or top_).
     void layer_at(std::size_t l, std::int64_t i, std::int64_t j) {
       const Packed& p = layers_[l];
       const std::int64_t width = p.weight.dim(1), ni = static_cast<std::int64_t>(p.row_taps.size());
-      const T* in = inputs_[l].data();
+      const T* in = input_row(l, i);
       T* hs = states_[l].data();
       T* cs = cells_[l].data();
       const std::int64_t cur = i % 2, prev = 1 - cur, plane = w_ * n_ * hd_;
@@ -480,10 +529,108 @@ class PixelRNN : public nn::Module<T> {
           c_out[b * hd_ + u] = c;
           h_out[b * hd_ + u] = o * tanh_of(c);
         }
-      T* next = l + 1 < layers_.size() ? inputs_[l + 1].data() + j * n_ * r_ : top_.data();
+      T* next = l + 1 < layers_.size() ? input_row(l + 1, i) + j * n_ * r_ : top_.data();
       affine(h_out, hd_, p.residual.data(), r_, p.residual_bias, next);
       const T* here = in + j * n_ * r_;
       for (std::int64_t k = 0; k < n_ * r_; ++k) next[k] = here[k] + next[k];
+    }
+
+    // A Diagonal BiLSTM's two LSTMs as products over [input (2h), state above (h), previous state
+    // (h)]: the left one's previous state is (i, j - 1), the right one's (i, j + 1).
+    struct PackedDiagonal {
+      Tensor<T> left, right;                                // [4h, 2h + 2h]
+      const T *left_bias = nullptr, *right_bias = nullptr;  // [4h] each
+      Tensor<T> residual;                                   // [2h, h]
+      const T* residual_bias = nullptr;                     // [2h]
+    };
+
+    PackedDiagonal pack(DiagonalBiLSTM<T>& layer) const {
+      PackedDiagonal p;
+      const Tensor<T>& wi = layer.weight_is.value();  // [8h, 2h, 1, 1]
+      const std::int64_t g4 = 4 * hd_, width = r_ + 2 * hd_;
+      const auto one = [&](const Tensor<T>& ws, std::int64_t first) {  // ws [4h, h, 2, 1]
+        Tensor<T> out(Shape{g4, width});
+        for (std::int64_t co = 0; co < g4; ++co) {
+          T* row = out.data() + co * width;
+          for (std::int64_t ci = 0; ci < r_; ++ci) row[ci] = wi[(first + co) * r_ + ci];
+          for (std::int64_t t = 0; t < 2; ++t)
+            for (std::int64_t ci = 0; ci < hd_; ++ci) row[r_ + t * hd_ + ci] = ws[(co * hd_ + ci) * 2 + t];
+        }
+        return out;
+      };
+      p.left = one(layer.weight_ss_left.value(), 0);
+      p.right = one(layer.weight_ss_right.value(), g4);
+      p.left_bias = layer.bias_is.value().data();
+      p.right_bias = layer.bias_is.value().data() + g4;
+      p.residual = layer.residual.weight.value().reshape({r_, hd_});
+      p.residual_bias = layer.residual.bias.value().data();
+      return p;
+    }
+
+    // One LSTM position of a Diagonal BiLSTM: gathers [input, above, previous] (nullptr: zeros),
+    // the gates, c = f c_prev + i g (c_prev nullptr: 0) and h, written to c_out and h_out [N, h].
+    void lstm_at(const Tensor<T>& weight, const T* bias, const T* input, const T* above, const T* previous,
+                 const T* c_prev, T* c_out, T* h_out) {
+      const std::int64_t width = r_ + 2 * hd_;
+      T* g = gathered_.data();
+      for (std::int64_t b = 0; b < n_; ++b) {
+        T* dst = g + b * width;
+        std::copy_n(input + b * r_, r_, dst);
+        for (auto [src, at] : {std::pair{above, r_}, std::pair{previous, r_ + hd_}}) {
+          if (src)
+            std::copy_n(src + b * hd_, hd_, dst + at);
+          else
+            std::fill(dst + at, dst + at + hd_, T(0));
+        }
+      }
+      affine(g, width, weight.data(), 4 * hd_, bias, gates_.data());
+      const kernels::Sigmoid sigmoid_of;
+      const kernels::Tanh tanh_of;
+      for (std::int64_t b = 0; b < n_; ++b)
+        for (std::int64_t u = 0; u < hd_; ++u) {
+          const T* z = gates_.data() + b * 4 * hd_ + u;
+          const T o = sigmoid_of(z[0]), f = sigmoid_of(z[hd_]), in_gate = sigmoid_of(z[2 * hd_]);
+          const T ig = in_gate * tanh_of(z[3 * hd_]);
+          const T c = c_prev ? f * c_prev[b * hd_ + u] + ig : ig;
+          c_out[b * hd_ + u] = c;
+          h_out[b * hd_ + u] = o * tanh_of(c);
+        }
+    }
+
+    // The right LSTM of diagonal layer l on row r, from its last column to its first: it reads the
+    // row's inputs, its states on row r - 1 (above) and at (r, j + 1).
+    void right_row(std::size_t l, std::int64_t r) {
+      const PackedDiagonal& p = diagonal_[l];
+      const std::int64_t plane = w_ * n_ * hd_;
+      T* hs = right_[l].data();
+      T* cs = cells_[l].data() + plane;  // the right LSTM's cells of row r
+      const T* in = input_row(l, r);
+      for (std::int64_t j = w_ - 1; j >= 0; --j) {
+        const T* above = r > 0 ? hs + ((r - 1) % 2) * plane + j * n_ * hd_ : nullptr;
+        const T* previous = j + 1 < w_ ? hs + (r % 2) * plane + (j + 1) * n_ * hd_ : nullptr;
+        const T* c_prev = j + 1 < w_ ? cs + (j + 1) * n_ * hd_ : nullptr;
+        lstm_at(p.right, p.right_bias, in + j * n_ * r_, above, previous, c_prev, cs + j * n_ * hd_,
+                hs + (r % 2) * plane + j * n_ * hd_);
+      }
+    }
+
+    // Diagonal layer l at (i, j): the left LSTM from the input, (i - 1, j) and (i, j - 1), then
+    // x + conv1x1(L(i, j) + R(i - 1, j)) into the next layer's input row (or top_).
+    void diagonal_at(std::size_t l, std::int64_t i, std::int64_t j) {
+      const PackedDiagonal& p = diagonal_[l];
+      const std::int64_t plane = w_ * n_ * hd_, at = j * n_ * hd_;
+      T* hs = states_[l].data();
+      T* cs = cells_[l].data();  // the left LSTM's cells of row i
+      const T* in = input_row(l, i) + j * n_ * r_;
+      T* h_out = hs + (i % 2) * plane + at;
+      lstm_at(p.left, p.left_bias, in, i > 0 ? hs + ((i - 1) % 2) * plane + at : nullptr,
+              j > 0 ? h_out - n_ * hd_ : nullptr, j > 0 ? cs + at - n_ * hd_ : nullptr, cs + at, h_out);
+      T* both = both_.data();                                          // L(i, j) + R(i - 1, j), [N, h]
+      const T* right = right_[l].data() + ((i + 1) % 2) * plane + at;  // row i - 1 of the ring
+      for (std::int64_t k = 0; k < n_ * hd_; ++k) both[k] = h_out[k] + (i > 0 ? right[k] : T(0));
+      T* next = l + 1 < diagonal_.size() ? input_row(l + 1, i) + j * n_ * r_ : top_.data();
+      affine(both, hd_, p.residual.data(), r_, p.residual_bias, next);
+      for (std::int64_t k = 0; k < n_ * r_; ++k) next[k] = in[k] + next[k];
     }
 
     PixelRNN& m_;
@@ -492,8 +639,12 @@ class PixelRNN : public nn::Module<T> {
     std::vector<std::array<std::int64_t, 2>> taps_a_;
     Tensor<T> weight_a_;
     std::vector<Packed> layers_;
-    std::vector<Tensor<T>> inputs_, states_, cells_;  // [W, N, 2h] per layer; [2, W, N, h] rings
-    Tensor<T> gathered_, gates_, top_, head1_, head2_, hidden_, logits_;
+    std::vector<PackedDiagonal> diagonal_;
+    // Per layer: inputs [2, W, N, 2h] (rows i - 1 and i), states and cells [2, W, N, h] (Row LSTM:
+    // rows i - 1 and i; Diagonal BiLSTM: the left h of rows i - 1 and i, the left and right cells),
+    // the right LSTM's h [2, W, N, h] (Diagonal BiLSTM: rows i - 2 and i - 1).
+    std::vector<Tensor<T>> inputs_, states_, cells_, right_;
+    Tensor<T> gathered_, gates_, top_, head1_, head2_, hidden_, both_, logits_;
   };
 
   PixelRNNOptions options_;

@@ -103,7 +103,7 @@ template <class T = float>
 class Adam : public Optimizer<T> {
  public:
   /// Optimizes the named parameters (e.g. net.named_parameters()).
-  Adam(std::vector<nn::NamedParameter<T>> params, AdamOptions options = {})
+  Adam(std::vector<nn::NamedParameter<T>> params, const AdamOptions& options = {})
       : Optimizer<T>("Adam", std::move(params), detail::validate_adam(options, "Adam").lr), options_(options) {
     this->add_buffer("exp_avg");
     this->add_buffer("exp_avg_sq");
@@ -111,7 +111,7 @@ class Adam : public Optimizer<T> {
   }
 
   /// Optimizes unnamed parameters (e.g. net.parameters()), named "0", "1", ... in order.
-  Adam(std::vector<Parameter<T>> params, AdamOptions options = {})
+  Adam(std::vector<Parameter<T>> params, const AdamOptions& options = {})
       : Adam(detail::name_by_index(std::move(params)), options) {}
 
   /// The options given at construction (lr as given; the current rate is lr()).
@@ -134,7 +134,7 @@ template <class T = float>
 class AdamW : public Optimizer<T> {
  public:
   /// Optimizes the named parameters (e.g. net.named_parameters()).
-  AdamW(std::vector<nn::NamedParameter<T>> params, AdamWOptions options = {})
+  AdamW(std::vector<nn::NamedParameter<T>> params, const AdamWOptions& options = {})
       : Optimizer<T>("AdamW", std::move(params), detail::validate_adam(options, "AdamW").lr), options_(options) {
     this->add_buffer("exp_avg");
     this->add_buffer("exp_avg_sq");
@@ -142,7 +142,7 @@ class AdamW : public Optimizer<T> {
   }
 
   /// Optimizes unnamed parameters (e.g. net.parameters()), named "0", "1", ... in order.
-  AdamW(std::vector<Parameter<T>> params, AdamWOptions options = {})
+  AdamW(std::vector<Parameter<T>> params, const AdamWOptions& options = {})
       : AdamW(detail::name_by_index(std::move(params)), options) {}
 
   /// The options given at construction (lr as given; the current rate is lr()).

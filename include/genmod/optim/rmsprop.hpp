@@ -44,7 +44,7 @@ template <class T = float>
 class RMSprop : public Optimizer<T> {
  public:
   /// Optimizes the named parameters (e.g. net.named_parameters()).
-  RMSprop(std::vector<nn::NamedParameter<T>> params, RMSpropOptions options = {})
+  RMSprop(std::vector<nn::NamedParameter<T>> params, const RMSpropOptions& options = {})
       : Optimizer<T>("RMSprop", std::move(params), validated(options).lr), options_(options) {
     square_avg_ = this->add_buffer("square_avg");
     if (options_.centered) grad_avg_ = this->add_buffer("grad_avg");
@@ -52,7 +52,7 @@ class RMSprop : public Optimizer<T> {
   }
 
   /// Optimizes unnamed parameters (e.g. net.parameters()), named "0", "1", ... in order.
-  RMSprop(std::vector<Parameter<T>> params, RMSpropOptions options = {})
+  RMSprop(std::vector<Parameter<T>> params, const RMSpropOptions& options = {})
       : RMSprop(detail::name_by_index(std::move(params)), options) {}
 
   /// The options given at construction (lr as given; the current rate is lr()).

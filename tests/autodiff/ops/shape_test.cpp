@@ -1,3 +1,6 @@
+#include <array>
+#include <vector>
+
 #include "support/gradcheck.hpp"
 
 namespace autodiff_ops_shape_test {
@@ -24,6 +27,52 @@ TEST_CASE("reshape, flatten, transpose, permute", "[gradcheck][ops][shape]") {
         return permute(v[0], p);
       },
       rnd({2, 3, 2, 2}, 2));
+}
+
+TEST_CASE("permute's values: rotations (a tiled transpose) and other orders, against the index formula",
+          "[ops][shape]") {
+  // Extents that are not multiples of the 32 x 32 tile, so that partial tiles are covered.
+  const Tensor<double> x = rnd({3, 5, 7, 37}, 8);
+  const std::vector<std::array<int, 4>> orders{{3, 0, 1, 2}, {1, 2, 3, 0}, {2, 3, 0, 1}, {0, 2, 1, 3}, {3, 1, 0, 2}};
+  for (const auto& p : orders) {
+    INFO("perm " << p[0] << p[1] << p[2] << p[3]);
+    const Tensor<double> y = permute(V(x), std::span<const int>(p.data(), 4)).value();
+    std::array<std::int64_t, 4> idx{};  // y's index
+    for (idx[0] = 0; idx[0] < y.dim(0); ++idx[0])
+      for (idx[1] = 0; idx[1] < y.dim(1); ++idx[1])
+        for (idx[2] = 0; idx[2] < y.dim(2); ++idx[2])
+          for (idx[3] = 0; idx[3] < y.dim(3); ++idx[3]) {
+            std::array<std::int64_t, 4> xi{};
+            for (std::size_t a = 0; a < 4; ++a) xi[static_cast<std::size_t>(p[a])] = idx[a];
+            const double want = x[((xi[0] * 5 + xi[1]) * 7 + xi[2]) * 37 + xi[3]];
+            REQUIRE(y[((idx[0] * y.dim(1) + idx[1]) * y.dim(2) + idx[2]) * y.dim(3) + idx[3]] == want);
+          }
+  }
+  const Tensor<double> m = rnd({45, 70}, 9);
+  const int t[] = {1, 0};
+  const Tensor<double> mt = permute(V(m), t).value();
+  for (std::int64_t i = 0; i < 45; ++i)
+    for (std::int64_t j = 0; j < 70; ++j) REQUIRE(mt[j * 45 + i] == m[i * 70 + j]);
+}
+
+TEST_CASE("slice's gradient added in place into a shared gradient: each slice's block, the rest untouched",
+          "[ops][shape]") {
+  // Several slices of one input (the column sweep of a recurrence): their gradients land in their
+  // blocks of one gradient, also when a block is added twice or the gradient was set by another op.
+  const Tensor<double> x = rnd({2, 3, 5}, 10);
+  Tape<double> tape;
+  const V v = tape.leaf(x);
+  const V y = add(sum(mul(slice(v, 2, 1, 1), V(rnd({2, 3, 1}, 11)))),
+                  add(sum(mul(slice(v, 2, 1, 3), V(rnd({2, 3, 3}, 12)))), sum(mul(v, V(rnd({2, 3, 5}, 13))))));
+  const Tensor<double> g = tape.grad(y, {v})[0].value();
+  const Tensor<double> w1 = rnd({2, 3, 1}, 11), w3 = rnd({2, 3, 3}, 12), wf = rnd({2, 3, 5}, 13);
+  for (std::int64_t o = 0; o < 6; ++o)
+    for (std::int64_t k = 0; k < 5; ++k) {
+      double want = wf[o * 5 + k];
+      if (k == 1) want += w1[o];
+      if (k >= 1 && k < 4) want += w3[o * 3 + k - 1];
+      REQUIRE(g[o * 5 + k] == Approx(want).epsilon(1e-15));
+    }
 }
 
 TEST_CASE("concat, slice, split", "[gradcheck][ops][shape]") {

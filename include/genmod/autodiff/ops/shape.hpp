@@ -102,7 +102,7 @@ Var<T> slice(const Var<T>& x, int axis, std::int64_t start, std::int64_t length)
   return record_op(
       "slice", kernels::slice_axis(x.value(), a, start, length),
       [a, start, xs = x.shape()](const Var<T>&, const Var<T>& g, GradSink<T>& sink) {
-        sink.add(0, detail::embed(g, xs, a, start));
+        if (!sink.add_block(0, g, xs, a, start)) sink.add(0, detail::embed(g, xs, a, start));
       },
       x);
 }
