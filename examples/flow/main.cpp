@@ -358,9 +358,10 @@ int task_train(Context& c) {
   // down to 0 (a resumed run must be given the same --epochs to follow the same schedule). Adam's
   // step count is in the checkpoint, so a resumed run picks up the rate where it was.
   const std::int64_t anneal = std::min(c.anneal, args.epochs);
-  const std::int64_t anneal_start = (args.epochs - anneal) * loader.num_batches();
-  const std::optional<optim::CosineAnnealing> cosine =
-      anneal > 0 ? std::optional<optim::CosineAnnealing>(std::in_place, c.lr, anneal * loader.num_batches())
+  const std::optional<optim::Hold<optim::CosineAnnealing>> schedule =
+      anneal > 0 ? std::optional<optim::Hold<optim::CosineAnnealing>>(
+                       std::in_place, (args.epochs - anneal) * loader.num_batches(),
+                       optim::CosineAnnealing(c.lr, anneal * loader.num_batches()))
                  : std::nullopt;
   const Generator sample_noise(args.seed, kSampleStream);  // copied for each picture: the same z every epoch
   const std::vector<float> temperatures = {1.0f, 0.7f};
@@ -419,8 +420,7 @@ int task_train(Context& c) {
   const train::FitResult result = trainer.fit(
       loader,
       [&](const data::Batch& b) {
-        // The rate of the step about to be taken.
-        if (cosine && adam.step_count() >= anneal_start) cosine->apply(adam, adam.step_count() - anneal_start);
+        if (schedule) schedule->apply(adam);  // the rate of the step about to be taken
         return flow->loss(Var<float>(flow->events(b.x)));
       },
       adam);

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <numbers>
+#include <type_traits>
 #include <vector>
 
 #include "genmod/optim/schedule.hpp"
@@ -70,6 +72,24 @@ TEST_CASE("A schedule applied before each step sets the optimizer's rate for tha
   CHECK(opt.lr() == 0.0);
 }
 
+TEST_CASE("Hold keeps the first rate, then hands over to the wrapped schedule", "[optim][schedule]") {
+  const optim::Hold tail{6, optim::CosineAnnealing{2.0, 4}};
+  static_assert(std::is_same_v<std::remove_const_t<decltype(tail)>, optim::Hold<optim::CosineAnnealing>>);
+  for (std::int64_t t = 0; t <= 6; ++t) CHECK(tail.lr(t) == Approx(2.0));  // held, then the cosine's step 0
+  CHECK(tail.lr(8) == Approx(1.0));                                        // the cosine's step 2: halfway
+  CHECK(tail.lr(10) == Approx(0.0).margin(1e-12));
+  CHECK(tail.lr(100) == Approx(0.0).margin(1e-12));
+
+  const optim::Hold none{0, optim::StepLR{1.0, 1, 0.5}};
+  CHECK(none.lr(0) == Approx(1.0));
+  CHECK(none.lr(2) == Approx(0.25));
+
+  Parameter<float> w(zeros<float>(Shape{1}));
+  optim::SGD opt{std::vector{w}, {.lr = 1.0}};
+  tail.apply(opt, 9);  // the cosine's step 3 of 4
+  CHECK(opt.lr() == Approx(2.0 * (1 + std::cos(std::numbers::pi * 3 / 4)) / 2));
+}
+
 TEST_CASE("Schedules reject bad arguments with clear messages", "[optim][schedule]") {
   using Catch::Contains;
   CHECK_THROWS_WITH(optim::StepLR(0.1, 0), Contains("StepLR") && Contains("step_size") && Contains("> 0"));
@@ -77,6 +97,7 @@ TEST_CASE("Schedules reject bad arguments with clear messages", "[optim][schedul
   CHECK_THROWS_WITH(optim::CosineAnnealing(0.1, 10, 0.5), Contains("eta_min") && Contains("[0, base_lr]"));
   CHECK_THROWS_AS(optim::CosineAnnealing(0.1, 0), ValueError);
   CHECK_THROWS_AS(optim::LinearWarmup(-1, 0.1), ValueError);
+  CHECK_THROWS_WITH(optim::Hold(-1, optim::Constant(0.1)), Contains("Hold") && Contains("hold_steps"));
   CHECK_THROWS_WITH(optim::StepLR(0.1, 10).lr(-1), Contains("expected step >= 0"));
 }
 

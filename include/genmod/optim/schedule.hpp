@@ -11,6 +11,9 @@
 ///                                         lr(t) = after.lr(t - w)              for t >= w
 ///                                         (the wrapped schedule's clock starts after the warm-up;
 ///                                         the first step already uses a non-zero rate)
+///   Hold(h, after):                       lr(t) = after.lr(0)                  for t < h
+///                                         lr(t) = after.lr(t - h)              for t >= h
+///                                         (a constant rate first, then e.g. an annealing tail)
 ///
 /// A schedule is pure: it holds no optimizer and no counter. `apply(opt)` sets opt's rate for the
 /// step it is about to take, lr(opt.step_count()); call it before each opt.step(). For a per-epoch
@@ -155,6 +158,32 @@ class LinearWarmup : public detail::ScheduleBase<LinearWarmup<After>> {
 
  private:
   std::int64_t warmup_;
+  After after_;
+};
+
+/// The wrapped schedule's first rate held for hold_steps steps, then the wrapped schedule (shifted
+/// so its step 0 is the first step after the hold): a constant rate that anneals only at the end.
+///
+///   Hold tail{22 * 469, CosineAnnealing{1e-3, 3 * 469}};  // 1e-3 for 22 epochs, then down to 0 in 3
+template <Schedule After>
+class Hold : public detail::ScheduleBase<Hold<After>> {
+ public:
+  /// Hold after.lr(0) for hold_steps >= 0 steps (0: `after` from the start), then `after`.
+  Hold(std::int64_t hold_steps, After after) : hold_(hold_steps), after_(std::move(after)) {
+    detail::require(hold_steps >= 0, "Hold", "hold_steps", ">= 0", static_cast<double>(hold_steps));
+  }
+
+  /// The rate at step t (>= 0).
+  double lr(std::int64_t t) const {
+    detail::check_step("Hold", t);
+    return static_cast<double>(after_.lr(t < hold_ ? 0 : t - hold_));
+  }
+
+  /// The schedule that follows the hold.
+  const After& after() const noexcept { return after_; }
+
+ private:
+  std::int64_t hold_;
   After after_;
 };
 
