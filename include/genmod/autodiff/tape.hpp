@@ -36,6 +36,7 @@
 #include "genmod/autodiff/var.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/kernels/elementwise.hpp"
+#include "genmod/kernels/index.hpp"
 
 namespace genmod {
 
@@ -561,23 +562,7 @@ class Tape {
       acc = Var<T>(zeros<T>(full));
     else if (!acc.value_.is_unique())
       acc = Var<T>(acc.value().clone());
-    // Rows of the block: for each index before `axis`, g's len * inner contiguous entries.
-    std::int64_t outer = 1, inner = 1;
-    for (int d = 0; d < axis; ++d) outer *= full[d];
-    for (int d = axis + 1; d < full.rank(); ++d) inner *= full[d];
-    const std::int64_t len = g.dim(axis), extent = full[axis];
-    const T* src = g.value().data();
-    T* dst = acc.value_.data();
-    const std::int64_t run = len * inner;
-    for (std::int64_t o = 0; o < outer; ++o) {
-      T* d = dst + (o * extent + start) * inner;
-      const T* s = src + o * run;
-      if (run >= 4096) {
-        kernels::axpy(T(1), s, d, run);
-      } else {  // short runs (a column of a map): a plain loop, no parallel dispatch per run
-        for (std::int64_t k = 0; k < run; ++k) d[k] += s[k];
-      }
-    }
+    kernels::add_into_axis(g.value(), acc.value_, axis, start);
     return true;
   }
 

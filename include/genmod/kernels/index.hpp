@@ -12,6 +12,7 @@
 
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/reduce.hpp"
 
 namespace genmod::kernels {
@@ -79,6 +80,25 @@ void copy_into_axis(const Tensor<T>& x, Tensor<T>& y, int axis, std::int64_t sta
   for (std::int64_t o = 0; o < vx.outer; ++o)
     std::memcpy(y.data() + (o * vy.n + start) * vy.inner, x.data() + o * vx.n * vx.inner,
                 static_cast<std::size_t>(vx.n * vx.inner) * sizeof(T));
+}
+
+/// Adds x into the block [start, start + x.extent) along `axis` of y (y's other extents equal
+/// x's): the in-place adjoint of slice. Runs shorter than 4096 values (a column of a map) are added
+/// by a plain loop, longer ones by the parallel axpy.
+template <class T>
+void add_into_axis(const Tensor<T>& x, Tensor<T>& y, int axis, std::int64_t start) {
+  const AxisView vx = axis_view(x.shape(), axis);
+  const AxisView vy = axis_view(y.shape(), axis);
+  const std::int64_t run = vx.n * vx.inner;
+  for (std::int64_t o = 0; o < vx.outer; ++o) {
+    T* d = y.data() + (o * vy.n + start) * vy.inner;
+    const T* s = x.data() + o * run;
+    if (run >= 4096) {
+      axpy(T(1), s, d, run);
+    } else {
+      for (std::int64_t k = 0; k < run; ++k) d[k] += s[k];
+    }
+  }
 }
 
 /// The block [start, start + length) of x along `axis`, copied.

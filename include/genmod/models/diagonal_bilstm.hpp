@@ -40,6 +40,7 @@
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
+#include "genmod/models/lstm_gates.hpp"
 #include "genmod/nn/layer.hpp"
 #include "genmod/nn/layers/conv.hpp"
 #include "genmod/nn/module.hpp"
@@ -155,10 +156,8 @@ class DiagonalBiLSTM : public nn::Layer<T> {
       const std::int64_t col = right ? cols - 1 - step : step;
       Var<T> gates = reshape(slice(skewed, 0, col, 1), Shape{n, 4 * hd, hgt, 1});
       if (step > 0) gates = add(gates, conv2d_geometry(g, h, frame, Var<T>()));
-      const Var<T> ofi = sigmoid(slice(gates, 1, 0, 3 * hd));
-      const Var<T> ig = mul(slice(ofi, 1, 2 * hd, hd), tanh(slice(gates, 1, 3 * hd, hd)));
-      c = step == 0 ? ig : add(mul(slice(ofi, 1, hd, hd), c), ig);
-      h = mul(slice(ofi, 1, 0, hd), tanh(c));
+      const std::array<Var<T>, 2> next = detail::lstm_update(gates, c, hd);
+      h = next[0], c = next[1];
       // Rows whose pixel in this column lies outside the image keep a zero state.
       const Var<T> m(inside[static_cast<std::size_t>(col)]);
       c = mul(c, m), h = mul(h, m);

@@ -62,11 +62,11 @@
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
-#include "genmod/kernels/activations.hpp"
 #include "genmod/kernels/gemm.hpp"
 #include "genmod/models/autoregressive.hpp"
 #include "genmod/models/concepts.hpp"
 #include "genmod/models/diagonal_bilstm.hpp"
+#include "genmod/models/lstm_gates.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/layer.hpp"
 #include "genmod/nn/layers/conv.hpp"
@@ -185,11 +185,8 @@ class RowLSTM : public nn::Layer<T> {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       Var<T> gates = conv2d_geometry(gis, rows[i], weight_is.var(), bias_is.var());  // [N, 4h, 1, W]
       if (i > 0) gates = add(gates, conv2d_geometry(gss, h, weight_ss.var(), Var<T>()));
-      // Slices, not split(): no vector per row, so a training step calls no allocator.
-      const Var<T> ofi = sigmoid(slice(gates, 1, 0, 3 * hd));
-      const Var<T> ig = mul(slice(ofi, 1, 2 * hd, hd), tanh(slice(gates, 1, 3 * hd, hd)));
-      c = i == 0 ? ig : add(mul(slice(ofi, 1, hd, hd), c), ig);
-      h = mul(slice(ofi, 1, 0, hd), tanh(c));
+      const std::array<Var<T>, 2> next = detail::lstm_update(gates, c, hd);
+      h = next[0], c = next[1];
       out.push_back(h);
     }
   }
@@ -515,24 +512,21 @@ class PixelRNN : public nn::Module<T> {
         }
       }
       affine(g, width, p.weight.data(), 4 * hd_, p.bias, gates_.data());
-      const kernels::Sigmoid sigmoid_of;
-      const kernels::Tanh tanh_of;
       T* h_out = hs + cur * plane + j * n_ * hd_;
-      T* c_out = cs + cur * plane + j * n_ * hd_;
-      const T* c_in = cs + prev * plane + j * n_ * hd_;
-      for (std::int64_t b = 0; b < n_; ++b)
-        for (std::int64_t u = 0; u < hd_; ++u) {
-          const T* z = gates_.data() + b * 4 * hd_ + u;
-          const T o = sigmoid_of(z[0]), f = sigmoid_of(z[hd_]), in_gate = sigmoid_of(z[2 * hd_]);
-          const T ig = in_gate * tanh_of(z[3 * hd_]);
-          const T c = i == 0 ? ig : f * c_in[b * hd_ + u] + ig;
-          c_out[b * hd_ + u] = c;
-          h_out[b * hd_ + u] = o * tanh_of(c);
-        }
-      T* next = l + 1 < layers_.size() ? input_row(l + 1, i) + j * n_ * r_ : top_.data();
-      affine(h_out, hd_, p.residual.data(), r_, p.residual_bias, next);
-      const T* here = in + j * n_ * r_;
-      for (std::int64_t k = 0; k < n_ * r_; ++k) next[k] = here[k] + next[k];
+      const T* c_in = i == 0 ? nullptr : cs + prev * plane + j * n_ * hd_;
+      detail::lstm_update_rows(gates_.data(), n_, hd_, c_in, cs + cur * plane + j * n_ * hd_, h_out);
+      residual_out(h_out, p.residual, p.residual_bias, in + j * n_ * r_, next_input(l, layers_.size(), i, j));
+    }
+
+    // Layer l's output at (i, j) goes to the next layer's input row, or to top_ after the last.
+    T* next_input(std::size_t l, std::size_t layers, std::int64_t i, std::int64_t j) {
+      return l + 1 < layers ? input_row(l + 1, i) + j * n_ * r_ : top_.data();
+    }
+
+    // out [N, 2h] = in + conv1x1(h) for h [N, h]: a layer's residual output.
+    void residual_out(const T* h, const Tensor<T>& weight, const T* bias, const T* in, T* out) {
+      affine(h, hd_, weight.data(), r_, bias, out);
+      for (std::int64_t k = 0; k < n_ * r_; ++k) out[k] = in[k] + out[k];
     }
 
     // A Diagonal BiLSTM's two LSTMs as products over [input (2h), state above (h), previous state
@@ -584,17 +578,7 @@ class PixelRNN : public nn::Module<T> {
         }
       }
       affine(g, width, weight.data(), 4 * hd_, bias, gates_.data());
-      const kernels::Sigmoid sigmoid_of;
-      const kernels::Tanh tanh_of;
-      for (std::int64_t b = 0; b < n_; ++b)
-        for (std::int64_t u = 0; u < hd_; ++u) {
-          const T* z = gates_.data() + b * 4 * hd_ + u;
-          const T o = sigmoid_of(z[0]), f = sigmoid_of(z[hd_]), in_gate = sigmoid_of(z[2 * hd_]);
-          const T ig = in_gate * tanh_of(z[3 * hd_]);
-          const T c = c_prev ? f * c_prev[b * hd_ + u] + ig : ig;
-          c_out[b * hd_ + u] = c;
-          h_out[b * hd_ + u] = o * tanh_of(c);
-        }
+      detail::lstm_update_rows(gates_.data(), n_, hd_, c_prev, c_out, h_out);
     }
 
     // The right LSTM of diagonal layer l on row r, from its last column to its first: it reads the
@@ -628,9 +612,7 @@ class PixelRNN : public nn::Module<T> {
       T* both = both_.data();                                          // L(i, j) + R(i - 1, j), [N, h]
       const T* right = right_[l].data() + ((i + 1) % 2) * plane + at;  // row i - 1 of the ring
       for (std::int64_t k = 0; k < n_ * hd_; ++k) both[k] = h_out[k] + (i > 0 ? right[k] : T(0));
-      T* next = l + 1 < diagonal_.size() ? input_row(l + 1, i) + j * n_ * r_ : top_.data();
-      affine(both, hd_, p.residual.data(), r_, p.residual_bias, next);
-      for (std::int64_t k = 0; k < n_ * r_; ++k) next[k] = in[k] + next[k];
+      residual_out(both, p.residual, p.residual_bias, in, next_input(l, diagonal_.size(), i, j));
     }
 
     PixelRNN& m_;
