@@ -157,6 +157,9 @@ TEST_CASE("Gated PixelCNN's defaults use about as many weights as PixelCNN's", "
   CHECK(p_used == 125120);
   CHECK(p_stored == 208640);
   CHECK(std::abs(static_cast<double>(g - p_used)) < 0.05 * static_cast<double>(p_used));
+  // The paper's link (2C -> 2C) at 30 channels: the width docs/autoregressive.md compares with.
+  GatedPixelCNN<float> pre({.channels = 30, .link = models::GatedLink::pre_activation});
+  CHECK(pre.num_parameters() == 119814);
 }
 
 TEST_CASE("Gated PixelCNN is causal and has no blind spot: output (i, j) reads exactly the full half box before it",
@@ -172,6 +175,14 @@ TEST_CASE("Gated PixelCNN is causal and has no blind spot: output (i, j) reads e
     const GatedPixelCNNOptions o = small(PixelOutput::categorical, 8, 7, 3);
     GatedPixelCNN<double> model(o);
     const Tensor<std::int64_t> label = labels_of({2});
+    expect_causal_without_blind_spot(o, [&](const Var<double>& x) { return model.logits(x, label); });
+  }
+  SECTION("the link reads the vertical pre-activations") {
+    manual_seed(6);
+    GatedPixelCNNOptions o = small(PixelOutput::categorical, 8, 7, 3);
+    o.link = models::GatedLink::pre_activation;
+    GatedPixelCNN<double> model(o);
+    const Tensor<std::int64_t> label = labels_of({1});
     expect_causal_without_blind_spot(o, [&](const Var<double>& x) { return model.logits(x, label); });
   }
 }
@@ -266,15 +277,24 @@ TEST_CASE("Gated PixelCNN's loss has the gradients of its definition", "[models]
   const Tensor<double> xb = test::random_pixels<double>(2, 4, 4, PixelOutput::bernoulli, 5);
   const Tensor<std::int64_t> y = labels_of({2, 0});
   test::expect_module_gradients(conditional, [&] { return conditional.loss(Var<double>(xb), y); });
+
+  // The paper's link: 2C pre-activations in, so twice the link's weights.
+  cond.link = models::GatedLink::pre_activation;
+  GatedPixelCNN<double> pre(cond);
+  CHECK(pre.num_parameters() - conditional.num_parameters() == 2 * 2 * 2 * 2);  // 2 layers, 2C x C more each
+  test::expect_module_gradients(pre, [&] { return pre.loss(Var<double>(xb), y); });
 }
 
 TEST_CASE("Gated PixelCNN's cached sampler draws the naive loop's images from the same generator state",
           "[models][autoregressive][sampling]") {
-  for (PixelOutput out : {PixelOutput::categorical, PixelOutput::bernoulli}) {
-    manual_seed(13);
-    GatedPixelCNN<double> model(small(out, 9, 8));
-    test::expect_cached_equals_naive(model, 5, 9, 8);
-  }
+  for (PixelOutput out : {PixelOutput::categorical, PixelOutput::bernoulli})
+    for (auto link : {models::GatedLink::output, models::GatedLink::pre_activation}) {
+      manual_seed(13);
+      GatedPixelCNNOptions o = small(out, 9, 8);
+      o.link = link;
+      GatedPixelCNN<double> model(o);
+      test::expect_cached_equals_naive(model, 5, 9, 8);
+    }
   // The default architecture in float on 9 x 9 images (small: the naive loop runs it 81 times
   // per sampling, and the sanitizer build runs every test).
   manual_seed(17);
@@ -284,46 +304,49 @@ TEST_CASE("Gated PixelCNN's cached sampler draws the naive loop's images from th
 
 TEST_CASE("Gated PixelCNN's cached sampler equals the naive loop given class labels",
           "[models][autoregressive][sampling]") {
-  for (PixelOutput out : {PixelOutput::categorical, PixelOutput::bernoulli}) {
-    manual_seed(14);
-    GatedPixelCNN<double> model(small(out, 9, 8, 3));
-    const Tensor<std::int64_t> y = labels_of({0, 1, 2, 2, 1});
-    for (double tau : {1.0, 0.7}) {
-      Generator g1(42), g2(42);
-      const Tensor<double> a = model.sample(y, {.temperature = tau, .cached = true}, g1);
-      const Tensor<double> b = model.sample(y, {.temperature = tau, .cached = false}, g2);
-      REQUIRE(a.shape() == Shape{5, 1, 9, 8});
+  for (auto link : {models::GatedLink::output, models::GatedLink::pre_activation})
+    for (PixelOutput out : {PixelOutput::categorical, PixelOutput::bernoulli}) {
+      manual_seed(14);
+      GatedPixelCNNOptions opt = small(out, 9, 8, 3);
+      opt.link = link;
+      GatedPixelCNN<double> model(opt);
+      const Tensor<std::int64_t> y = labels_of({0, 1, 2, 2, 1});
+      for (double tau : {1.0, 0.7}) {
+        Generator g1(42), g2(42);
+        const Tensor<double> a = model.sample(y, {.temperature = tau, .cached = true}, g1);
+        const Tensor<double> b = model.sample(y, {.temperature = tau, .cached = false}, g2);
+        REQUIRE(a.shape() == Shape{5, 1, 9, 8});
+        std::int64_t differ = 0;
+        for (std::int64_t i = 0; i < a.numel(); ++i) differ += a[i] != b[i];
+        INFO("temperature " << tau << ": " << differ << " of " << a.numel() << " pixels differ");
+        CHECK(differ == 0);
+        CHECK(g1.state().offset == g2.state().offset);
+      }
+      // The labels reach the samples: other labels, same draws, other images.
+      Generator g3(42), g4(42);
+      const Tensor<double> a = model.sample(y, g3), b = model.sample(labels_of({1, 2, 0, 0, 2}), g4);
       std::int64_t differ = 0;
       for (std::int64_t i = 0; i < a.numel(); ++i) differ += a[i] != b[i];
-      INFO("temperature " << tau << ": " << differ << " of " << a.numel() << " pixels differ");
-      CHECK(differ == 0);
-      CHECK(g1.state().offset == g2.state().offset);
-    }
-    // The labels reach the samples: other labels, same draws, other images.
-    Generator g3(42), g4(42);
-    const Tensor<double> a = model.sample(y, g3), b = model.sample(labels_of({1, 2, 0, 0, 2}), g4);
-    std::int64_t differ = 0;
-    for (std::int64_t i = 0; i < a.numel(); ++i) differ += a[i] != b[i];
-    CHECK(differ > 0);
+      CHECK(differ > 0);
 
-    // Completion with labels: known pixels kept, unknown ones as the naive loop draws them.
-    const Occluded o = occluded(9, 8, out);
-    const Tensor<std::int64_t> y3 = labels_of({2, 0, 1});
-    Generator g5(8), g6(8);
-    const Tensor<double> c1 = model.complete(o.images, o.mask, y3, {.cached = true}, g5);
-    const Tensor<double> c2 = model.complete(o.images, o.mask, y3, {.cached = false}, g6);
-    std::int64_t changed = 0, mismatch = 0;
-    for (std::int64_t i = 0; i < c1.numel(); ++i) {
-      mismatch += c1[i] != c2[i];
-      if (o.mask[i] == 1)
-        REQUIRE(c1[i] == o.images[i]);
-      else
-        changed += c1[i] != o.images[i];
+      // Completion with labels: known pixels kept, unknown ones as the naive loop draws them.
+      const Occluded o = occluded(9, 8, out);
+      const Tensor<std::int64_t> y3 = labels_of({2, 0, 1});
+      Generator g5(8), g6(8);
+      const Tensor<double> c1 = model.complete(o.images, o.mask, y3, {.cached = true}, g5);
+      const Tensor<double> c2 = model.complete(o.images, o.mask, y3, {.cached = false}, g6);
+      std::int64_t changed = 0, mismatch = 0;
+      for (std::int64_t i = 0; i < c1.numel(); ++i) {
+        mismatch += c1[i] != c2[i];
+        if (o.mask[i] == 1)
+          REQUIRE(c1[i] == o.images[i]);
+        else
+          changed += c1[i] != o.images[i];
+      }
+      CHECK(mismatch == 0);
+      CHECK(changed > 0);
+      CHECK(g5.state().offset == g6.state().offset);
     }
-    CHECK(mismatch == 0);
-    CHECK(changed > 0);
-    CHECK(g5.state().offset == g6.state().offset);
-  }
 }
 
 TEST_CASE(

@@ -18,7 +18,9 @@
 ///   logits     = conv1x1(relu(conv1x1(relu(h_L))))     256 (categorical) or 1 (Bernoulli) per pixel
 /// where shift moves a map down one row (a zero row on top, the last row dropped), L_l and R_l
 /// are 1x1 convolutions, and c_*,l[y] is a learned per-class bias of the gate's 2C
-/// pre-activations (classes > 0 only; y the image's label).
+/// pre-activations (classes > 0 only; y the image's label). With GatedLink::pre_activation the
+/// link reads L_l shift(V_l * v_{l-1}) instead, the vertical pre-activations, as the paper's
+/// figure 2 draws it (measured slightly worse at equal weights: docs/autoregressive.md).
 ///
 /// Causality: v_l at row r reads x only on rows <= r (all columns of a window); the shift makes
 /// the horizontal stack at row i read it only on rows < i. The horizontal stack reads its own row
@@ -67,6 +69,15 @@
 
 namespace genmod::models {
 
+/// What the vertical-to-horizontal link L_l reads of the vertical stack.
+enum class GatedLink {
+  /// shift(v_l), the gated vertical output (C -> 2C 1x1)
+  output,
+  /// shift(V_l * v_{l-1}), the vertical pre-activations before the gate and the class bias, as in
+  /// the paper's figure 2 (2C -> 2C 1x1: twice the link's weights)
+  pre_activation,
+};
+
 /// Options of GatedPixelCNN. The defaults have about as many weights as PixelCNN's defaults use
 /// (121,376 against PixelCNN's 125,120 unmasked of 208,640 stored) on 28 x 28 images.
 struct GatedPixelCNNOptions {
@@ -79,6 +90,7 @@ struct GatedPixelCNNOptions {
   std::int64_t head_channels = 64;                ///< channels of the 1x1 head's hidden layer
   PixelOutput output = PixelOutput::categorical;  ///< 256-way levels or binary pixels
   std::int64_t classes = 0;                       ///< 0: unconditional; K > 0: labels in 0..K-1
+  GatedLink link = GatedLink::output;             ///< what the vertical-to-horizontal link reads
 };
 
 namespace detail {
@@ -152,10 +164,10 @@ template <class T>
 class GatedLayer : public nn::Module<T> {
  public:
   /// Layer `index` (0: reads the image) of kernel k, C channels, `classes` labels (0: none).
-  GatedLayer(int index, std::int64_t k, std::int64_t channels, std::int64_t classes)
+  GatedLayer(int index, std::int64_t k, std::int64_t channels, std::int64_t classes, GatedLink link_input)
       : vertical(index == 0 ? 1 : channels, 2 * channels, k, 0, k / 2 + 1, k),
         horizontal(index == 0 ? 1 : channels, 2 * channels, k, k / 2, 1, index == 0 ? k / 2 : k / 2 + 1),
-        link(channels, 2 * channels, 1) {
+        link(link_input == GatedLink::pre_activation ? 2 * channels : channels, 2 * channels, 1) {
     if (index > 0) residual.emplace(channels, channels, 1);
     if (classes > 0) vertical_class.emplace(classes, 2 * channels), horizontal_class.emplace(classes, 2 * channels);
   }
@@ -169,7 +181,7 @@ class GatedLayer : public nn::Module<T> {
 
   BlockConv<T> vertical;                             ///< k x k, rows <= centre: Cin -> 2C
   BlockConv<T> horizontal;                           ///< centre row, left of (and at, after layer 0) the centre
-  nn::Conv2d<T> link;                                ///< 1x1, shifted vertical output C -> 2C
+  nn::Conv2d<T> link;                                ///< 1x1, shifted vertical output (C or 2C) -> 2C
   std::optional<nn::Conv2d<T>> residual;             ///< 1x1, C -> C (layers after the first)
   std::optional<nn::Embedding<T>> vertical_class;    ///< [classes, 2C] vertical gate biases
   std::optional<nn::Embedding<T>> horizontal_class;  ///< [classes, 2C] horizontal gate biases
@@ -190,7 +202,8 @@ class GatedPixelCNN : public nn::Module<T> {
         head_out(options.head_channels, detail::pixel_logits(options.output), 1),
         options_(options) {
     for (int l = 0; l <= options.layers; ++l)
-      layers.emplace_back(l, l == 0 ? options.input_kernel : options.kernel, options.channels, options.classes);
+      layers.emplace_back(l, l == 0 ? options.input_kernel : options.kernel, options.channels, options.classes,
+                          options.link);
   }
 
   /// The network: x [N, 1, H, W] in [0, 1] -> logits [N, 256, H, W] or [N, 1, H, W]
@@ -369,10 +382,10 @@ class GatedPixelCNN : public nn::Module<T> {
     Var<T> v = x, h = x;
     int l = 0;
     for (auto& layer : layers) {
-      Var<T> pv = layer.vertical(v);
-      if (labels) pv = add_class(pv, *layer.vertical_class, *labels);
+      const Var<T> conv = layer.vertical(v);
+      const Var<T> pv = labels ? add_class(conv, *layer.vertical_class, *labels) : conv;
       v = gate(pv);
-      Var<T> ph = add(layer.horizontal(h), layer.link(shift_down(v)));
+      Var<T> ph = add(layer.horizontal(h), layer.link(shift_down(options_.link == GatedLink::output ? v : conv)));
       if (labels) ph = add_class(ph, *layer.horizontal_class, *labels);
       h = l == 0 ? gate(ph) : add(h, (*layer.residual)(gate(ph)));
       ++l;
@@ -416,7 +429,8 @@ class GatedPixelCNN : public nn::Module<T> {
           h_(m.options_.height),
           w_(m.options_.width),
           c_(m.options_.channels),
-          rows_(m.options_.kernel / 2 + 1) {
+          rows_(m.options_.kernel / 2 + 1),
+          link_pre_(m.options_.link == GatedLink::pre_activation) {
       std::int64_t widest = c_;
       for (auto& layer : m.layers) {
         Layer p{pack(layer.vertical),
@@ -431,6 +445,7 @@ class GatedPixelCNN : public nn::Module<T> {
         widest = std::max({widest, p.vertical.width(), p.horizontal.width()});
         layers_.push_back(std::move(p));
         vring_.push_back(Tensor<T>(Shape{rows_ * w_, n_, c_}));
+        if (link_pre_) vpre_.push_back(Tensor<T>(Shape{w_, n_, 2 * c_}));
         hrow_.push_back(Tensor<T>(Shape{w_, n_, c_}));
       }
       gathered_ = Tensor<T>(Shape{w_ * n_, widest});
@@ -474,7 +489,7 @@ class GatedPixelCNN : public nn::Module<T> {
       std::int64_t cin = 0, cout = 0;
     };
     struct Layer {
-      Packed vertical, horizontal;  // horizontal: the link's C columns after the taps
+      Packed vertical, horizontal;  // horizontal: the link's C (or 2C) columns after the taps
       Dense residual;
       Tensor<T> vertical_class, horizontal_class;  // [N, 2C] rows of the class tables, or empty
     };
@@ -568,6 +583,9 @@ class GatedPixelCNN : public nn::Module<T> {
       else
         gather_with(p, y, 0, w_, from_below);
       affine(gathered_.data(), w_ * n_, p.weight.data(), p.width(), p.cout, p.bias.data(), pre_.data());
+      // The link reads the pre-activations of the latest vertical row: kept before the gate
+      // overwrites them (rows col * N + b, as vpre_ is laid out).
+      if (link_pre_) std::copy_n(pre_.data(), w_ * n_ * 2 * c_, vpre_[l].data());
       gate(pre_.data(), w_ * n_, layers_[l].vertical_class, vertical_at(l, y, 0));
     }
 
@@ -585,14 +603,17 @@ class GatedPixelCNN : public nn::Module<T> {
         gather_with(p, i, j, 1, from_image);
       else
         gather_with(p, i, j, 1, from_left);
-      // The link's columns: the vertical stack of the row above (the zero row above row 0).
+      // The link's columns: the vertical stack of the row above, gated or its pre-activations
+      // (the zero row above row 0).
       const std::int64_t width = p.width(), taps = width - p.extra;
       for (std::int64_t b = 0; b < n_; ++b) {
         T* dst = gathered_.data() + b * width + taps;
-        if (i > 0)
-          std::copy_n(vertical_at(l, i - 1, j) + b * c_, c_, dst);
+        if (i == 0)
+          std::fill(dst, dst + p.extra, T(0));
+        else if (link_pre_)
+          std::copy_n(vpre_[l].data() + (j * n_ + b) * p.extra, p.extra, dst);
         else
-          std::fill(dst, dst + c_, T(0));
+          std::copy_n(vertical_at(l, i - 1, j) + b * c_, c_, dst);
       }
       T* pre = pre_.data();
       affine(gathered_.data(), n_, p.weight.data(), width, p.cout, p.bias.data(), pre);
@@ -629,8 +650,9 @@ class GatedPixelCNN : public nn::Module<T> {
 
     const Tensor<T>& x_;
     std::int64_t n_, h_, w_, c_, rows_;
+    bool link_pre_;  // the link reads vertical pre-activations (vpre_), not the ring's outputs
     std::vector<Layer> layers_;
-    std::vector<Tensor<T>> vring_, hrow_;
+    std::vector<Tensor<T>> vring_, vpre_, hrow_;
     Dense head1_, head2_;
     Tensor<T> gathered_, pre_, gated_, res_, hidden_, logits_;
   };
