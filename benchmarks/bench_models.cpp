@@ -5,7 +5,7 @@
 // optimizer step(s). Prints one JSON line per (workload, threads):
 //
 //   {"workload": "mlp_vae", "threads": 2, "median_s": ..., "gflops": ..., "allocs_per_step": ...,
-//    "heap_calls_per_step": ..., ...}
+//    "heap_calls_per_step": ..., "peak_rss_kib": ..., ...}
 //
 //   bench_models [--workload NAME] [--threads N] [--steps N] [--warmup N] [--data DIR] [--params]
 //
@@ -31,6 +31,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include "genmod/genmod.hpp"
 #include "reference_vaes.hpp"
@@ -551,14 +553,20 @@ void run(const std::string& name, int threads, const Options& o, const data::Fas
   for (double t : times) mean += t;
   mean /= static_cast<double>(m);
   const double flops = flops_per_step(name, static_cast<double>(b));
+  // The process's peak resident set so far (KiB on Linux): with one workload per process, as
+  // compare.sh runs it, the workload's peak memory (data set, weights, tape, pool), comparable
+  // to bench_step.py's peak_rss_kib.
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
   std::printf(
       "{\"workload\": \"%s\", \"threads\": %d, \"median_s\": %.6g, \"gflops\": %s, \"allocs_per_step\": %.4g, "
       "\"heap_calls_per_step\": %s, \"min_s\": %.6g, \"max_s\": %.6g, \"mean_s\": %.6g, \"batch\": %lld, "
-      "\"warmup\": %d, \"steps\": %d, \"flops_per_step\": %.6g, \"first_loss\": %.6g, \"last_loss\": %.6g}\n",
+      "\"warmup\": %d, \"steps\": %d, \"flops_per_step\": %.6g, \"first_loss\": %.6g, \"last_loss\": %.6g, "
+      "\"peak_rss_kib\": %ld}\n",
       name.c_str(), threads, median, flops > 0 ? std::to_string(flops / median / 1e9).c_str() : "null", allocs,
       GENMOD_BENCH_COUNT_HEAP ? std::to_string(heap).c_str() : "null", sorted.front(), sorted.back(), mean,
       static_cast<long long>(b), o.warmup, o.steps, flops, static_cast<double>(first_loss),
-      static_cast<double>(last_loss));
+      static_cast<double>(last_loss), usage.ru_maxrss);
   std::fflush(stdout);
 }
 
