@@ -10,7 +10,8 @@
 /// a byte of it.
 ///
 /// Before decoding, stbi_info_from_memory reads the header only, and images with a zero extent or
-/// more than kMaxImageBytes decoded bytes (H * W * C) are refused: a 100-byte file cannot make us
+/// more than kMaxImageBytes decoded bytes (H * W * C) are refused, and a PNG's chunks are walked
+/// so that none declares more bytes than the file holds: a 100-byte file cannot make us (or stb)
 /// allocate gigabytes.
 ///
 /// Thread safety: decoding runs in parallel workers (ImageLoader). stb_image keeps no mutable
@@ -188,6 +189,37 @@ inline ImageInfo checked_info(std::span<const unsigned char> bytes, const std::s
   return {h, w, c, format};
 }
 
+/// Walks a PNG's chunks (4-byte big-endian length, 4-byte type, data, 4-byte CRC) up to IEND and
+/// refuses a chunk whose data runs past the end of the file. stb_image grows its IDAT buffer to the
+/// declared length before it finds the data missing, so without this a 100-byte file declaring a
+/// 1.6 GB chunk makes it allocate 2 GiB. The PNG specification caps a chunk at 2^31 - 1 bytes.
+/// Chunk headers cut short are left to stb, which reports them.
+inline void check_png_chunks(std::span<const unsigned char> bytes, const std::string& name) {
+  const auto be32 = [&](std::size_t at) {
+    return std::uint32_t{bytes[at]} << 24 | std::uint32_t{bytes[at + 1]} << 16 | std::uint32_t{bytes[at + 2]} << 8 |
+           std::uint32_t{bytes[at + 3]};
+  };
+  std::size_t at = 8;  // after the signature
+  while (bytes.size() - at >= 8) {
+    const std::uint32_t length = be32(at);
+    const std::string type(reinterpret_cast<const char*>(bytes.data() + at + 4), 4);
+    const std::size_t remain = bytes.size() - at - 8;
+    const auto what = [&] {
+      std::string printable;
+      for (const char ch : type) printable += ch >= 32 && ch < 127 ? ch : '?';
+      return "PNG chunk '" + printable + "' at byte " + std::to_string(at) + " declares " + std::to_string(length) +
+             " bytes";
+    };
+    if (length > 0x7fffffffu)
+      throw genmod::detail::io_error(name, "corrupt " + what() + ", more than the PNG limit of 2^31 - 1");
+    if (length > remain)
+      throw genmod::detail::io_error(
+          name, "truncated or corrupt " + what() + " but only " + std::to_string(remain) + " remain in the file");
+    if (type == "IEND") return;
+    at += 8 + std::size_t{length} + std::min<std::size_t>(4, remain - length);  // data, then CRC
+  }
+}
+
 }  // namespace detail
 
 /// Height, width, stored channels and format of a PNG or JPEG in memory, from its header only.
@@ -206,6 +238,7 @@ inline Tensor<std::uint8_t> decode_image(std::span<const unsigned char> bytes,
                                          ImageChannels channels = ImageChannels::keep,
                                          const std::string& name = "<memory>") {
   const ImageInfo info = detail::checked_info(bytes, name, channels);
+  if (info.format == ImageFormat::png) detail::check_png_chunks(bytes, name);
   const int wanted = channels == ImageChannels::keep ? 0 : static_cast<int>(channel_count(channels, info.channels));
   int w = 0, h = 0, stored = 0;
   const std::unique_ptr<stbi_uc, detail::StbFree> pixels(
