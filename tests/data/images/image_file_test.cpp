@@ -305,6 +305,39 @@ TEST_CASE("a PNG chunk longer than the file is refused before stb allocates for 
   CHECK(decodes_or_io_error(cut));
 }
 
+TEST_CASE("a JPEG too short for the image its frame announces is refused", "[images]") {
+  TempDir dir;
+  // The most compressible JPEG there is (uniform black at quality 1) passes the bound: stb spends
+  // about 8 bits on each luma block (with the chroma), the bound asks for 1.
+  write_image(dir.file("black.jpg"), Tensor<std::uint8_t>(Shape{3, 1024, 1536}), 1);
+  const Bytes black = file_bytes(dir.file("black.jpg"));
+  CHECK(decode_image(black).dim(2) == 1536);
+  // The bound for this file is (1024 / 8) x (1536 / 8) / 8 = 3072 bytes: stb's encoder spends 8 bits
+  // per luma block (with the chroma), so the real file is 8 times over it.
+  CHECK(black.size() > 8 * 3072);
+  // The same file announcing 16 times the rows: 2048 x 192 luma blocks need 49152 bytes.
+  Bytes tall = black;
+  std::size_t sof = 2;
+  while (!(tall[sof] == 0xff && tall[sof + 1] == 0xc0)) ++sof;
+  REQUIRE(((tall[sof + 5] << 8) | tall[sof + 6]) == 1024);
+  tall[sof + 5] = 0x40;  // 16384 rows
+  tall[sof + 6] = 0x00;
+  REQUIRE(black.size() < 49152);
+  CHECK_THROWS_WITH(decode_image(tall, ImageChannels::keep, "t.jpg"),
+                    Catch::Contains("t.jpg: truncated or corrupt JPEG: a 16384 x 1536 image of 393216 coded 8 x 8 "
+                                    "blocks needs at least one bit per block, 49152 bytes, but the file has " +
+                                    std::to_string(black.size())));
+  // Found by the fuzzer: 560 bytes announcing 4102 x 20744 x 3, which stb pads into 255 MB.
+  Bytes tiny = file_bytes(dir.file("black.jpg"));
+  tiny.resize(std::min<std::size_t>(tiny.size(), sof + 600));
+  tiny[sof + 5] = 0x10;
+  tiny[sof + 6] = 0x06;
+  tiny[sof + 7] = 0x51;
+  tiny[sof + 8] = 0x08;
+  CHECK_THROWS_WITH(decode_image(tiny), Catch::Contains("truncated or corrupt JPEG: a 4102 x 20744 image"));
+  CHECK(image_info(tiny).height == 4102);  // the header alone is still readable
+}
+
 TEST_CASE("byte flips give an image or an IOError, never a crash", "[images]") {
   TempDir dir;
   write_image(dir.file("f.png"), random_image(4, 5, 6, 6));

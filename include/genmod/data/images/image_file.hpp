@@ -11,8 +11,9 @@
 ///
 /// Before decoding, stbi_info_from_memory reads the header only, and images with a zero extent or
 /// more than kMaxImageBytes decoded bytes (H * W * C) are refused, and a PNG's chunks are walked
-/// so that none declares more bytes than the file holds: a 100-byte file cannot make us (or stb)
-/// allocate gigabytes.
+/// so that none declares more bytes than the file holds, and a JPEG must be long enough to code
+/// every block of the image its frame announces: a 100-byte file cannot make us (or stb) allocate
+/// gigabytes, nor decode hundreds of megabytes of padding.
 ///
 /// Thread safety: decoding runs in parallel workers (ImageLoader). stb_image keeps no mutable
 /// global state on the decode path except (a) its failure reason, which this stb build stores in a
@@ -220,6 +221,66 @@ inline void check_png_chunks(std::span<const unsigned char> bytes, const std::st
   }
 }
 
+/// Refuses a JPEG too short for the image its frame header announces. stb_image decodes a JPEG
+/// whose entropy-coded data ends early by padding the rest, so without this a 560-byte file
+/// announcing 4102 x 20744 pixels decodes (to grey) into 255 MB, which takes seconds. The bound:
+/// stb decodes Huffman-coded JPEGs only, every 8 x 8 block of every component is coded with at least
+/// one Huffman symbol (its DC difference; a baseline block also needs an AC symbol), and a symbol
+/// takes at least one bit, so the file holds at least blocks / 8 bytes for its largest component,
+/// which has floor(floor(W h_i / h_max) / 8) x floor(floor(H v_i / v_max) / 8) blocks for
+/// sampling factors h_i x v_i. Segments it cannot follow are left to stb, which reports them.
+inline void check_jpeg_length(std::span<const unsigned char> bytes, const std::string& name) {
+  std::size_t at = 2;  // after SOI
+  while (at + 4 <= bytes.size()) {
+    if (bytes[at] != 0xff) {  // stb skips bytes between segments until the next marker
+      ++at;
+      continue;
+    }
+    const unsigned char marker = bytes[at + 1];
+    if (marker == 0xff) {  // fill byte
+      ++at;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {  // TEM, RSTn: no length
+      at += 2;
+      continue;
+    }
+    const std::size_t length = std::size_t{bytes[at + 2]} << 8 | bytes[at + 3];
+    const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
+    if (marker == 0xda || marker == 0xd9) return;  // start of scan or end of image before a frame
+    if (!frame) {
+      at += 2 + length;
+      continue;
+    }
+    // SOFn: length, precision, height (2), width (2), components, then (id, h << 4 | v, table).
+    if (length < 8 || at + 2 + length > bytes.size()) return;
+    const std::uint64_t height = std::uint64_t{bytes[at + 5]} << 8 | bytes[at + 6];
+    const std::uint64_t width = std::uint64_t{bytes[at + 7]} << 8 | bytes[at + 8];
+    const std::size_t components = bytes[at + 9];
+    if (components == 0 || length < 8 + 3 * components) return;
+    std::uint64_t h_max = 1, v_max = 1;
+    for (std::size_t i = 0; i < components; ++i) {
+      h_max = std::max<std::uint64_t>(h_max, bytes[at + 11 + 3 * i] >> 4);
+      v_max = std::max<std::uint64_t>(v_max, bytes[at + 11 + 3 * i] & 15);
+    }
+    std::uint64_t blocks = 0;
+    for (std::size_t i = 0; i < components; ++i) {
+      // One component alone is coded at full size whatever its sampling factors say.
+      const std::uint64_t h = components == 1 ? 1 : bytes[at + 11 + 3 * i] >> 4;
+      const std::uint64_t v = components == 1 ? 1 : bytes[at + 11 + 3 * i] & 15;
+      const std::uint64_t hm = components == 1 ? 1 : h_max, vm = components == 1 ? 1 : v_max;
+      blocks = std::max(blocks, (width * h / hm / 8) * (height * v / vm / 8));
+    }
+    const std::uint64_t needed = blocks / 8;
+    if (bytes.size() < needed)
+      throw genmod::detail::io_error(
+          name, "truncated or corrupt JPEG: a " + std::to_string(height) + " x " + std::to_string(width) +
+                    " image of " + std::to_string(blocks) + " coded 8 x 8 blocks needs at least one bit per block, " +
+                    std::to_string(needed) + " bytes, but the file has " + std::to_string(bytes.size()));
+    return;
+  }
+}
+
 }  // namespace detail
 
 /// Height, width, stored channels and format of a PNG or JPEG in memory, from its header only.
@@ -239,6 +300,7 @@ inline Tensor<std::uint8_t> decode_image(std::span<const unsigned char> bytes,
                                          const std::string& name = "<memory>") {
   const ImageInfo info = detail::checked_info(bytes, name, channels);
   if (info.format == ImageFormat::png) detail::check_png_chunks(bytes, name);
+  if (info.format == ImageFormat::jpeg) detail::check_jpeg_length(bytes, name);
   const int wanted = channels == ImageChannels::keep ? 0 : static_cast<int>(channel_count(channels, info.channels));
   int w = 0, h = 0, stored = 0;
   const std::unique_ptr<stbi_uc, detail::StbFree> pixels(
