@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <genmod/genmod.hpp>
 
@@ -48,14 +49,23 @@ inline Encoder make_encoder(std::int64_t size, std::int64_t attrs, std::int64_t 
 }
 
 // Decoder: [z, c] -> 256 -> C x 4 x 4, then k stride-2 transposed convolutions to 3 x S x S logits.
-inline Net make_decoder(std::int64_t size, std::int64_t attrs, std::int64_t z) {
+// With every_scale, each transposed convolution also sees c as `attrs` constant channels
+// (nn::ImageConditionDecoder), instead of c reaching the upsampling only through the first layers.
+inline Net make_decoder(std::int64_t size, std::int64_t attrs, std::int64_t z, bool every_scale = false) {
   const std::int64_t k = stages_for(size);
   const std::int64_t top = width_of(k - 1);
-  Net dec{nn::Linear(z + attrs, 256), nn::ReLU(), nn::Linear(256, top * 16), nn::ReLU(), nn::Reshape({top, 4, 4})};
+  Net stem{nn::Linear(z + attrs, 256), nn::ReLU(), nn::Linear(256, top * 16), nn::ReLU(), nn::Reshape({top, 4, 4})};
+  const std::int64_t extra = every_scale ? attrs : 0;
+  std::vector<Net> stages;
   for (std::int64_t s = k - 1; s >= 0; --s) {
-    dec.push_back(nn::ConvTranspose2d(width_of(s), s == 0 ? 3 : width_of(s - 1), 4, {.stride = 2, .padding = 1}));
-    if (s > 0) dec.push_back(nn::ReLU());
+    Net stage{nn::ConvTranspose2d(width_of(s) + extra, s == 0 ? 3 : width_of(s - 1), 4, {.stride = 2, .padding = 1})};
+    if (s > 0) stage.push_back(nn::ReLU());
+    stages.push_back(std::move(stage));
   }
+  if (every_scale) return Net{nn::ImageConditionDecoder<Net, Net>(attrs, std::move(stem), std::move(stages))};
+  Net dec = std::move(stem);
+  for (auto& stage : stages)
+    for (std::size_t i = 0; i < stage.size(); ++i) dec.push_back(stage[i]);
   return dec;
 }
 

@@ -9,8 +9,10 @@
 //
 // Model: the encoder sees the image through strided convolutions and the attributes where the
 // features are flat (nn::ImageConditionEncoder); the decoder maps [z, attributes] through a linear
-// layer and transposed convolutions to Bernoulli logits of every pixel and channel; p(z | c) is
-// learned (a Gaussian linear in the attributes) unless --prior standard.
+// layer and transposed convolutions to Bernoulli logits of every pixel and channel (with
+// --decoder-condition every-scale each transposed convolution also sees the attributes as constant
+// channels, nn::ImageConditionDecoder); p(z | c) is learned (a Gaussian linear in the attributes)
+// unless --prior standard.
 //
 // Measurements (printed, and in metrics.jsonl's final record): an attribute classifier trained
 // with genmod on the training images (cached in --classifier) scores
@@ -184,7 +186,7 @@ int run_attribute_mode(const train::ExampleArgs& args, const AttributeModeOption
   // The model.
   manual_seed(args.seed);
   const std::int64_t z = o.latent;
-  CVAE cvae(make_encoder(size, a_count, z), make_decoder(size, a_count, z), dist::Bernoulli{},
+  CVAE cvae(make_encoder(size, a_count, z), make_decoder(size, a_count, z, o.every_scale), dist::Bernoulli{},
             {.beta = o.beta, .latent_dim = z, .seed = args.seed}, {.condition_dim = o.learned_prior ? a_count : 0});
   optim::Adam adam{cvae.named_parameters(), {.lr = o.lr}};
   data::ImageLoader loader(train_images, train_c, {},

@@ -28,6 +28,7 @@ struct AttributeModeOptions {
   double beta = 1.0;                   ///< --beta B
   bool learned_prior = true;           ///< --prior learned|standard
   double temperature = 0.7;            ///< --temperature T
+  bool every_scale = false;            ///< --decoder-condition every-scale: c joins every upsampling stage
 };
 
 /// Trains and evaluates the attribute-conditional VAE; returns the process's exit status.

@@ -6,6 +6,7 @@
 //   cvae [--data DIR] [--out DIR] [--epochs N] [--batch-size N] [--threads N] [--seed S]
 //        [--resume PATH] [--latent Z] [--lr X] [--prior learned|standard] [--beta B]
 //        [--eval-samples N] [--classifier PATH] [--temperature T]
+//        attribute mode: --attributes FILE [--image-size S] [--decoder-condition input|every-scale] ...
 //
 // --prior: p(z | c) learned per class (the default) or N(0, I) for every class (see
 // models/conditional_vae.hpp for why the standard prior lets codes overrule the class).
@@ -90,6 +91,10 @@ int main(int argc, char** argv) try {
   args.add_option(
       "--flip", am.flip,
       "attribute mode: probability of a horizontal flip while training (leave 0 when left/right is an attribute)");
+  std::string decoder_condition = "input";
+  args.add_option("--decoder-condition", decoder_condition,
+                  "attribute mode: where the decoder sees the attributes: input (with z) or every-scale (also as "
+                  "constant channels before every upsampling stage)");
   args.parse_or_exit(argc, argv);
   args.apply_threads();
   if (!(lr > 0)) throw ValueError("expected --lr > 0, got " + std::to_string(lr));
@@ -103,6 +108,9 @@ int main(int argc, char** argv) try {
     am.beta = beta;
     am.learned_prior = prior == "learned";
     am.temperature = temperature;
+    if (decoder_condition != "input" && decoder_condition != "every-scale")
+      throw ValueError("--decoder-condition: expected input or every-scale, got '" + decoder_condition + "'");
+    am.every_scale = decoder_condition == "every-scale";
     am.classifier = classifier_path;
     if (eval_samples < 0) throw ValueError("--eval-samples: expected >= 0, got " + std::to_string(eval_samples));
     am.eval_samples = eval_samples;

@@ -10,6 +10,7 @@
 #include "genmod/nn/layers/conv.hpp"
 #include "genmod/nn/layers/dropout.hpp"
 #include "genmod/nn/layers/embedding.hpp"
+#include "genmod/nn/layers/image_condition_decoder.hpp"
 #include "genmod/nn/layers/image_condition_encoder.hpp"
 #include "genmod/nn/layers/linear.hpp"
 #include "genmod/nn/layers/lstm.hpp"
