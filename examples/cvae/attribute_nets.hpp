@@ -58,12 +58,18 @@ inline Net make_decoder(std::int64_t size, std::int64_t attrs, std::int64_t z, b
   const std::int64_t extra = every_scale ? attrs : 0;
   std::vector<Net> stages;
   for (std::int64_t s = k - 1; s >= 0; --s) {
-    Net stage{nn::ConvTranspose2d(width_of(s) + extra, s == 0 ? 3 : width_of(s - 1), 4, {.stride = 2, .padding = 1})};
+    Net stage;
+    stage.push_back(
+        nn::ConvTranspose2d(width_of(s) + extra, s == 0 ? 3 : width_of(s - 1), 4, {.stride = 2, .padding = 1}));
     if (s > 0) stage.push_back(nn::ReLU());
     stages.push_back(std::move(stage));
   }
-  if (every_scale) return Net{nn::ImageConditionDecoder<Net, Net>(attrs, std::move(stem), std::move(stages))};
-  Net dec = std::move(stem);
+  Net dec;
+  if (every_scale) {
+    dec.push_back(nn::ImageConditionDecoder<Net, Net>(attrs, std::move(stem), std::move(stages)));
+    return dec;
+  }
+  dec = std::move(stem);
   for (auto& stage : stages)
     for (std::size_t i = 0; i < stage.size(); ++i) dec.push_back(stage[i]);
   return dec;
