@@ -78,6 +78,9 @@ inline bool fold_extent(std::uint64_t extent, std::uint64_t& nonzero_product) no
 inline std::uint16_t load_le16(const unsigned char* p) noexcept {
   return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
 }
+inline std::uint16_t load_be16(const unsigned char* p) noexcept {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
 inline std::uint32_t load_le32(const unsigned char* p) noexcept {
   return std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16) | (std::uint32_t{p[3]} << 24);
 }

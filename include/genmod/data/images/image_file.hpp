@@ -196,13 +196,9 @@ inline ImageInfo checked_info(std::span<const unsigned char> bytes, const std::s
 /// 1.6 GB chunk makes it allocate 2 GiB. The PNG specification caps a chunk at 2^31 - 1 bytes.
 /// Chunk headers cut short are left to stb, which reports them.
 inline void check_png_chunks(std::span<const unsigned char> bytes, const std::string& name) {
-  const auto be32 = [&](std::size_t at) {
-    return std::uint32_t{bytes[at]} << 24 | std::uint32_t{bytes[at + 1]} << 16 | std::uint32_t{bytes[at + 2]} << 8 |
-           std::uint32_t{bytes[at + 3]};
-  };
   std::size_t at = 8;  // after the signature
   while (bytes.size() - at >= 8) {
-    const std::uint32_t length = be32(at);
+    const std::uint32_t length = genmod::detail::load_be32(bytes.data() + at);
     const std::string type(reinterpret_cast<const char*>(bytes.data() + at + 4), 4);
     const std::size_t remain = bytes.size() - at - 8;
     const auto what = [&] {
@@ -245,7 +241,7 @@ inline void check_jpeg_length(std::span<const unsigned char> bytes, const std::s
       at += 2;
       continue;
     }
-    const std::size_t length = std::size_t{bytes[at + 2]} << 8 | bytes[at + 3];
+    const std::size_t length = genmod::detail::load_be16(bytes.data() + at + 2);
     const bool frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc;
     if (marker == 0xda || marker == 0xd9) return;  // start of scan or end of image before a frame
     if (!frame) {
@@ -254,8 +250,8 @@ inline void check_jpeg_length(std::span<const unsigned char> bytes, const std::s
     }
     // SOFn: length, precision, height (2), width (2), components, then (id, h << 4 | v, table).
     if (length < 8 || at + 2 + length > bytes.size()) return;
-    const std::uint64_t height = std::uint64_t{bytes[at + 5]} << 8 | bytes[at + 6];
-    const std::uint64_t width = std::uint64_t{bytes[at + 7]} << 8 | bytes[at + 8];
+    const std::uint64_t height = genmod::detail::load_be16(bytes.data() + at + 5);
+    const std::uint64_t width = genmod::detail::load_be16(bytes.data() + at + 7);
     const std::size_t components = bytes[at + 9];
     if (components == 0 || length < 8 + 3 * components) return;
     std::uint64_t h_max = 1, v_max = 1;

@@ -62,20 +62,20 @@ class ImageConditionDecoder : public Layer<typename Stem::value_type> {
       throw ShapeError("ImageConditionDecoder: expected rows [N, D] of a code and " + std::to_string(condition_) +
                        " condition values (D > " + std::to_string(condition_) + "), got " + rows.shape().to_string());
     const std::int64_t n = rows.dim(0);
-    Var<T> h = stem(rows);
-    if (h.rank() != 4 || h.dim(0) != n)
-      throw ShapeError("ImageConditionDecoder: expected the stem to return [" + std::to_string(n) + ", C, H, W], got " +
-                       h.shape().to_string());
-    if (condition_ == 0) {
-      for (auto& stage : stages) h = stage(h);
-      return h;
-    }
-    const Var<T> c = reshape(slice(rows, 1, rows.dim(1) - condition_, condition_), Shape{n, condition_, 1, 1});
-    for (auto& stage : stages) {
+    // Every stage takes images; the stem's output is checked even when there is no stage.
+    const auto check_images = [n](const Var<T>& h, const std::string& what) {
       if (h.rank() != 4 || h.dim(0) != n)
-        throw ShapeError("ImageConditionDecoder: expected each stage but the last to return [" + std::to_string(n) +
+        throw ShapeError("ImageConditionDecoder: expected " + what + " to return [" + std::to_string(n) +
                          ", C, H, W], got " + h.shape().to_string());
-      h = stage(concat({h, broadcast_to(c, Shape{n, condition_, h.dim(2), h.dim(3)})}, 1));
+    };
+    Var<T> h = stem(rows);
+    check_images(h, "the stem");
+    const Var<T> c = condition_ > 0
+                         ? reshape(slice(rows, 1, rows.dim(1) - condition_, condition_), Shape{n, condition_, 1, 1})
+                         : Var<T>();
+    for (std::size_t k = 0; k < stages.size(); ++k) {
+      if (k > 0) check_images(h, "stage " + std::to_string(k - 1));
+      h = stages[k](condition_ > 0 ? concat({h, broadcast_to(c, Shape{n, condition_, h.dim(2), h.dim(3)})}, 1) : h);
     }
     return h;
   }
