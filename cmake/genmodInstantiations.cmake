@@ -1,9 +1,9 @@
 # genmod_add_instantiations(<name>)
 #
-# A static library <name> that compiles genmod's ops for float and double once
-# (genmod/instantiate.cpp), and makes every target that links it declare them extern
-# (GENMOD_EXTERN_TEMPLATES), so that those targets' translation units do not compile the kernels
-# again. Compile-time, not run-time: the code is the same. The library is compiled with <name>'s
+# A static library <name> that compiles genmod's ops for float and double, its larger class
+# templates and its non-template code (the Trainer, the file formats, the plots) once
+# (genmod/instantiate.cpp), and makes every target that links it see them as declarations only
+# (GENMOD_EXTERN_TEMPLATES), so that those targets' translation units do not compile them again. Compile-time, not run-time: the code is the same. The library is compiled with <name>'s
 # own flags, which must match the targets' (e.g. -march=native on both). See
 # docs/compile_times.md.
 #

@@ -1,7 +1,8 @@
 #pragma once
 /// \file extern_templates.hpp
-/// Opt-in explicit instantiation of genmod's differentiable ops, losses and optimizer updates for
-/// float and double, to compile the kernels once instead of in every translation unit.
+/// Opt-in compiled part: genmod's differentiable ops, losses and optimizer updates for float and
+/// double, its larger class templates and its non-template code (the Trainer, the file formats,
+/// the plots), compiled once instead of in every translation unit.
 ///
 /// A header-only library compiles everything a translation unit uses in that unit: a program that
 /// trains a convolutional model spends most of its compile time optimising genmod's kernels
@@ -18,7 +19,7 @@
 /// through genmod/detail/explicit_instantiation.hpp), so a translation unit gets the declarations
 /// of exactly the ops it includes, through the umbrella header or single ones; this header
 /// includes every header that has such a list. Without either macro nothing is declared. Ops
-/// called on other element types, and everything not listed (layers, the tape), are instantiated
+/// called on other element types, and everything not listed (layers, models), are instantiated
 /// where used as usual.
 ///
 /// The ops so listed, for float and double: the activations (relu, leaky_relu, elu, sigmoid,
@@ -28,6 +29,12 @@
 /// log_softmax, exp, log, sqrt, square; the losses cross_entropy, bce_with_logits, squared_error,
 /// gaussian_kl_standard; Adam's update. Chosen by compile cost: the ops whose instantiation pulls
 /// in kernels (one op instantiates its forward and backward kernels and the ops of its backward).
+///
+/// Beside the ops: the class templates Tensor, Tape, optim::Optimizer, io::CheckpointSet,
+/// distributed::DataParallel, models::PCA and flows::Invertible1x1Conv for float and double, the
+/// training loop for data::Loader, and the non-template functions that their headers write with
+/// GENMOD_DETAIL_NONTEMPLATE (declarations only under GENMOD_EXTERN_TEMPLATES; see
+/// genmod/detail/explicit_instantiation.hpp). docs/compile_times.md lists them.
 
 #include "genmod/autodiff/ops/activation.hpp"
 #include "genmod/autodiff/ops/arithmetic.hpp"

@@ -35,6 +35,7 @@
 #include "genmod/autodiff/grad_mode.hpp"
 #include "genmod/autodiff/var.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/elementwise.hpp"
 #include "genmod/kernels/index.hpp"
 
@@ -610,3 +611,10 @@ Tensor<T>* GradSink<T>::parameter_gradient(int k, const Shape& shape) const noex
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::Tape, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::Tape, double)
+#endif

@@ -25,6 +25,7 @@ GENMOD_EIGEN_INCLUDE_END
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/shape.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod {
 
@@ -380,3 +381,10 @@ bool allclose(const Tensor<T>& a, const Tensor<T>& b, double rtol = 1e-5, double
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::Tensor, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::Tensor, double)
+#endif

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "genmod/config.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::detail {
 
@@ -330,17 +331,7 @@ class InflateSource final : public Source {
   InflateSource& operator=(const InflateSource&) = delete;
   ~InflateSource() override { inflateEnd(&zs_); }
 
-  void read(void* dst, std::size_t n, std::string_view what) override {
-    if (declared_ >= 0 && n > static_cast<std::uint64_t>(declared_) - produced_)
-      throw io_error(name_, "truncated: expected " + std::to_string(n) + " bytes of " + std::string(what) + " at byte " +
-                                std::to_string(produced_) + ", but the member declares only " +
-                                std::to_string(static_cast<std::uint64_t>(declared_) - produced_) + " more");
-    const std::size_t got = inflate_into(static_cast<unsigned char*>(dst), n);
-    if (got < n)
-      throw io_error(name_, "truncated: expected " + std::to_string(n) + " bytes of " + std::string(what) + " at byte " +
-                                std::to_string(produced_ - got) + ", but the compressed stream ends after " +
-                                std::to_string(got));
-  }
+  void read(void* dst, std::size_t n, std::string_view what) override;
 
   std::uint64_t remaining_bound() const noexcept override {
     if (declared_ >= 0) return static_cast<std::uint64_t>(declared_) - produced_;
@@ -364,48 +355,7 @@ class InflateSource final : public Source {
 
  private:
   // Inflates up to n bytes into dst; returns the count (less than n only when the stream ended).
-  std::size_t inflate_into(unsigned char* dst, std::size_t n) {
-    if (pending_probe_) throw io_error(name_, "internal: read after a failed end check");
-    std::size_t done = 0;
-    while (done < n && !ended_) {
-      if (zs_.avail_in == 0) {
-        const std::size_t k = up_.read_some(in_.data(), in_.size());
-        zs_.next_in = in_.data();
-        zs_.avail_in = static_cast<uInt>(k);
-        if (k == 0)
-          throw io_error(name_, "truncated compressed stream: the input ended after " + std::to_string(produced_) +
-                                    " bytes of output" +
-                                    (declared_ >= 0 ? " (the member declares " + std::to_string(declared_) + ")" : ""));
-      }
-      const std::size_t want = std::min<std::size_t>(n - done, std::size_t{1} << 30);
-      zs_.next_out = dst + done;
-      zs_.avail_out = static_cast<uInt>(want);
-      const int rc = ::inflate(&zs_, Z_NO_FLUSH);
-      const std::size_t out = want - zs_.avail_out;
-      done += out;
-      produced_ += out;
-      if (produced_ > kMaxInflatedBytes)
-        throw io_error(name_, "decompressed data exceeds the cap of " + std::to_string(kMaxInflatedBytes) + " bytes");
-      if (rc == Z_STREAM_END) {
-        ended_ = true;
-        if (zs_.avail_in != 0 || up_.remaining_bound() != 0)
-          throw io_error(name_, "corrupt: " + std::to_string(zs_.avail_in + up_.remaining_bound()) +
-                                    " unexpected bytes after the end of the compressed stream");
-        if (declared_ >= 0 && produced_ != static_cast<std::uint64_t>(declared_))
-          throw io_error(name_, "corrupt: the member declares " + std::to_string(declared_) +
-                                    " uncompressed bytes, but its stream holds " + std::to_string(produced_));
-      } else if (rc == Z_BUF_ERROR) {
-        // No progress possible: zlib needs more input, which the next loop iteration supplies
-        // (or reports as truncation).
-        if (zs_.avail_in != 0 && out == 0)
-          throw io_error(name_, "corrupt compressed stream (no progress at output byte " + std::to_string(produced_) + ")");
-      } else if (rc != Z_OK) {
-        throw io_error(name_, std::string("corrupt compressed stream at output byte ") + std::to_string(produced_) +
-                                  ": " + (zs_.msg ? zs_.msg : "zlib error " + std::to_string(rc)));
-      }
-    }
-    return done;
-  }
+  std::size_t inflate_into(unsigned char* dst, std::size_t n);
 
   RangeSource& up_;
   std::string name_;
@@ -416,6 +366,67 @@ class InflateSource final : public Source {
   z_stream zs_{};
   std::vector<unsigned char> in_;
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// InflateSource's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE void InflateSource::read(void* dst, std::size_t n, std::string_view what) {
+  if (declared_ >= 0 && n > static_cast<std::uint64_t>(declared_) - produced_)
+    throw io_error(name_, "truncated: expected " + std::to_string(n) + " bytes of " + std::string(what) + " at byte " +
+                              std::to_string(produced_) + ", but the member declares only " +
+                              std::to_string(static_cast<std::uint64_t>(declared_) - produced_) + " more");
+  const std::size_t got = inflate_into(static_cast<unsigned char*>(dst), n);
+  if (got < n)
+    throw io_error(name_, "truncated: expected " + std::to_string(n) + " bytes of " + std::string(what) + " at byte " +
+                              std::to_string(produced_ - got) + ", but the compressed stream ends after " +
+                              std::to_string(got));
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::size_t InflateSource::inflate_into(unsigned char* dst, std::size_t n) {
+  if (pending_probe_) throw io_error(name_, "internal: read after a failed end check");
+  std::size_t done = 0;
+  while (done < n && !ended_) {
+    if (zs_.avail_in == 0) {
+      const std::size_t k = up_.read_some(in_.data(), in_.size());
+      zs_.next_in = in_.data();
+      zs_.avail_in = static_cast<uInt>(k);
+      if (k == 0)
+        throw io_error(name_, "truncated compressed stream: the input ended after " + std::to_string(produced_) +
+                                  " bytes of output" +
+                                  (declared_ >= 0 ? " (the member declares " + std::to_string(declared_) + ")" : ""));
+    }
+    const std::size_t want = std::min<std::size_t>(n - done, std::size_t{1} << 30);
+    zs_.next_out = dst + done;
+    zs_.avail_out = static_cast<uInt>(want);
+    const int rc = ::inflate(&zs_, Z_NO_FLUSH);
+    const std::size_t out = want - zs_.avail_out;
+    done += out;
+    produced_ += out;
+    if (produced_ > kMaxInflatedBytes)
+      throw io_error(name_, "decompressed data exceeds the cap of " + std::to_string(kMaxInflatedBytes) + " bytes");
+    if (rc == Z_STREAM_END) {
+      ended_ = true;
+      if (zs_.avail_in != 0 || up_.remaining_bound() != 0)
+        throw io_error(name_, "corrupt: " + std::to_string(zs_.avail_in + up_.remaining_bound()) +
+                                  " unexpected bytes after the end of the compressed stream");
+      if (declared_ >= 0 && produced_ != static_cast<std::uint64_t>(declared_))
+        throw io_error(name_, "corrupt: the member declares " + std::to_string(declared_) +
+                                  " uncompressed bytes, but its stream holds " + std::to_string(produced_));
+    } else if (rc == Z_BUF_ERROR) {
+      // No progress possible: zlib needs more input, which the next loop iteration supplies
+      // (or reports as truncation).
+      if (zs_.avail_in != 0 && out == 0)
+        throw io_error(name_,
+                       "corrupt compressed stream (no progress at output byte " + std::to_string(produced_) + ")");
+    } else if (rc != Z_OK) {
+      throw io_error(name_, std::string("corrupt compressed stream at output byte ") + std::to_string(produced_) +
+                                ": " + (zs_.msg ? zs_.msg : "zlib error " + std::to_string(rc)));
+    }
+  }
+  return done;
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 /// Wraps a Source and keeps the CRC-32 of everything read through it (zip member checks).
 class CrcSource final : public Source {
@@ -521,15 +532,7 @@ inline std::vector<unsigned char> deflate_bytes(std::span<const unsigned char> i
 /// If commit() is not reached (an exception), the destructor removes the temporary file.
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)) {
-    tmp_ = path_ + ".tmp." + std::to_string(static_cast<long>(::getpid()));
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-      const int err = errno;
-      throw io_error(path_, "cannot create temporary file '" + tmp_ + "': " + errno_text(err));
-    }
-    buf_.reserve(kBufferSize);
-  }
+  explicit AtomicFile(std::string path);
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
   ~AtomicFile() {
@@ -538,34 +541,14 @@ class AtomicFile {
   }
 
   /// Appends bytes (buffered; large writes go straight to the file).
-  void write(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    if (buf_.size() + n <= kBufferSize) {
-      put_raw(buf_, p, n);
-    } else {
-      flush_buffer();
-      if (n >= kBufferSize)
-        write_all(p, n);
-      else
-        put_raw(buf_, p, n);
-    }
-    written_ += n;
-  }
+  void write(const void* data, std::size_t n);
   void write(std::span<const unsigned char> bytes) { write(bytes.data(), bytes.size()); }
 
   /// Bytes written so far (the offset of the next byte).
   std::uint64_t offset() const noexcept { return written_; }
 
   /// Flushes, fsyncs, closes and renames the temporary file over the destination.
-  void commit() {
-    flush_buffer();
-    if (::fsync(fd_) != 0) fail("fsync");
-    const int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) fail("close");
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("rename to '" + path_ + "'");
-    committed_ = true;
-    sync_directory();
-  }
+  void commit();
 
   /// Name of the temporary file (tests look for it).
   const std::string& temp_path() const noexcept { return tmp_; }
@@ -611,6 +594,45 @@ class AtomicFile {
   std::uint64_t written_ = 0;
   std::vector<unsigned char> buf_;
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// AtomicFile's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  tmp_ = path_ + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    throw io_error(path_, "cannot create temporary file '" + tmp_ + "': " + errno_text(err));
+  }
+  buf_.reserve(kBufferSize);
+}
+
+GENMOD_DETAIL_NONTEMPLATE void AtomicFile::write(const void* data, std::size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  if (buf_.size() + n <= kBufferSize) {
+    put_raw(buf_, p, n);
+  } else {
+    flush_buffer();
+    if (n >= kBufferSize)
+      write_all(p, n);
+    else
+      put_raw(buf_, p, n);
+  }
+  written_ += n;
+}
+
+GENMOD_DETAIL_NONTEMPLATE void AtomicFile::commit() {
+  flush_buffer();
+  if (::fsync(fd_) != 0) fail("fsync");
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0) fail("close");
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) fail("rename to '" + path_ + "'");
+  committed_ = true;
+  sync_directory();
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 /// Writes `bytes` to `path` atomically (see AtomicFile).
 inline void write_file_atomic(const std::string& path, std::span<const unsigned char> bytes) {

@@ -10,6 +10,7 @@
 #include "genmod/config.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::data {
 
@@ -20,12 +21,7 @@ class Dataset {
   Dataset() = default;
 
   /// Samples along dimension 0 of x, labels (optional: an undefined tensor) of shape [N].
-  explicit Dataset(Tensor<float> x, Tensor<std::int64_t> y = {}) : x_(std::move(x)), y_(std::move(y)) {
-    check_min_rank("Dataset", "samples", x_.shape(), 1, "[N, ...]");  // an undefined tensor has rank 0
-    if (y_.defined() && (y_.rank() != 1 || y_.dim(0) != x_.dim(0)))
-      throw ShapeError("Dataset: labels of shape " + y_.shape().to_string() + " do not match samples of shape " +
-                       x_.shape().to_string() + " (expected [" + std::to_string(x_.dim(0)) + "])");
-  }
+  explicit Dataset(Tensor<float> x, Tensor<std::int64_t> y = {});
 
   /// Number of samples.
   std::int64_t size() const noexcept { return x_.defined() ? x_.dim(0) : 0; }
@@ -53,5 +49,18 @@ class Dataset {
   Tensor<float> x_;
   Tensor<std::int64_t> y_;
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// Dataset's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE Dataset::Dataset(Tensor<float> x, Tensor<std::int64_t> y)
+    : x_(std::move(x)), y_(std::move(y)) {
+  check_min_rank("Dataset", "samples", x_.shape(), 1, "[N, ...]");  // an undefined tensor has rank 0
+  if (y_.defined() && (y_.rank() != 1 || y_.dim(0) != x_.dim(0)))
+    throw ShapeError("Dataset: labels of shape " + y_.shape().to_string() + " do not match samples of shape " +
+                     x_.shape().to_string() + " (expected [" + std::to_string(x_.dim(0)) + "])");
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 }  // namespace genmod::data

@@ -26,6 +26,7 @@
 #include "genmod/data/dataset.hpp"
 #include "genmod/data/idx.hpp"
 #include "genmod/data/transforms.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::data {
 
@@ -63,36 +64,7 @@ struct FashionMNIST {
 
   /// Loads one split. Throws IOError naming the path tried and the Debian package when a file is
   /// missing, or naming the file and the problem when it is corrupt.
-  static FashionMNIST load(Split split, std::string dir = "") {
-    dir = resolve_dir(std::move(dir));
-    const std::string prefix = split == Split::train ? "train" : "t10k";
-    FashionMNIST out;
-    out.split = split;
-    const std::string image_path = find_file(dir, prefix + "-images-idx3-ubyte", split, "images");
-    const std::string label_path = find_file(dir, prefix + "-labels-idx1-ubyte", split, "labels");
-    out.images = read_idx(image_path);
-    const Tensor<std::uint8_t> raw_labels = read_idx(label_path);
-    if (out.images.rank() != 3 || out.images.dim(1) != kSide || out.images.dim(2) != kSide)
-      throw genmod::detail::io_error(image_path,
-                                     "expected images of shape [N, 28, 28], found " + out.images.shape().to_string());
-    if (raw_labels.rank() != 1 || raw_labels.dim(0) != out.images.dim(0))
-      throw genmod::detail::io_error(label_path, "expected labels of shape [" + std::to_string(out.images.dim(0)) +
-                                                     "] to match " + image_path + ", found " +
-                                                     raw_labels.shape().to_string());
-    out.labels = Tensor<std::int64_t>(raw_labels.shape());
-    for (std::int64_t i = 0; i < raw_labels.numel(); ++i) {
-      if (raw_labels[i] >= kClasses)
-        throw genmod::detail::io_error(label_path, "label " + std::to_string(raw_labels[i]) + " at position " +
-                                                       std::to_string(i) + " is outside [0, 10)");
-      out.labels[i] = raw_labels[i];
-    }
-    out.images_path = image_path;
-    out.labels_path = label_path;
-    const std::uint64_t expected = split == Split::train ? kTrainLabelsFingerprint : kTestLabelsFingerprint;
-    if (labels_fingerprint(raw_labels) == expected)
-      for (std::int64_t c = 0; c < kClasses; ++c) out.class_names.emplace_back(class_name(c));
-    return out;
-  }
+  static FashionMNIST load(Split split, std::string dir = "");
 
   /// FNV-1a (64 bits) of the label bytes in order: what load() compares with the fingerprints of
   /// Fashion-MNIST's label files to recognize them (MNIST's digits, say, give other values).
@@ -110,16 +82,7 @@ struct FashionMNIST {
 
   /// What was loaded, for a program's log: "Fashion-MNIST train split (60000 images from DIR)", or
   /// "IDX data set, not Fashion-MNIST, test split (10000 images from DIR)" for other files.
-  std::string description() const {
-    const std::string what = is_fashion_mnist() ? "Fashion-MNIST" : "IDX data set, not Fashion-MNIST,";
-    std::string from;
-    if (!images_path.empty()) {
-      const std::size_t slash = images_path.find_last_of('/');
-      from = " from " + (slash == std::string::npos ? std::string(".") : images_path.substr(0, slash == 0 ? 1 : slash));
-    }
-    return what + " " + (split == Split::train ? "train" : "test") + " split (" + std::to_string(size()) + " images" +
-           from + ")";
-  }
+  std::string description() const;
 
   /// Class c for a log or a file: "5 (Sandal)" when the names are known, else "5".
   std::string class_label(std::int64_t c) const {
@@ -168,15 +131,65 @@ struct FashionMNIST {
 
  private:
   // The .gz file as shipped, else an uncompressed copy; the error names both paths tried.
-  static std::string find_file(const std::string& dir, const std::string& stem, Split split, const char* what) {
-    const std::string base = dir + (dir.empty() || dir.back() == '/' ? "" : "/") + stem;
-    if (genmod::detail::is_regular_file(base + ".gz")) return base + ".gz";
-    if (genmod::detail::is_regular_file(base)) return base;
-    throw IOError("Fashion-MNIST " + std::string(split == Split::train ? "train" : "test") + " " + what +
-                  " not found: tried '" + base + ".gz' and '" + base + "'. Install the Debian package " +
-                  std::string(kDebianPackage) + " (apt-get install " + std::string(kDebianPackage) +
-                  "), or point GENMOD_DATA_DIR or the dir argument at a directory holding the IDX files");
-  }
+  static std::string find_file(const std::string& dir, const std::string& stem, Split split, const char* what);
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// FashionMNIST's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE FashionMNIST FashionMNIST::load(Split split, std::string dir) {
+  dir = resolve_dir(std::move(dir));
+  const std::string prefix = split == Split::train ? "train" : "t10k";
+  FashionMNIST out;
+  out.split = split;
+  const std::string image_path = find_file(dir, prefix + "-images-idx3-ubyte", split, "images");
+  const std::string label_path = find_file(dir, prefix + "-labels-idx1-ubyte", split, "labels");
+  out.images = read_idx(image_path);
+  const Tensor<std::uint8_t> raw_labels = read_idx(label_path);
+  if (out.images.rank() != 3 || out.images.dim(1) != kSide || out.images.dim(2) != kSide)
+    throw genmod::detail::io_error(image_path,
+                                   "expected images of shape [N, 28, 28], found " + out.images.shape().to_string());
+  if (raw_labels.rank() != 1 || raw_labels.dim(0) != out.images.dim(0))
+    throw genmod::detail::io_error(label_path, "expected labels of shape [" + std::to_string(out.images.dim(0)) +
+                                                   "] to match " + image_path + ", found " +
+                                                   raw_labels.shape().to_string());
+  out.labels = Tensor<std::int64_t>(raw_labels.shape());
+  for (std::int64_t i = 0; i < raw_labels.numel(); ++i) {
+    if (raw_labels[i] >= kClasses)
+      throw genmod::detail::io_error(label_path, "label " + std::to_string(raw_labels[i]) + " at position " +
+                                                     std::to_string(i) + " is outside [0, 10)");
+    out.labels[i] = raw_labels[i];
+  }
+  out.images_path = image_path;
+  out.labels_path = label_path;
+  const std::uint64_t expected = split == Split::train ? kTrainLabelsFingerprint : kTestLabelsFingerprint;
+  if (labels_fingerprint(raw_labels) == expected)
+    for (std::int64_t c = 0; c < kClasses; ++c) out.class_names.emplace_back(class_name(c));
+  return out;
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string FashionMNIST::find_file(const std::string& dir, const std::string& stem,
+                                                              Split split, const char* what) {
+  const std::string base = dir + (dir.empty() || dir.back() == '/' ? "" : "/") + stem;
+  if (genmod::detail::is_regular_file(base + ".gz")) return base + ".gz";
+  if (genmod::detail::is_regular_file(base)) return base;
+  throw IOError("Fashion-MNIST " + std::string(split == Split::train ? "train" : "test") + " " + what +
+                " not found: tried '" + base + ".gz' and '" + base + "'. Install the Debian package " +
+                std::string(kDebianPackage) + " (apt-get install " + std::string(kDebianPackage) +
+                "), or point GENMOD_DATA_DIR or the dir argument at a directory holding the IDX files");
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string FashionMNIST::description() const {
+  const std::string what = is_fashion_mnist() ? "Fashion-MNIST" : "IDX data set, not Fashion-MNIST,";
+  std::string from;
+  if (!images_path.empty()) {
+    const std::size_t slash = images_path.find_last_of('/');
+    from = " from " + (slash == std::string::npos ? std::string(".") : images_path.substr(0, slash == 0 ? 1 : slash));
+  }
+  return what + " " + (split == Split::train ? "train" : "test") + " split (" + std::to_string(size()) + " images" +
+         from + ")";
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 }  // namespace genmod::data

@@ -17,6 +17,7 @@
 #include "genmod/config.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/binary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::data {
 
@@ -42,7 +43,9 @@ inline std::string hex_byte(unsigned b) {
 
 /// Parses an IDX stream whose total uncompressed size modulo 2^32 is `isize_mod32` when known
 /// (gzip trailer), or -1.
-inline Tensor<std::uint8_t> parse_idx_stream(genmod::detail::Source& src, std::int64_t isize_mod32) {
+GENMOD_DETAIL_NONTEMPLATE Tensor<std::uint8_t> parse_idx_stream(genmod::detail::Source& src, std::int64_t isize_mod32)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   using genmod::detail::io_error;
   unsigned char magic[4];
   src.read(magic, 4, "IDX magic number");
@@ -84,6 +87,9 @@ inline Tensor<std::uint8_t> parse_idx_stream(genmod::detail::Source& src, std::i
   src.expect_end("IDX");
   return t;
 }
+#else
+    ;
+#endif
 
 /// Reads an IDX file from any random-access input, gzip or plain.
 inline Tensor<std::uint8_t> read_idx_from(genmod::detail::RandomAccess& file) {

@@ -50,6 +50,7 @@
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/dataset.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::data {
 
@@ -114,16 +115,7 @@ class Loader {
   };
 
   /// A loader over `dataset` (shared, not copied).
-  explicit Loader(Dataset dataset, LoaderOptions options = {}) : ds_(std::move(dataset)), opt_(options) {
-    check_positive("Loader", "batch_size", opt_.batch_size);
-    check_positive("Loader", "world_size", opt_.world_size);
-    if (opt_.rank < 0 || opt_.rank >= opt_.world_size)
-      throw ValueError("Loader: expected rank in [0, world_size = " + std::to_string(opt_.world_size) + "), got " +
-                       std::to_string(opt_.rank));
-    order_.resize(static_cast<std::size_t>(ds_.size()));
-    std::iota(order_.begin(), order_.end(), std::int64_t{0});
-    row_ = ds_.size() > 0 ? ds_.x().numel() / ds_.size() : 0;
-  }
+  explicit Loader(Dataset dataset, LoaderOptions options = {});
 
   /// Starts the next epoch (reshuffling when asked) and returns an iterator at its first batch.
   /// A stream of next() calls after it starts with a new epoch too.
@@ -212,28 +204,7 @@ class Loader {
   }
 
   // Copies the samples of batch b into the batch tensors, reusing them when nobody else holds them.
-  void gather(std::int64_t b) {
-    const Slice sl = slice_of(b);
-    const std::int64_t start = sl.start;
-    const std::int64_t n = sl.count;
-    const Shape xs = ds_.x().shape().with_dim(0, n);
-    if (!batch_.x.defined() || !(batch_.x.shape() == xs) || !batch_.x.is_unique()) batch_.x = Tensor<float>(xs);
-    const std::int64_t* idx = order_.data() + start;
-    const float* src = ds_.x().data();
-    float* dst = batch_.x.data();
-    const std::int64_t row = row_;
-    parallel_for(n, row, [&](std::int64_t lo, std::int64_t hi) {
-      for (std::int64_t i = lo; i < hi; ++i)
-        std::memcpy(dst + i * row, src + idx[i] * row, static_cast<std::size_t>(row) * sizeof(float));
-    });
-    if (ds_.has_labels()) {
-      const Shape ys{n};
-      if (!batch_.y.defined() || !(batch_.y.shape() == ys) || !batch_.y.is_unique()) batch_.y = Tensor<std::int64_t>(ys);
-      for (std::int64_t i = 0; i < n; ++i) batch_.y[i] = ds_.y()[idx[i]];
-    }
-    batch_.index = b;
-    batch_.window = {start - b * global_batch_size(), n, sl.total};
-  }
+  void gather(std::int64_t b);
 
   Dataset ds_;
   LoaderOptions opt_;
@@ -243,6 +214,46 @@ class Loader {
   std::int64_t stream_index_ = -1;  // next() position in the current epoch; -1: start a new one
   Batch batch_;
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// Loader's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE Loader::Loader(Dataset dataset, LoaderOptions options)
+    : ds_(std::move(dataset)), opt_(options) {
+  check_positive("Loader", "batch_size", opt_.batch_size);
+  check_positive("Loader", "world_size", opt_.world_size);
+  if (opt_.rank < 0 || opt_.rank >= opt_.world_size)
+    throw ValueError("Loader: expected rank in [0, world_size = " + std::to_string(opt_.world_size) + "), got " +
+                     std::to_string(opt_.rank));
+  order_.resize(static_cast<std::size_t>(ds_.size()));
+  std::iota(order_.begin(), order_.end(), std::int64_t{0});
+  row_ = ds_.size() > 0 ? ds_.x().numel() / ds_.size() : 0;
+}
+
+GENMOD_DETAIL_NONTEMPLATE void Loader::gather(std::int64_t b) {
+  const Slice sl = slice_of(b);
+  const std::int64_t start = sl.start;
+  const std::int64_t n = sl.count;
+  const Shape xs = ds_.x().shape().with_dim(0, n);
+  if (!batch_.x.defined() || !(batch_.x.shape() == xs) || !batch_.x.is_unique()) batch_.x = Tensor<float>(xs);
+  const std::int64_t* idx = order_.data() + start;
+  const float* src = ds_.x().data();
+  float* dst = batch_.x.data();
+  const std::int64_t row = row_;
+  parallel_for(n, row, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i)
+      std::memcpy(dst + i * row, src + idx[i] * row, static_cast<std::size_t>(row) * sizeof(float));
+  });
+  if (ds_.has_labels()) {
+    const Shape ys{n};
+    if (!batch_.y.defined() || !(batch_.y.shape() == ys) || !batch_.y.is_unique()) batch_.y = Tensor<std::int64_t>(ys);
+    for (std::int64_t i = 0; i < n; ++i) batch_.y[i] = ds_.y()[idx[i]];
+  }
+  batch_.index = b;
+  batch_.window = {start - b * global_batch_size(), n, sl.total};
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 /// What train::Trainer needs of a source of batches: data::Loader, data::ImageLoader. One epoch
 /// per begin()..end() of data::Batch, set_epoch(e) to resume, epoch() (epochs started),

@@ -23,6 +23,7 @@
 #include "genmod/config.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/binary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::data {
 
@@ -340,7 +341,9 @@ NpyArray read_npy_payload(genmod::detail::Source& src, const NpyHeader& h, const
 }
 
 /// Parses one .npy stream (a file or an .npz member); the stream must end with the data.
-inline NpyArray parse_npy_stream(genmod::detail::Source& src) {
+GENMOD_DETAIL_NONTEMPLATE NpyArray parse_npy_stream(genmod::detail::Source& src)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   using genmod::detail::io_error;
   unsigned char pre[10];
   src.read(pre, 10, ".npy preamble (magic, version, header length)");
@@ -381,6 +384,9 @@ inline NpyArray parse_npy_stream(genmod::detail::Source& src) {
   src.expect_end(".npy");
   return out;
 }
+#else
+    ;
+#endif
 
 /// The .npy preamble and header for an array of this dtype and shape (version 1.0, padded so the
 /// data starts at a multiple of 64 bytes).

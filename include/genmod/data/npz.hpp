@@ -20,6 +20,7 @@
 #include "genmod/config.hpp"
 #include "genmod/data/binary.hpp"
 #include "genmod/data/npy.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::data {
 
@@ -137,7 +138,10 @@ class LeCursor {
 };
 
 /// Reads the central directory of a zip archive.
-inline std::vector<ZipMember> read_zip_directory(genmod::detail::RandomAccess& f, std::uint64_t& directory_offset) {
+GENMOD_DETAIL_NONTEMPLATE std::vector<ZipMember> read_zip_directory(genmod::detail::RandomAccess& f,
+                                                                    std::uint64_t& directory_offset)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   using genmod::detail::io_error;
   const std::string& name = f.name();
   const std::uint64_t size = f.size();
@@ -242,9 +246,14 @@ inline std::vector<ZipMember> read_zip_directory(genmod::detail::RandomAccess& f
   directory_offset = cd_off;
   return members;
 }
+#else
+    ;
+#endif
 
 /// Parses every .npy member of a zip archive.
-inline NpzArchive read_npz_from(genmod::detail::RandomAccess& f) {
+GENMOD_DETAIL_NONTEMPLATE NpzArchive read_npz_from(genmod::detail::RandomAccess& f)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   using genmod::detail::io_error;
   std::uint64_t cd_off = 0;
   const std::vector<ZipMember> members = read_zip_directory(f, cd_off);
@@ -298,6 +307,9 @@ inline NpzArchive read_npz_from(genmod::detail::RandomAccess& f) {
   }
   return NpzArchive(f.name(), std::move(entries));
 }
+#else
+    ;
+#endif
 
 /// Streams zip members to a sink (AtomicFile, or MemorySink for in-memory archives).
 template <class Sink>
@@ -483,10 +495,15 @@ void write_npz_to(Sink& sink, const std::vector<NpzEntry>& entries, const NpzWri
 
 /// Reads every array of an .npz file. Throws IOError naming the file (and member) when it is
 /// missing, truncated or corrupt.
-inline NpzArchive read_npz(const std::string& path) {
+GENMOD_DETAIL_NONTEMPLATE NpzArchive read_npz(const std::string& path)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   genmod::detail::DiskFile file(path);
   return detail::read_npz_from(file);
 }
+#else
+    ;
+#endif
 
 /// Parses .npz bytes held in memory; `name` starts every error message.
 inline NpzArchive parse_npz(std::span<const unsigned char> bytes, std::string name = "<memory>") {
@@ -504,11 +521,26 @@ inline std::vector<unsigned char> encode_npz(const std::vector<NpzEntry>& entrie
 
 /// Writes `entries` as an .npz file that numpy.load opens, atomically. The bytes go to
 /// `<path>.tmp.<pid>`, are fsynced, then renamed over `path`.
-inline void write_npz(const std::string& path, const std::vector<NpzEntry>& entries, NpzWriteOptions options = {}) {
+GENMOD_DETAIL_NONTEMPLATE void write_npz(const std::string& path, const std::vector<NpzEntry>& entries,
+                                         NpzWriteOptions options = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   detail::check_npz_entries(entries, "write_npz('" + path + "')");
   genmod::detail::AtomicFile file(path);
   detail::write_npz_to(file, entries, options);
   file.commit();
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::data
+
+// Explicit instantiations of the archive writer for files: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp
+// (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::data::detail::ZipWriter, genmod::detail::AtomicFile)
+GENMOD_DETAIL_TEMPLATE void genmod::data::detail::write_npz_to<genmod::detail::AtomicFile>(
+    genmod::detail::AtomicFile&, const std::vector<genmod::data::NpzEntry>&, const genmod::data::NpzWriteOptions&);
+#endif

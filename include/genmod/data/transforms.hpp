@@ -18,6 +18,7 @@
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::data {
 
@@ -56,7 +57,10 @@ inline constexpr float kBelowOne = 1.0f - 0x1.0p-24f;
 }  // namespace detail
 
 /// Pixels 0..255 as floats in [0, 1] (x / 255) or [-1, 1] (x / 127.5 - 1).
-inline Tensor<float> scale_pixels(const Tensor<std::uint8_t>& pixels, PixelRange range = PixelRange::unit) {
+GENMOD_DETAIL_NONTEMPLATE Tensor<float> scale_pixels(const Tensor<std::uint8_t>& pixels,
+                                                     PixelRange range = PixelRange::unit)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   if (!pixels.defined()) throw ValueError("scale_pixels: the input tensor is undefined");
   Tensor<float> out(pixels.shape());
   const float a = range == PixelRange::unit ? 1.f / 255.f : 2.f / 255.f;
@@ -68,6 +72,9 @@ inline Tensor<float> scale_pixels(const Tensor<std::uint8_t>& pixels, PixelRange
   });
   return out;
 }
+#else
+    ;
+#endif
 
 /// [0, 1] -> [-1, 1]: 2x - 1.
 inline Tensor<float> unit_to_symmetric(const Tensor<float>& x) {

@@ -10,6 +10,25 @@
 ///   explicit instantiation definitions: that one translation unit compiles every listed op.
 /// - With neither, GENMOD_DETAIL_TEMPLATE stays undefined and the headers declare nothing.
 ///
+/// The same two macros also decide where genmod's larger non-template functions (the Trainer, the
+/// checkpoint and archive readers and writers, the plots, the data set loaders) are compiled:
+/// - GENMOD_DETAIL_NONTEMPLATE prefixes their declarations: `inline` in a header-only build, and
+///   nothing under either macro (one external definition, in instantiate.cpp);
+/// - GENMOD_DETAIL_NONTEMPLATE_BODIES is 1 where their bodies are compiled (a header-only build,
+///   and instantiate.cpp) and 0 in a translation unit compiled with GENMOD_EXTERN_TEMPLATES, which
+///   then sees declarations only. A header writes such a function as
+///
+///       GENMOD_DETAIL_NONTEMPLATE std::string f(int x)
+///       #if GENMOD_DETAIL_NONTEMPLATE_BODIES
+///       { ... }
+///       #else
+///       ;
+///       #endif
+///
+///   and a member of a class outside the class, in a `#if GENMOD_DETAIL_NONTEMPLATE_BODIES` block.
+/// - GENMOD_DETAIL_INSTANTIATE_CLASS(cls, T) declares or defines the explicit instantiation of a
+///   whole class template for T (the tape, the optimizer base, the checkpoint set).
+///
 /// See genmod/extern_templates.hpp and docs/compile_times.md for how a program opts in.
 
 #if defined(GENMOD_INSTANTIATE_TEMPLATES)
@@ -20,7 +39,26 @@
 #define GENMOD_DETAIL_TEMPLATE extern template
 #endif
 
+#if defined(GENMOD_INSTANTIATE_TEMPLATES)
+/// Nothing: instantiate.cpp holds the one external definition of each such function.
+#define GENMOD_DETAIL_NONTEMPLATE
+/// instantiate.cpp compiles the bodies.
+#define GENMOD_DETAIL_NONTEMPLATE_BODIES 1
+#elif defined(GENMOD_EXTERN_TEMPLATES)
+/// Nothing: the function is declared here and defined in instantiate.cpp.
+#define GENMOD_DETAIL_NONTEMPLATE
+/// This translation unit sees the declarations only.
+#define GENMOD_DETAIL_NONTEMPLATE_BODIES 0
+#else
+/// `inline`: header-only, every translation unit that uses the function compiles it.
+#define GENMOD_DETAIL_NONTEMPLATE inline
+/// Header-only: the bodies are compiled where used.
+#define GENMOD_DETAIL_NONTEMPLATE_BODIES 1
+#endif
+
 #if defined(GENMOD_DETAIL_TEMPLATE)
+/// The explicit instantiation (declaration or definition) of the class template `cls` for T.
+#define GENMOD_DETAIL_INSTANTIATE_CLASS(cls, T) GENMOD_DETAIL_TEMPLATE class cls<T>;
 /// One explicit instantiation (declaration or definition) of the function template `op` for T,
 /// which must have one overload only.
 #define GENMOD_DETAIL_INSTANTIATE_OP(op, T) GENMOD_DETAIL_TEMPLATE decltype(op<T>) op<T>;

@@ -56,6 +56,7 @@
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/data/loader.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/distributed/communicator.hpp"
 #include "genmod/nn/module.hpp"
 
@@ -380,3 +381,10 @@ class DataParallel {
 };
 
 }  // namespace genmod::distributed
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::distributed::DataParallel, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::distributed::DataParallel, double)
+#endif

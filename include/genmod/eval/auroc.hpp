@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "genmod/config.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::eval {
 
@@ -25,7 +26,9 @@ namespace genmod::eval {
 /// (or all scores tied). O(n log n): one sort, then one pass over groups of equal scores.
 /// Infinite scores are allowed. ValueError if the sizes differ, a label is not 0 or 1, a score is
 /// NaN, or there is no positive or no negative.
-inline double auroc(std::span<const double> scores, std::span<const int> labels) {
+GENMOD_DETAIL_NONTEMPLATE double auroc(std::span<const double> scores, std::span<const int> labels)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   if (scores.size() != labels.size())
     throw ValueError("auroc: expected as many labels as scores, got " + std::to_string(scores.size()) + " scores and " +
                      std::to_string(labels.size()) + " labels");
@@ -59,6 +62,9 @@ inline double auroc(std::span<const double> scores, std::span<const int> labels)
   }
   return static_cast<double>(twice_u) / (2.0 * static_cast<double>(positives) * static_cast<double>(negatives));
 }
+#else
+    ;
+#endif
 
 /// auroc for vectors of any floating-point scores and integer (or bool) labels.
 template <std::floating_point S, std::integral L>

@@ -64,6 +64,7 @@
 #include "genmod/data/dataset.hpp"
 #include "genmod/data/fashion_mnist.hpp"
 #include "genmod/data/loader.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/model_checkpoint.hpp"
 #include "genmod/losses/classification.hpp"
 #include "genmod/nn/layers/conv.hpp"
@@ -281,9 +282,12 @@ using FeatureClassifierProgress = std::function<void(FeatureClassifier&, const F
 /// [0, 10) as the file comment describes; deterministic for fixed options, data and thread count.
 /// The result is in evaluation mode, its record filled but for the test accuracy
 /// (measure_test_accuracy). options.train_limit is not read here (the caller slices the images).
-inline FeatureClassifier train_feature_classifier(const Tensor<float>& images, const Tensor<std::int64_t>& labels,
-                                                  const FeatureClassifierOptions& options = {},
-                                                  const FeatureClassifierProgress& progress = {}) {
+GENMOD_DETAIL_NONTEMPLATE FeatureClassifier train_feature_classifier(const Tensor<float>& images,
+                                                                     const Tensor<std::int64_t>& labels,
+                                                                     const FeatureClassifierOptions& options = {},
+                                                                     const FeatureClassifierProgress& progress = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   constexpr std::string_view op = "train_feature_classifier";
   detail::check_feature_options(op, options);
   detail::check_feature_pixels(op, images);
@@ -334,6 +338,9 @@ inline FeatureClassifier train_feature_classifier(const Tensor<float>& images, c
   model.set_record(r);
   return model;
 }
+#else
+    ;
+#endif
 
 namespace detail {
 
@@ -376,7 +383,9 @@ inline void save_feature_classifier(const std::string& path, FeatureClassifier& 
 /// Loads a network saved by save_feature_classifier, with its record. IOError naming the file for
 /// a missing, truncated or corrupt file, one without the feature classifier's metadata, or one
 /// written for another architecture; nothing else is read.
-inline FeatureClassifier load_feature_classifier(const std::string& path) {
+GENMOD_DETAIL_NONTEMPLATE FeatureClassifier load_feature_classifier(const std::string& path)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   const io::TensorFile file = io::load_tensors(path);
   using detail::feature_key;
   std::string problems;
@@ -421,6 +430,9 @@ inline FeatureClassifier load_feature_classifier(const std::string& path) {
   model.set_record(r);
   return model;
 }
+#else
+    ;
+#endif
 
 /// Where the examples keep the feature network: $GENMOD_CACHE_DIR/fashion_mnist_classifier.npz,
 /// else ~/.cache/genmod/fashion_mnist_classifier.npz, else genmod-cache/... in the working directory.
@@ -448,11 +460,11 @@ enum class CacheMismatch {
 /// written with other options as `on_mismatch` says; IOError when the data set is missing;
 /// ValueError when the files found are not Fashion-MNIST (recognized by their labels), since the
 /// scores are defined against Fashion-MNIST's classes.
-inline FeatureClassifier load_or_train_feature_classifier(const std::string& cache_path,
-                                                          const std::string& data_dir = "",
-                                                          const FeatureClassifierOptions& options = {},
-                                                          std::ostream* log = nullptr,
-                                                          CacheMismatch on_mismatch = CacheMismatch::fail) {
+GENMOD_DETAIL_NONTEMPLATE FeatureClassifier load_or_train_feature_classifier(
+    const std::string& cache_path, const std::string& data_dir = "", const FeatureClassifierOptions& options = {},
+    std::ostream* log = nullptr, CacheMismatch on_mismatch = CacheMismatch::fail)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   constexpr std::string_view op = "load_or_train_feature_classifier";
   detail::check_feature_options(op, options);
   if (!cache_path.empty() && std::filesystem::exists(cache_path)) {
@@ -518,5 +530,8 @@ inline FeatureClassifier load_or_train_feature_classifier(const std::string& cac
          << (cache_path.empty() ? std::string(" (not cached)") : "; saved to " + cache_path) << "\n";
   return model;
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::eval

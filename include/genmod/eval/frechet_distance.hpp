@@ -35,6 +35,7 @@ GENMOD_EIGEN_INCLUDE_END
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 // Eigen's AVX-512 code inlines GCC 12's intrinsics, which warn in every user's -Wall build
 // (GENMOD_GCC_BUG_105593, see kernels/simd.hpp): silenced for the code of this file.
@@ -252,4 +253,13 @@ FrechetInterval frechet_distance_bootstrap(const Tensor<T>& features_a, const Te
 
 #if GENMOD_GCC_BUG_105593
 #pragma GCC diagnostic pop
+#endif
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_TEMPLATE double genmod::eval::frechet_distance<genmod::eval::GaussianStats>(
+    const genmod::eval::GaussianStats&, const genmod::eval::GaussianStats&);
+GENMOD_DETAIL_TEMPLATE genmod::eval::FrechetInterval genmod::eval::frechet_distance_bootstrap<float>(
+    const genmod::Tensor<float>&, const genmod::Tensor<float>&, int, double, genmod::Generator&);
 #endif

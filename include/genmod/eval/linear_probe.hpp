@@ -19,6 +19,7 @@
 #include "genmod/core/random.hpp"
 #include "genmod/data/dataset.hpp"
 #include "genmod/data/loader.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/losses/classification.hpp"
 #include "genmod/nn/layers/linear.hpp"
 #include "genmod/optim/adam.hpp"
@@ -58,8 +59,11 @@ inline void check_features(const Tensor<float>& x, const Tensor<std::int64_t>& y
 
 /// Trains a logistic-regression probe on (train_x, train_y) and evaluates it on (test_x, test_y).
 /// Labels are class indices in [0, C) with C = 1 + the largest training label.
-inline ProbeResult linear_probe(const Tensor<float>& train_x, const Tensor<std::int64_t>& train_y,
-                                const Tensor<float>& test_x, const Tensor<std::int64_t>& test_y, ProbeOptions o = {}) {
+GENMOD_DETAIL_NONTEMPLATE ProbeResult linear_probe(const Tensor<float>& train_x, const Tensor<std::int64_t>& train_y,
+                                                   const Tensor<float>& test_x, const Tensor<std::int64_t>& test_y,
+                                                   ProbeOptions o = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   detail::check_features(train_x, train_y, "training");
   detail::check_features(test_x, test_y, "test");
   check_dim("linear_probe", "test features", test_x.shape(), 1, train_x.dim(1), "K, as in the training features");
@@ -123,5 +127,8 @@ inline ProbeResult linear_probe(const Tensor<float>& train_x, const Tensor<std::
   r.test_loss = s / static_cast<double>(ce.numel());
   return r;
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::eval

@@ -47,6 +47,7 @@ GENMOD_EIGEN_INCLUDE_END
 #include "genmod/core/check.hpp"
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 #if GENMOD_HAS_OPENMP
 #include <omp.h>
@@ -326,4 +327,12 @@ PrecisionRecall precision_recall(const Tensor<T>& real, const Tensor<T>& generat
 
 #if GENMOD_GCC_BUG_105593
 #pragma GCC diagnostic pop
+#endif
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_TEMPLATE genmod::eval::PrecisionRecall genmod::eval::precision_recall<float>(const genmod::Tensor<float>&,
+                                                                                           const genmod::Tensor<float>&,
+                                                                                           int);
 #endif

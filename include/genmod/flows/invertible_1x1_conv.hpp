@@ -21,6 +21,7 @@ GENMOD_EIGEN_INCLUDE_END
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
 
@@ -131,3 +132,10 @@ class Invertible1x1Conv : public BijectorModule<T> {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::Invertible1x1Conv, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::Invertible1x1Conv, double)
+#endif

@@ -31,6 +31,7 @@
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/binary.hpp"
 #include "genmod/data/npz.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/json.hpp"
 
 namespace genmod::io {
@@ -159,14 +160,21 @@ void save_tensors(const std::string& path, const R& tensors, const Metadata& met
 }
 
 /// Overload for a braced list: save_tensors(path, {{"w", w}, {"b", b}}).
-inline void save_tensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {},
-                         SaveOptions options = {}) {
+GENMOD_DETAIL_NONTEMPLATE void save_tensors(const std::string& path, const NamedTensors& tensors,
+                                            const Metadata& metadata = {}, SaveOptions options = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   save_tensors<NamedTensors>(path, tensors, metadata, options);
 }
+#else
+    ;
+#endif
 
 /// Reads every tensor and the metadata of a checkpoint. Throws IOError naming the file for a
 /// missing, truncated or corrupt file, or a tensor that is not float32.
-inline TensorFile load_tensors(const std::string& path) {
+GENMOD_DETAIL_NONTEMPLATE TensorFile load_tensors(const std::string& path)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   const data::NpzArchive archive = data::read_npz(path);
   TensorFile out;
   for (const auto& e : archive.entries()) {
@@ -187,6 +195,9 @@ inline TensorFile load_tensors(const std::string& path) {
   }
   return out;
 }
+#else
+    ;
+#endif
 
 /// Copies a checkpoint's tensors into the caller's tensors (which keep their buffers, so views and
 /// parameters sharing them see the new values), and returns the metadata.

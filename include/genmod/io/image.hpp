@@ -14,6 +14,7 @@
 #include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/binary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::io {
 
@@ -49,7 +50,9 @@ inline std::uint8_t to_byte(float v, float low, float high) noexcept {
 
 /// The bytes of a PNG file for `image`: uint8 [H, W] (grey) or [H, W, C] with C = 1 (grey),
 /// 3 (RGB) or 4 (RGBA).
-inline std::vector<unsigned char> encode_png(const Tensor<std::uint8_t>& image, int level = 6) {
+GENMOD_DETAIL_NONTEMPLATE std::vector<unsigned char> encode_png(const Tensor<std::uint8_t>& image, int level = 6)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   const int rank = image.defined() ? image.rank() : 0;
   const std::int64_t channels = rank == 3 ? image.dim(2) : 1;
   if ((rank != 2 && rank != 3) || (channels != 1 && channels != 3 && channels != 4))
@@ -93,6 +96,9 @@ inline std::vector<unsigned char> encode_png(const Tensor<std::uint8_t>& image, 
   detail::put_chunk(png, "IEND", {});
   return png;
 }
+#else
+    ;
+#endif
 
 /// Writes `image` (see encode_png) as a PNG file, atomically.
 inline void write_png(const std::string& path, const Tensor<std::uint8_t>& image) {
@@ -103,7 +109,10 @@ inline void write_png(const std::string& path, const Tensor<std::uint8_t>& image
 /// Tiles images [N, C, H, W] (C = 1 or 3; or [N, H, W] for grey) into one uint8 image
 /// [rows * (H + pad) + pad, columns * (W + pad) + pad, C], ready for encode_png. Values are mapped
 /// from [low, high] to 0..255 and clamped.
-inline Tensor<std::uint8_t> make_image_grid(const Tensor<float>& images, const GridOptions& options = {}) {
+GENMOD_DETAIL_NONTEMPLATE Tensor<std::uint8_t> make_image_grid(const Tensor<float>& images,
+                                                               const GridOptions& options = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   if (!images.defined() || (images.rank() != 3 && images.rank() != 4))
     throw ShapeError("make_image_grid: expected images of shape [N, C, H, W] or [N, H, W], got " +
                      (images.defined() ? images.shape().to_string() : std::string("an undefined tensor")));
@@ -132,11 +141,20 @@ inline Tensor<std::uint8_t> make_image_grid(const Tensor<float>& images, const G
   }
   return grid;
 }
+#else
+    ;
+#endif
 
 /// Saves images [N, C, H, W] in [low, high] (default [0, 1]) as one PNG grid, e.g.
 /// `save_image_grid("samples.png", x, {.columns = 8, .padding = 2})`.
-inline void save_image_grid(const std::string& path, const Tensor<float>& images, const GridOptions& options = {}) {
+GENMOD_DETAIL_NONTEMPLATE void save_image_grid(const std::string& path, const Tensor<float>& images,
+                                               const GridOptions& options = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   write_png(path, make_image_grid(images, options));
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::io

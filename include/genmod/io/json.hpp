@@ -49,6 +49,7 @@
 
 #include "genmod/config.hpp"
 #include "genmod/data/binary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::io {
 
@@ -415,7 +416,7 @@ namespace detail {
 /// The flat-object reader behind parse_json_object.
 class JsonReader {
  public:
-  JsonReader(std::string_view text, std::string_view source) : s_(text), source_(source) {}
+  JsonReader(std::string_view text, std::string_view source);
 
   JsonObject object() {
     JsonObject out;
@@ -510,40 +511,7 @@ class JsonReader {
     return v;
   }
 
-  JsonValue value() {
-    const char c = peek();
-    if (c == '"') return string("a string");
-    if (word("null")) return nullptr;
-    if (word("true")) return true;
-    if (word("false")) return false;
-    if (c == '{') fail("a scalar value (this reader takes flat objects only)", "a nested object");
-    if (c == '[') {
-      ++i_;
-      std::vector<double> a;
-      ws();
-      if (peek() == ']') {
-        ++i_;
-        return a;
-      }
-      while (true) {
-        ws();
-        if (word("null"))
-          a.push_back(std::nan(""));
-        else if (peek() == '"' || peek() == '[' || peek() == '{' || peek() == 't' || peek() == 'f')
-          fail("a number (arrays hold numbers only)");
-        else
-          a.push_back(number());
-        ws();
-        if (peek() == ',') {
-          ++i_;
-          continue;
-        }
-        expect(']', "',' or ']' in an array");
-        return a;
-      }
-    }
-    return number();
-  }
+  JsonValue value();
 
   std::uint32_t hex4() {
     std::uint32_t v = 0;
@@ -563,82 +531,127 @@ class JsonReader {
     return v;
   }
 
-  std::string string(const char* what) {
-    expect('"', what);
-    std::string out;
-    while (true) {
-      if (i_ >= s_.size()) fail("a closing '\"'");
-      const char c = s_[i_];
-      if (c == '"') {
-        ++i_;
-        return out;
-      }
-      if (static_cast<unsigned char>(c) < 0x20) fail("a string character (control characters must be escaped)");
-      if (static_cast<unsigned char>(c) >= 0x80) {  // copy a whole UTF-8 sequence, checked
-        std::size_t n = 1;
-        while (i_ + n < s_.size() && n < 4 && (static_cast<unsigned char>(s_[i_ + n]) & 0xC0) == 0x80) ++n;
-        if (utf8_valid_prefix(s_.substr(i_, n)) != n) fail("valid UTF-8 text");
-        out += s_.substr(i_, n);
-        i_ += n;
-        continue;
-      }
-      ++i_;
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      const char e = peek();
-      ++i_;
-      switch (e) {
-        case '"':
-          out += '"';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '/':
-          out += '/';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          std::uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00) {  // a UTF-16 surrogate pair: U+10000 + (hi-D800)*2^10 + (lo-DC00)
-            if (s_.substr(i_, 2) != "\\u") fail("a low surrogate \\uDC00-\\uDFFF after a high surrogate");
-            i_ += 2;
-            const std::uint32_t lo = hex4();
-            if (lo < 0xDC00 || lo >= 0xE000) fail("a low surrogate \\uDC00-\\uDFFF after a high surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          } else if (cp >= 0xDC00 && cp < 0xE000) {
-            fail("a code point, not a lone low surrogate");
-          }
-          put_utf8(out, cp);
-          break;
-        }
-        default:
-          --i_;
-          fail("an escape (one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
-      }
-    }
-  }
+  std::string string(const char* what);
 
   std::string_view s_;
   std::string_view source_;
   std::size_t i_ = 0;
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// JsonReader's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE JsonReader::JsonReader(std::string_view text, std::string_view source)
+    : s_(text), source_(source) {}
+
+GENMOD_DETAIL_NONTEMPLATE JsonValue JsonReader::value() {
+  const char c = peek();
+  if (c == '"') return string("a string");
+  if (word("null")) return nullptr;
+  if (word("true")) return true;
+  if (word("false")) return false;
+  if (c == '{') fail("a scalar value (this reader takes flat objects only)", "a nested object");
+  if (c == '[') {
+    ++i_;
+    std::vector<double> a;
+    ws();
+    if (peek() == ']') {
+      ++i_;
+      return a;
+    }
+    while (true) {
+      ws();
+      if (word("null"))
+        a.push_back(std::nan(""));
+      else if (peek() == '"' || peek() == '[' || peek() == '{' || peek() == 't' || peek() == 'f')
+        fail("a number (arrays hold numbers only)");
+      else
+        a.push_back(number());
+      ws();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      expect(']', "',' or ']' in an array");
+      return a;
+    }
+  }
+  return number();
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string JsonReader::string(const char* what) {
+  expect('"', what);
+  std::string out;
+  while (true) {
+    if (i_ >= s_.size()) fail("a closing '\"'");
+    const char c = s_[i_];
+    if (c == '"') {
+      ++i_;
+      return out;
+    }
+    if (static_cast<unsigned char>(c) < 0x20) fail("a string character (control characters must be escaped)");
+    if (static_cast<unsigned char>(c) >= 0x80) {  // copy a whole UTF-8 sequence, checked
+      std::size_t n = 1;
+      while (i_ + n < s_.size() && n < 4 && (static_cast<unsigned char>(s_[i_ + n]) & 0xC0) == 0x80) ++n;
+      if (utf8_valid_prefix(s_.substr(i_, n)) != n) fail("valid UTF-8 text");
+      out += s_.substr(i_, n);
+      i_ += n;
+      continue;
+    }
+    ++i_;
+    if (c != '\\') {
+      out += c;
+      continue;
+    }
+    const char e = peek();
+    ++i_;
+    switch (e) {
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'u': {
+        std::uint32_t cp = hex4();
+        if (cp >= 0xD800 && cp < 0xDC00) {  // a UTF-16 surrogate pair: U+10000 + (hi-D800)*2^10 + (lo-DC00)
+          if (s_.substr(i_, 2) != "\\u") fail("a low surrogate \\uDC00-\\uDFFF after a high surrogate");
+          i_ += 2;
+          const std::uint32_t lo = hex4();
+          if (lo < 0xDC00 || lo >= 0xE000) fail("a low surrogate \\uDC00-\\uDFFF after a high surrogate");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        } else if (cp >= 0xDC00 && cp < 0xE000) {
+          fail("a code point, not a lone low surrogate");
+        }
+        put_utf8(out, cp);
+        break;
+      }
+      default:
+        --i_;
+        fail("an escape (one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+    }
+  }
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 }  // namespace detail
 
@@ -696,7 +709,9 @@ inline void write_json_lines(const std::string& path, const std::vector<JsonObje
 /// Every object of a JSON-lines file, in order; blank lines are skipped, a missing file gives none.
 /// A last line without its newline that does not parse is what a writer killed mid-line leaves: it
 /// is skipped. Any other bad line throws IOError `"<path>:<line>: malformed JSON at column ..."`.
-inline std::vector<JsonObject> read_json_lines(const std::string& path) {
+GENMOD_DETAIL_NONTEMPLATE std::vector<JsonObject> read_json_lines(const std::string& path)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   std::vector<JsonObject> out;
   std::ifstream in(path, std::ios::binary);
   if (!in) return out;
@@ -719,5 +734,8 @@ inline std::vector<JsonObject> read_json_lines(const std::string& path) {
   }
   return out;
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::io

@@ -36,6 +36,7 @@
 
 #include "genmod/config.hpp"
 #include "genmod/core/random.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/checkpoint.hpp"
 #include "genmod/nn/module.hpp"
 #include "genmod/optim/optimizer.hpp"
@@ -367,3 +368,10 @@ TrainingState load_checkpoint(const std::string& path, nn::Module<T>& model, opt
 }
 
 }  // namespace genmod::io
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::io::CheckpointSet, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::io::CheckpointSet, double)
+#endif

@@ -16,6 +16,7 @@
 #include "genmod/config.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/data/binary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::io {
 
@@ -93,7 +94,10 @@ inline std::vector<double> nice_ticks(double& lo, double& hi, int target = 6) {
 }  // namespace detail
 
 /// The SVG text of a line plot of `series`.
-inline std::string render_line_plot_svg(const std::vector<Series>& series, const PlotOptions& options = {}) {
+GENMOD_DETAIL_NONTEMPLATE std::string render_line_plot_svg(const std::vector<Series>& series,
+                                                           const PlotOptions& options = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   check_at_least("render_line_plot_svg", "width (pixels)", options.width, 200);
   check_at_least("render_line_plot_svg", "height (pixels)", options.height, 150);
   for (const auto& s : series)
@@ -208,12 +212,21 @@ inline std::string render_line_plot_svg(const std::vector<Series>& series, const
   svg += "</svg>\n";
   return svg;
 }
+#else
+    ;
+#endif
 
 /// Writes a line plot of `series` as an SVG file, atomically.
-inline void save_line_plot_svg(const std::string& path, const std::vector<Series>& series, const PlotOptions& options = {}) {
+GENMOD_DETAIL_NONTEMPLATE void save_line_plot_svg(const std::string& path, const std::vector<Series>& series,
+                                                  const PlotOptions& options = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   const std::string svg = render_line_plot_svg(series, options);
   genmod::detail::write_file_atomic(
       path, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(svg.data()), svg.size()));
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::io

@@ -21,6 +21,7 @@
 #include "genmod/config.hpp"
 #include "genmod/core/tensor.hpp"
 #include "genmod/data/binary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::io {
 
@@ -53,7 +54,9 @@ inline void check_codes(const QuantizedCodes& q, const char* op) {
 }  // namespace detail
 
 /// Quantizes codes [n, k] to 8 bits per value, per dimension over their observed range.
-inline QuantizedCodes quantize_codes(const Tensor<float>& codes) {
+GENMOD_DETAIL_NONTEMPLATE QuantizedCodes quantize_codes(const Tensor<float>& codes)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   if (!codes.defined() || codes.rank() != 2 || codes.dim(0) == 0 || codes.dim(1) == 0)
     throw ShapeError("quantize_codes: expected codes [n, k] with n, k > 0, got " +
                      (codes.defined() ? codes.shape().to_string() : std::string("an undefined tensor")));
@@ -82,6 +85,9 @@ inline QuantizedCodes quantize_codes(const Tensor<float>& codes) {
     }
   return q;
 }
+#else
+    ;
+#endif
 
 /// The codes back, lo + q * step, [n, k].
 inline Tensor<float> dequantize_codes(const QuantizedCodes& q) {
@@ -119,7 +125,9 @@ inline std::uint64_t save_quantized_codes(const std::string& path, const Quantiz
 
 /// Reads codes written by save_quantized_codes; any mismatch of size, magic, version or
 /// checksum is an IOError naming the file and what was expected.
-inline QuantizedCodes load_quantized_codes(const std::string& path) {
+GENMOD_DETAIL_NONTEMPLATE QuantizedCodes load_quantized_codes(const std::string& path)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   constexpr std::uint64_t kMaxBytes = std::uint64_t{1} << 36;
   const std::vector<unsigned char> b = genmod::detail::read_file_bytes(path, kMaxBytes);
   const auto fail = [&](const std::string& what) { return genmod::detail::io_error(path, what); };
@@ -161,5 +169,8 @@ inline QuantizedCodes load_quantized_codes(const std::string& path) {
   q.values.assign(p, p + nk);
   return q;
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::io

@@ -21,6 +21,7 @@ GENMOD_EIGEN_INCLUDE_END
 #include "genmod/config.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::models {
 
@@ -116,3 +117,10 @@ class PCA {
 };
 
 }  // namespace genmod::models
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::models::PCA, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::models::PCA, double)
+#endif

@@ -19,6 +19,7 @@ GENMOD_EIGEN_INCLUDE_END
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 
 namespace genmod::nn::init {
 
@@ -146,3 +147,10 @@ void default_bias(Tensor<T>& t, Generator& g, std::int64_t fan_in) {
 }
 
 }  // namespace genmod::nn::init
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_TEMPLATE void genmod::nn::init::orthogonal<float>(genmod::Tensor<float>&, genmod::Generator&, double);
+GENMOD_DETAIL_TEMPLATE void genmod::nn::init::orthogonal<double>(genmod::Tensor<double>&, genmod::Generator&, double);
+#endif

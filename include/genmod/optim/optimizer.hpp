@@ -34,6 +34,7 @@
 #include "genmod/core/check.hpp"
 #include "genmod/core/parallel.hpp"
 #include "genmod/core/tensor.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/simd.hpp"
 #include "genmod/nn/module.hpp"
 
@@ -300,3 +301,10 @@ class Optimizer {
 };
 
 }  // namespace genmod::optim
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::optim::Optimizer, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::optim::Optimizer, double)
+#endif

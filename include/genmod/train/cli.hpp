@@ -37,6 +37,7 @@
 
 #include "genmod/config.hpp"
 #include "genmod/core/parallel.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/json.hpp"
 #include "genmod/train/trainer.hpp"
 
@@ -70,22 +71,7 @@ class ExampleArgs {
   std::string resume;        ///< --resume PATH (empty: start afresh)
 
   /// An argument set for program `program` described by `description`, with its defaults.
-  ExampleArgs(std::string program, std::string description, ExampleDefaults defaults = {})
-      : data(defaults.data), out(defaults.out), epochs(defaults.epochs), batch_size(defaults.batch_size),
-        threads(defaults.threads), seed(defaults.seed), program_(std::move(program)), description_(std::move(description)) {
-    add("--data", "DIR", "directory of the dataset files", data.empty() ? "$GENMOD_DATA_DIR or /usr/share/datasets/fashion-mnist" : data,
-        [this](std::string_view v) { data = std::string(v); });
-    add("--out", "DIR", "directory for metrics.jsonl, pictures and checkpoint.npz", out,
-        [this](std::string_view v) { out = std::string(v); });
-    add_option("--epochs", epochs, "number of training epochs", 1);
-    add_option("--batch-size", batch_size, "samples per mini-batch", 1);
-    add("--threads", "N", "worker threads (0: OMP_NUM_THREADS or all cores)", std::to_string(threads),
-        [this](std::string_view v) { threads = static_cast<int>(parse_int("--threads", v, 0, 4096)); });
-    add("--seed", "S", "random seed (initialization, shuffling, noise)", std::to_string(seed),
-        [this](std::string_view v) { seed = parse_u64("--seed", v); });
-    add("--resume", "PATH", "checkpoint to resume from (e.g. OUT/checkpoint.npz)", "",
-        [this](std::string_view v) { resume = std::string(v); });
-  }
+  ExampleArgs(std::string program, std::string description, ExampleDefaults defaults = {});
 
   // Options hold callbacks bound to this object's members: copying would leave them pointing at
   // the original.
@@ -127,35 +113,7 @@ class ExampleArgs {
 
   /// Parses argv. Returns false when --help (or -h) was given (the caller prints help()); throws
   /// UsageError naming the option for an unknown option, a missing value or a bad value.
-  bool parse(int argc, const char* const* argv) {
-    for (auto& o : opts_) o.given = false;
-    for (int i = 1; i < argc; ++i) {
-      std::string_view a = argv[i];
-      if (a == "--help" || a == "-h") return false;
-      if (a.substr(0, 2) != "--") throw UsageError("unexpected argument '" + std::string(a) + "' (options start with --; see --help)");
-      std::string_view name = a, value;
-      bool has_value = false;
-      if (const auto eq = a.find('='); eq != std::string_view::npos) {
-        name = a.substr(0, eq);
-        value = a.substr(eq + 1);
-        has_value = true;
-      }
-      Option* o = find(name);
-      if (!o) throw UsageError("unknown option '" + std::string(name) + "' (see --help)");
-      o->given = true;
-      if (o->flag) {
-        if (has_value) throw UsageError("option '" + o->name + "' takes no value, got '" + std::string(value) + "'");
-        o->set({});
-        continue;
-      }
-      if (!has_value) {
-        if (i + 1 >= argc) throw UsageError("option '" + o->name + "' needs a value (" + o->metavar + ")");
-        value = argv[++i];
-      }
-      o->set(value);
-    }
-    return true;
-  }
+  bool parse(int argc, const char* const* argv);
 
   /// Parses argv; on --help prints help() to stdout and exits 0, on a bad command line prints the
   /// error and a hint to stderr and exits 2 (the usual status for usage errors).
@@ -176,22 +134,7 @@ class ExampleArgs {
   bool parse(int argc, char** argv) { return parse(argc, const_cast<const char* const*>(argv)); }
 
   /// The --help text: usage, description, and every option with its default.
-  std::string help() const {
-    std::string s = "usage: " + program_ + " [options]\n";
-    if (!description_.empty()) s += "\n" + description_ + "\n";
-    s += "\noptions:\n";
-    std::size_t w = 0;
-    for (const auto& o : opts_) w = std::max(w, column(o).size());
-    w = std::max<std::size_t>(w, std::string_view("  -h, --help").size());
-    auto pad = [w](std::string c) { return c + std::string(w + 2 - c.size(), ' '); };
-    for (const auto& o : opts_) {
-      s += pad(column(o)) + o.help;
-      if (!o.flag && !o.default_text.empty()) s += " (default: " + o.default_text + ")";
-      s += "\n";
-    }
-    s += pad("  -h, --help") + "print this help and exit\n";
-    return s;
-  }
+  std::string help() const;
 
   /// Whether the last parse() saw option `name` on the command line (a program whose defaults
   /// depend on another option, such as epochs per model, keeps a value the user typed). Throws
@@ -209,15 +152,7 @@ class ExampleArgs {
 
   /// Trainer options from the shared arguments: out_dir, epochs, resume, and the seed and batch
   /// size recorded in every checkpoint's metadata.
-  TrainerOptions trainer_options() const {
-    TrainerOptions o;
-    o.out_dir = out;
-    o.epochs = epochs;
-    o.resume = resume;
-    o.metadata["args.seed"] = std::to_string(seed);
-    o.metadata["args.batch_size"] = std::to_string(batch_size);
-    return o;
-  }
+  TrainerOptions trainer_options() const;
 
  private:
   struct Option {
@@ -229,17 +164,10 @@ class ExampleArgs {
 
   static std::string column(const Option& o) { return "  " + o.name + (o.metavar.empty() ? "" : " " + o.metavar); }
 
-  void check_new(const std::string& name) {
-    if (name.size() < 3 || name.substr(0, 2) != "--" || name.find('=') != std::string::npos)
-      throw ValueError("ExampleArgs: option name '" + name + "' must look like --name");
-    if (name == "--help" || find(name)) throw ValueError("ExampleArgs: option '" + name + "' is already defined");
-  }
+  void check_new(const std::string& name);
 
   void add(std::string name, std::string metavar, std::string help, std::string default_text,
-           std::function<void(std::string_view)> set) {
-    check_new(name);
-    opts_.push_back({std::move(name), std::move(metavar), std::move(help), std::move(default_text), false, std::move(set)});
-  }
+           std::function<void(std::string_view)> set);
 
   Option* find(std::string_view name) {
     for (auto& o : opts_)
@@ -247,39 +175,153 @@ class ExampleArgs {
     return nullptr;
   }
 
-  static std::int64_t parse_int(const std::string& name, std::string_view v, std::int64_t lo, std::int64_t hi) {
-    std::int64_t x = 0;
-    const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
-    if (v.empty() || r.ec == std::errc::invalid_argument || r.ptr != v.data() + v.size())
-      throw UsageError("option '" + name + "' expects an integer, got '" + std::string(v) + "'");
-    if (r.ec == std::errc::result_out_of_range || x < lo || x > hi)
-      throw UsageError("option '" + name + "' must be " +
-                       (hi == std::numeric_limits<std::int64_t>::max() ? "at least " + std::to_string(lo)
-                                                                        : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]") +
-                       ", got '" + std::string(v) + "'");
-    return x;
-  }
+  static std::int64_t parse_int(const std::string& name, std::string_view v, std::int64_t lo, std::int64_t hi);
 
-  static std::uint64_t parse_u64(const std::string& name, std::string_view v) {
-    std::uint64_t x = 0;
-    const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
-    if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size())
-      throw UsageError("option '" + name + "' expects a non-negative integer below 2^64, got '" + std::string(v) + "'");
-    return x;
-  }
+  static std::uint64_t parse_u64(const std::string& name, std::string_view v);
 
   // A command line is not JSON: besides JSON numbers this takes what people type, ".5" and "5.";
   // "nan" and "inf" parse but are refused as not finite.
-  static double parse_real(const std::string& name, std::string_view v) {
-    double x = 0;
-    const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
-    if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || !std::isfinite(x))
-      throw UsageError("option '" + name + "' expects a finite number, got '" + std::string(v) + "'");
-    return x;
-  }
+  static double parse_real(const std::string& name, std::string_view v);
 
   std::string program_, description_;
   std::vector<Option> opts_;
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// ExampleArgs's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE void ExampleArgs::add(std::string name, std::string metavar, std::string help,
+                                                std::string default_text, std::function<void(std::string_view)> set) {
+  check_new(name);
+  opts_.push_back(
+      {std::move(name), std::move(metavar), std::move(help), std::move(default_text), false, std::move(set)});
+}
+
+GENMOD_DETAIL_NONTEMPLATE void ExampleArgs::check_new(const std::string& name) {
+  if (name.size() < 3 || name.substr(0, 2) != "--" || name.find('=') != std::string::npos)
+    throw ValueError("ExampleArgs: option name '" + name + "' must look like --name");
+  if (name == "--help" || find(name)) throw ValueError("ExampleArgs: option '" + name + "' is already defined");
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// ExampleArgs's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE ExampleArgs::ExampleArgs(std::string program, std::string description,
+                                                   ExampleDefaults defaults)
+    : data(defaults.data),
+      out(defaults.out),
+      epochs(defaults.epochs),
+      batch_size(defaults.batch_size),
+      threads(defaults.threads),
+      seed(defaults.seed),
+      program_(std::move(program)),
+      description_(std::move(description)) {
+  add("--data", "DIR", "directory of the dataset files",
+      data.empty() ? "$GENMOD_DATA_DIR or /usr/share/datasets/fashion-mnist" : data,
+      [this](std::string_view v) { data = std::string(v); });
+  add("--out", "DIR", "directory for metrics.jsonl, pictures and checkpoint.npz", out,
+      [this](std::string_view v) { out = std::string(v); });
+  add_option("--epochs", epochs, "number of training epochs", 1);
+  add_option("--batch-size", batch_size, "samples per mini-batch", 1);
+  add("--threads", "N", "worker threads (0: OMP_NUM_THREADS or all cores)", std::to_string(threads),
+      [this](std::string_view v) { threads = static_cast<int>(parse_int("--threads", v, 0, 4096)); });
+  add("--seed", "S", "random seed (initialization, shuffling, noise)", std::to_string(seed),
+      [this](std::string_view v) { seed = parse_u64("--seed", v); });
+  add("--resume", "PATH", "checkpoint to resume from (e.g. OUT/checkpoint.npz)", "",
+      [this](std::string_view v) { resume = std::string(v); });
+}
+
+GENMOD_DETAIL_NONTEMPLATE bool ExampleArgs::parse(int argc, const char* const* argv) {
+  for (auto& o : opts_) o.given = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--help" || a == "-h") return false;
+    if (a.substr(0, 2) != "--")
+      throw UsageError("unexpected argument '" + std::string(a) + "' (options start with --; see --help)");
+    std::string_view name = a, value;
+    bool has_value = false;
+    if (const auto eq = a.find('='); eq != std::string_view::npos) {
+      name = a.substr(0, eq);
+      value = a.substr(eq + 1);
+      has_value = true;
+    }
+    Option* o = find(name);
+    if (!o) throw UsageError("unknown option '" + std::string(name) + "' (see --help)");
+    o->given = true;
+    if (o->flag) {
+      if (has_value) throw UsageError("option '" + o->name + "' takes no value, got '" + std::string(value) + "'");
+      o->set({});
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) throw UsageError("option '" + o->name + "' needs a value (" + o->metavar + ")");
+      value = argv[++i];
+    }
+    o->set(value);
+  }
+  return true;
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string ExampleArgs::help() const {
+  std::string s = "usage: " + program_ + " [options]\n";
+  if (!description_.empty()) s += "\n" + description_ + "\n";
+  s += "\noptions:\n";
+  std::size_t w = 0;
+  for (const auto& o : opts_) w = std::max(w, column(o).size());
+  w = std::max<std::size_t>(w, std::string_view("  -h, --help").size());
+  auto pad = [w](std::string c) { return c + std::string(w + 2 - c.size(), ' '); };
+  for (const auto& o : opts_) {
+    s += pad(column(o)) + o.help;
+    if (!o.flag && !o.default_text.empty()) s += " (default: " + o.default_text + ")";
+    s += "\n";
+  }
+  s += pad("  -h, --help") + "print this help and exit\n";
+  return s;
+}
+
+GENMOD_DETAIL_NONTEMPLATE TrainerOptions ExampleArgs::trainer_options() const {
+  TrainerOptions o;
+  o.out_dir = out;
+  o.epochs = epochs;
+  o.resume = resume;
+  o.metadata["args.seed"] = std::to_string(seed);
+  o.metadata["args.batch_size"] = std::to_string(batch_size);
+  return o;
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::int64_t ExampleArgs::parse_int(const std::string& name, std::string_view v,
+                                                              std::int64_t lo, std::int64_t hi) {
+  std::int64_t x = 0;
+  const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (v.empty() || r.ec == std::errc::invalid_argument || r.ptr != v.data() + v.size())
+    throw UsageError("option '" + name + "' expects an integer, got '" + std::string(v) + "'");
+  if (r.ec == std::errc::result_out_of_range || x < lo || x > hi)
+    throw UsageError("option '" + name + "' must be " +
+                     (hi == std::numeric_limits<std::int64_t>::max()
+                          ? "at least " + std::to_string(lo)
+                          : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]") +
+                     ", got '" + std::string(v) + "'");
+  return x;
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::uint64_t ExampleArgs::parse_u64(const std::string& name, std::string_view v) {
+  std::uint64_t x = 0;
+  const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size())
+    throw UsageError("option '" + name + "' expects a non-negative integer below 2^64, got '" + std::string(v) + "'");
+  return x;
+}
+
+GENMOD_DETAIL_NONTEMPLATE double ExampleArgs::parse_real(const std::string& name, std::string_view v) {
+  double x = 0;
+  const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || !std::isfinite(x))
+    throw UsageError("option '" + name + "' expects a finite number, got '" + std::string(v) + "'");
+  return x;
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 }  // namespace genmod::train

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "genmod/config.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/json.hpp"
 
 namespace genmod::train {
@@ -82,26 +83,41 @@ inline MetricsRecord parse_metrics_line(std::string_view line) {
 /// Every record of a metrics.jsonl file, in order (numeric fields only; see to_metrics_record). A
 /// torn last line (a run killed mid-write) is skipped; a bad line elsewhere throws IOError naming
 /// the file and line, `"<path>:<line>: malformed JSON at column ..."`. A missing file gives none.
-inline std::vector<MetricsRecord> read_metrics(const std::string& path) {
+GENMOD_DETAIL_NONTEMPLATE std::vector<MetricsRecord> read_metrics(const std::string& path)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   std::vector<MetricsRecord> out;
   for (const auto& o : io::read_json_lines(path)) out.push_back(to_metrics_record(o));
   return out;
 }
+#else
+    ;
+#endif
 
 /// Appends one record (any flat JSON object: numbers, strings, booleans, arrays of numbers) as a
 /// line of a metrics.jsonl file, in one write, fsynced. NaN and Inf are written as null. For a
 /// MetricsRecord: append_metrics(path, to_json_object(record)).
-inline void append_metrics(const std::string& path, const io::JsonObject& record) {
+GENMOD_DETAIL_NONTEMPLATE void append_metrics(const std::string& path, const io::JsonObject& record)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   io::append_json_line(path, record);
 }
+#else
+    ;
+#endif
 
 /// Rewrites a metrics file atomically with exactly `records` (what resuming does to drop the
 /// epochs after the checkpoint it resumes from, so the file never holds an epoch twice).
-inline void write_metrics(const std::string& path, const std::vector<MetricsRecord>& records) {
+GENMOD_DETAIL_NONTEMPLATE void write_metrics(const std::string& path, const std::vector<MetricsRecord>& records)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   std::vector<io::JsonObject> objects;
   objects.reserve(records.size());
   for (const auto& r : records) objects.push_back(to_json_object(r));
   io::write_json_lines(path, objects);
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::train

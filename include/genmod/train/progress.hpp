@@ -34,6 +34,8 @@
 #include <string>
 #include <string_view>
 
+#include "genmod/detail/explicit_instantiation.hpp"
+
 namespace genmod::train {
 
 /// How progress is shown.
@@ -89,19 +91,7 @@ class ProgressBar {
  public:
   /// A display on options.stream (stderr by default); the mode `automatic` picks the bar when the
   /// stream is a terminal whose TERM is not "dumb".
-  explicit ProgressBar(ProgressOptions options = {}) : opt_(options) {
-    if (!opt_.stream) opt_.stream = stderr;
-    mode_ = opt_.mode;
-    if (mode_ == Progress::automatic) {
-      const char* term = std::getenv("TERM");
-      const bool dumb = term && std::strcmp(term, "dumb") == 0;
-      mode_ = (::isatty(::fileno(opt_.stream)) && !dumb) ? Progress::bar : Progress::lines;
-    }
-    if (mode_ == Progress::bar && same_terminal(::fileno(stdout), ::fileno(opt_.stream))) {
-      std::fflush(stdout);
-      hold_stdout_ = std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16) == 0;
-    }
-  }
+  explicit ProgressBar(ProgressOptions options = {});
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
   ~ProgressBar() {
@@ -115,33 +105,11 @@ class ProgressBar {
 
   /// Starts an epoch of `total` steps labelled `label` ("epoch 3/10"), `done` of them already
   /// taken (a resumed epoch).
-  void start(std::string label, std::int64_t total, std::int64_t done = 0) {
-    label_ = std::move(label);
-    total_ = total;
-    first_done_ = done;
-    done_ = done;
-    items_ = 0;
-    loss_ = std::nan("");
-    t0_ = Clock::now();
-    last_draw_ = t0_ - std::chrono::hours(1);
-    if (mode_ == Progress::bar) draw();
-  }
+  void start(std::string label, std::int64_t total, std::int64_t done = 0);
 
   /// Records that `done` steps of the epoch are finished, `items` samples were processed by this
   /// call's steps, and the epoch's running loss is `loss`. Redraws when due.
-  void update(std::int64_t done, std::int64_t items, double loss) {
-    done_ = done;
-    items_ += items;
-    loss_ = loss;
-    if (mode_ == Progress::bar) {
-      const auto now = Clock::now();
-      if (done_ >= total_ || seconds(last_draw_, now) >= opt_.min_interval) draw();
-    } else if (mode_ == Progress::lines && opt_.log_every > 0 && done_ > first_done_ && done_ % opt_.log_every == 0) {
-      emit(label_ + " step " + std::to_string(done_) + "/" + std::to_string(total_) + " (" + percent() + ") loss " +
-           detail::format_loss(loss_) + " " + detail::format_rate(rate()) + " samples/s ETA " +
-           detail::format_duration(eta()) + "\n");
-    }
-  }
+  void update(std::int64_t done, std::int64_t items, double loss);
 
   /// Ends the epoch: clears the bar and prints `summary` as a line of its own (nothing when empty
   /// or when the display is off).
@@ -202,32 +170,7 @@ class ProgressBar {
     return 80;
   }
 
-  void draw() {
-    last_draw_ = Clock::now();
-    std::string tail = " " + percent() + "  " + std::to_string(done_) + "/" + std::to_string(total_);
-    tail += "  ETA " + detail::format_duration(eta());
-    if (items_ > 0) tail += "  " + detail::format_rate(rate()) + " samples/s";
-    if (!std::isnan(loss_)) tail += "  loss " + detail::format_loss(loss_);
-    // The bar takes what the text leaves, so the line never wraps (a wrapped line cannot be
-    // redrawn in place with \r).
-    const int cols = columns() - 1;
-    const int width = cols - static_cast<int>(label_.size() + tail.size()) - 3;
-    std::string line = "\r" + label_;
-    if (width >= 10) {
-      const double f = total_ > 0 ? std::clamp(static_cast<double>(done_) / static_cast<double>(total_), 0.0, 1.0) : 1.0;
-      const int full = static_cast<int>(f * width);
-      line += " [" + std::string(static_cast<std::size_t>(full), '=');
-      if (full < width) line += '>' + std::string(static_cast<std::size_t>(width - full - 1), ' ');
-      line += "]";
-    }
-    line += tail;
-    if (static_cast<int>(line.size()) > cols + 1) line.resize(static_cast<std::size_t>(cols + 1));
-    line += "\x1b[K";
-    flush_stdout();
-    std::fwrite(line.data(), 1, line.size(), opt_.stream);
-    std::fflush(opt_.stream);
-    drawn_ = true;
-  }
+  void draw();
 
   void clear() {
     if (!drawn_) return;
@@ -251,5 +194,77 @@ class ProgressBar {
   bool drawn_ = false;
   bool hold_stdout_ = false;  // stdout made fully buffered (same terminal); restored on destruction
 };
+
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// ProgressBar's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE ProgressBar::ProgressBar(ProgressOptions options) : opt_(options) {
+  if (!opt_.stream) opt_.stream = stderr;
+  mode_ = opt_.mode;
+  if (mode_ == Progress::automatic) {
+    const char* term = std::getenv("TERM");
+    const bool dumb = term && std::strcmp(term, "dumb") == 0;
+    mode_ = (::isatty(::fileno(opt_.stream)) && !dumb) ? Progress::bar : Progress::lines;
+  }
+  if (mode_ == Progress::bar && same_terminal(::fileno(stdout), ::fileno(opt_.stream))) {
+    std::fflush(stdout);
+    hold_stdout_ = std::setvbuf(stdout, nullptr, _IOFBF, 1 << 16) == 0;
+  }
+}
+
+GENMOD_DETAIL_NONTEMPLATE void ProgressBar::start(std::string label, std::int64_t total, std::int64_t done) {
+  label_ = std::move(label);
+  total_ = total;
+  first_done_ = done;
+  done_ = done;
+  items_ = 0;
+  loss_ = std::nan("");
+  t0_ = Clock::now();
+  last_draw_ = t0_ - std::chrono::hours(1);
+  if (mode_ == Progress::bar) draw();
+}
+
+GENMOD_DETAIL_NONTEMPLATE void ProgressBar::update(std::int64_t done, std::int64_t items, double loss) {
+  done_ = done;
+  items_ += items;
+  loss_ = loss;
+  if (mode_ == Progress::bar) {
+    const auto now = Clock::now();
+    if (done_ >= total_ || seconds(last_draw_, now) >= opt_.min_interval) draw();
+  } else if (mode_ == Progress::lines && opt_.log_every > 0 && done_ > first_done_ && done_ % opt_.log_every == 0) {
+    emit(label_ + " step " + std::to_string(done_) + "/" + std::to_string(total_) + " (" + percent() + ") loss " +
+         detail::format_loss(loss_) + " " + detail::format_rate(rate()) + " samples/s ETA " +
+         detail::format_duration(eta()) + "\n");
+  }
+}
+
+GENMOD_DETAIL_NONTEMPLATE void ProgressBar::draw() {
+  last_draw_ = Clock::now();
+  std::string tail = " " + percent() + "  " + std::to_string(done_) + "/" + std::to_string(total_);
+  tail += "  ETA " + detail::format_duration(eta());
+  if (items_ > 0) tail += "  " + detail::format_rate(rate()) + " samples/s";
+  if (!std::isnan(loss_)) tail += "  loss " + detail::format_loss(loss_);
+  // The bar takes what the text leaves, so the line never wraps (a wrapped line cannot be
+  // redrawn in place with \r).
+  const int cols = columns() - 1;
+  const int width = cols - static_cast<int>(label_.size() + tail.size()) - 3;
+  std::string line = "\r" + label_;
+  if (width >= 10) {
+    const double f = total_ > 0 ? std::clamp(static_cast<double>(done_) / static_cast<double>(total_), 0.0, 1.0) : 1.0;
+    const int full = static_cast<int>(f * width);
+    line += " [" + std::string(static_cast<std::size_t>(full), '=');
+    if (full < width) line += '>' + std::string(static_cast<std::size_t>(width - full - 1), ' ');
+    line += "]";
+  }
+  line += tail;
+  if (static_cast<int>(line.size()) > cols + 1) line.resize(static_cast<std::size_t>(cols + 1));
+  line += "\x1b[K";
+  flush_stdout();
+  std::fwrite(line.data(), 1, line.size(), opt_.stream);
+  std::fflush(opt_.stream);
+  drawn_ = true;
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
 
 }  // namespace genmod::train

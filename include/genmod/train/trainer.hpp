@@ -60,6 +60,7 @@
 #include "genmod/config.hpp"
 #include "genmod/core/random.hpp"
 #include "genmod/data/loader.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/distributed/data_parallel.hpp"
 #include "genmod/io/checkpoint.hpp"
 #include "genmod/io/plot.hpp"
@@ -206,15 +207,7 @@ class Trainer {
   using FinalEvalFn = std::function<Metrics()>;
 
   /// A trainer with the given options (nothing touches the disk until fit()).
-  explicit Trainer(TrainerOptions options = {}) : opt_(std::move(options)) {
-    if (opt_.epochs < 0) throw ValueError("Trainer: epochs must be non-negative, got " + std::to_string(opt_.epochs));
-    if (!(opt_.clip_grad_norm >= 0) || !std::isfinite(opt_.clip_grad_norm))
-      throw ValueError("Trainer: clip_grad_norm must be a finite number >= 0 (0: off), got " +
-                       std::to_string(opt_.clip_grad_norm));
-    if (!opt_.early_stopping.metric.empty() && opt_.early_stopping.patience < 1)
-      throw ValueError("Trainer: early_stopping.patience must be at least 1, got " +
-                       std::to_string(opt_.early_stopping.patience));
-  }
+  explicit Trainer(TrainerOptions options = {});
 
   /// Checkpoints `module` (and `optimizer`) under `name` (see checkpoint.hpp for the keys); fit()
   /// also switches it to eval mode around the evaluation function and back to training mode.
@@ -272,13 +265,7 @@ class Trainer {
 
   /// Prints a line on the progress stream without garbling the progress bar (use it, rather than
   /// printing to stderr directly, from inside a step or evaluation function).
-  void log(std::string_view line) {
-    if (bar_)
-      bar_->print(line);
-    else if (opt_.progress != Progress::off)
-      std::fprintf(opt_.progress_stream ? opt_.progress_stream : stderr, "%.*s\n", static_cast<int>(line.size()),
-                   line.data());
-  }
+  void log(std::string_view line);
 
   /// Trains with a step function: `step(batch)` does the whole step and returns the loss. The
   /// loader is any data::BatchLoader (data::Loader, data::ImageLoader).
@@ -301,45 +288,15 @@ class Trainer {
   FitResult fit(L& loader, LossFn loss, optim::Optimizer<float>& optimizer) {
     LossFn* lf = &loss;
     optim::Optimizer<float>* op = &optimizer;
-    StepFn step = [this, lf, op](const data::Batch& b) -> double {
-      Tape<float> tape;
-      Var<float> l = (*lf)(b);
-      const double v = static_cast<double>(l.item());
-      if (dp_) {
-        // The step's one agreement (global loss, Ctrl-C), taken before the backward pass: every
-        // rank skips the backward pass (and its collectives) when any rank's loss is not finite,
-        // and run() uses this result instead of agreeing a second time.
-        agreed_ = agree(v, b, opt_.handle_sigint && detail::sigint_count.load() > 0);
-        if (!std::isfinite(agreed_->first)) return v;
-      } else if (!std::isfinite(v)) {
-        return v;  // run() diagnoses before anything is updated
-      }
-      op->zero_grad();
-      if (dp_)
-        dp_->backward(tape, l, b);
-      else
-        tape.backward(l);
-      if (opt_.check_gradients)
-        for (const auto& p : op->parameters()) {
-          const Tensor<float>& g = p.parameter.grad();
-          for (std::int64_t i = 0; i < g.numel(); ++i)
-            if (!std::isfinite(g.data()[i]))
-              throw NumericError("non-finite gradient " + std::to_string(g.data()[i]) + " of parameter '" + p.name +
-                                 "' (element " + std::to_string(i) + ") " + where() + "; " + kept());
-        }
-      if (opt_.clip_grad_norm > 0) {
-        const double norm = optim::clip_grad_norm(*op, opt_.clip_grad_norm);
-        grad_norm_sum_ += norm;
-        grad_norm_steps_ += 1;
-        clipped_steps_ += norm > opt_.clip_grad_norm ? 1 : 0;
-      }
-      op->step();
-      return v;
-    };
+    StepFn step = [this, lf, op](const data::Batch& b) { return loss_step(*lf, *op, b); };
     return run(loader, std::move(step), lf);
   }
 
  private:
+  // One step of fit(loader, loss, optimizer): the loss, (the data-parallel agreement), zero_grad,
+  // backward, (the gradient check and clipping), the optimizer's step; returns the loss.
+  double loss_step(LossFn& loss, optim::Optimizer<float>& optimizer, const data::Batch& b);
+
   static std::string join(const std::string& dir, const char* file) {
     return (std::filesystem::path(dir.empty() ? "." : dir) / file).string();
   }
@@ -347,17 +304,9 @@ class Trainer {
   // "label: text", or the text alone without a label.
   std::string labelled(const std::string& text) const { return opt_.label.empty() ? text : opt_.label + ": " + text; }
 
-  std::string where() const {
-    return "at step " + std::to_string(step_ + 1) + " (epoch " + std::to_string(epoch_ + 1) + ", batch " +
-           std::to_string(batch_ + 1) + " of " + std::to_string(batches_) + ")";
-  }
+  std::string where() const;
 
-  std::string kept() const {
-    if (!opt_.save_checkpoints || set_.empty()) return "no checkpoint is saved";
-    if (last_saved_epoch_ < 0) return "no checkpoint was saved yet";
-    return "the last good checkpoint, '" + checkpoint_path() + "' (epoch " + std::to_string(last_saved_epoch_) +
-           "), is kept";
-  }
+  std::string kept() const;
 
   bool better(double v) const {
     if (std::isnan(v)) return false;
@@ -369,38 +318,16 @@ class Trainer {
   // The trainer's own metadata: where in the run we are, and the early-stopping state, so that a
   // resumed run continues it exactly.
   io::Metadata position_metadata(std::int64_t loader_epoch, std::int64_t batches_done, double loss_sum,
-                                 double loss_count, double seconds) const {
-    io::Metadata m = opt_.metadata;
-    m["trainer.loader_epoch"] = std::to_string(loader_epoch);
-    m["trainer.batch"] = std::to_string(batches_done);
-    m["trainer.global_batch"] = std::to_string(global_batch_);
-    m["trainer.loss_sum"] = format_number(loss_sum);
-    m["trainer.loss_count"] = format_number(loss_count);
-    m["trainer.seconds"] = format_number(seconds);
-    m["trainer.best"] = format_number(best_);
-    m["trainer.bad_epochs"] = std::to_string(bad_epochs_);
-    return m;
-  }
+                                 double loss_count, double seconds) const;
 
-  void save(const std::string& path, std::int64_t epochs_done, const io::Metadata& meta) {
-    if (!opt_.save_checkpoints || set_.empty()) return;
-    if (writer()) set_.save(path, step_, epochs_done, meta);
-    if (path == checkpoint_path()) last_saved_epoch_ = epochs_done;
-  }
+  void save(const std::string& path, std::int64_t epochs_done, const io::Metadata& meta);
 
   // Rank 0 of a data-parallel run, or a single process: the one that writes files and progress.
   bool writer() const noexcept { return !dp_ || dp_->rank() == 0; }
 
   // A data-parallel step's loss over the global batch, with whether any rank saw Ctrl-C: one
   // allreduce of {loss * B_r / M, interrupted}. A single process returns its own.
-  std::pair<double, bool> agree(double local_loss, const data::Batch& batch, bool interrupted) {
-    if (!dp_) return {local_loss, interrupted};
-    const std::int64_t total = std::max(batch.window.total, batch.window.count);
-    std::array<double, 2> v{local_loss * static_cast<double>(batch.window.count) / static_cast<double>(total),
-                            interrupted ? 1.0 : 0.0};
-    dp_->communicator().allreduce_sum(std::span<double>(v));
-    return {v[0], v[1] > 0};
-  }
+  std::pair<double, bool> agree(double local_loss, const data::Batch& batch, bool interrupted);
   // Whether any rank saw Ctrl-C, outside a step (the same collective, with no loss to add).
   bool any_interrupted(bool interrupted) { return agree(0.0, data::Batch{.window = {0, 0, 1}}, interrupted).second; }
 
@@ -414,33 +341,7 @@ class Trainer {
   // a non-finite value. The replay draws the same random numbers: registered generators are
   // rewound to their state before the step.
   [[noreturn]] void non_finite_loss(double loss, const data::Batch& batch, LossFn* loss_fn,
-                                    const std::vector<GeneratorState>& before) {
-    if (dp_ && std::isfinite(loss))  // this rank's loss was finite: another rank's was not
-      throw NumericError("non-finite loss on another rank " + where() + " (this rank's loss was " +
-                         std::to_string(loss) + "; " + dp_->communicator().describe() + "); " + kept());
-    std::string msg = "non-finite loss " + std::to_string(loss) + " " + where() +
-                      (dp_ ? " on " + dp_->communicator().describe() : std::string());
-    if (loss_fn) {
-      restore_generators(before);
-      set_windows(batch.window);
-      std::string cause;
-      try {
-        Tape<float> tape;
-        tape.set_check_finite(true);
-        Var<float> l = (*loss_fn)(batch);
-        cause = "the replay with a checking tape found no non-finite op (the loss is non-deterministic?)";
-      } catch (const NumericError& e) {
-        cause = std::string("first ") + e.what();
-      }
-      set_windows({});
-      msg += "; " + cause;
-    } else {
-      msg +=
-          "; to find the op that produced it, call tape.set_check_finite(true) in the step function or use "
-          "fit(loader, loss_fn, optimizer)";
-    }
-    throw NumericError(msg + "; " + kept());
-  }
+                                    const std::vector<GeneratorState>& before);
 
   std::vector<GeneratorState> generator_states() const {
     std::vector<GeneratorState> out;
@@ -451,37 +352,7 @@ class Trainer {
     for (std::size_t i = 0; i < generators_.size() && i < s.size(); ++i) generators_[i]->set_state(s[i]);
   }
 
-  void write_plot() {
-    // Per-epoch records only: the final record's metrics are single points, not curves.
-    std::vector<MetricsRecord> per_epoch;
-    for (const auto& r : records_)
-      if (!r.find("final")) per_epoch.push_back(r);
-    std::vector<io::Series> series;
-    io::Series train{"train_loss", {}, {}};
-    for (const auto& r : per_epoch)
-      if (const double* v = r.find("train_loss")) {
-        train.x.push_back(r.at("epoch"));
-        train.y.push_back(*v);
-      }
-    series.push_back(std::move(train));
-    // Every other "...loss..." metric, in order of first appearance.
-    std::vector<std::string> names;
-    for (const auto& r : per_epoch)
-      for (const auto& [k, v] : r.values)
-        if (k != "train_loss" && k.find("loss") != std::string::npos &&
-            std::find(names.begin(), names.end(), k) == names.end())
-          names.push_back(k);
-    for (const auto& n : names) {
-      io::Series s{n, {}, {}};
-      for (const auto& r : per_epoch)
-        if (const double* v = r.find(n)) {
-          s.x.push_back(r.at("epoch"));
-          s.y.push_back(*v);
-        }
-      series.push_back(std::move(s));
-    }
-    io::save_line_plot_svg(plot_path(), series, opt_.plot_options);
-  }
+  void write_plot();
 
   template <data::BatchLoader L>
   FitResult run(L& loader, StepFn step, LossFn* loss_fn) {
@@ -700,35 +571,7 @@ class Trainer {
   }
 
   // The final evaluation (eval mode), its record appended to metrics.jsonl and its line printed.
-  Metrics final_evaluation() {
-    const auto t0 = std::chrono::steady_clock::now();
-    set_.for_each_module([](nn::Module<float>& m) { m.eval(); });
-    struct Restore {
-      const CheckpointSet& set;
-      ~Restore() {
-        set.for_each_module([](nn::Module<float>& m) { m.train(); });
-      }
-    } restore{set_};
-    Metrics m = final_evaluate_();
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    MetricsRecord rec;
-    rec.values.emplace_back("epoch", static_cast<double>(epoch_));
-    rec.values.emplace_back("step", static_cast<double>(step_));
-    rec.values.emplace_back("final", 1.0);
-    for (const auto& [k, v] : m)
-      if (k != "epoch" && k != "step" && k != "final" && k != "seconds") rec.values.emplace_back(k, v);
-    rec.values.emplace_back("seconds", seconds);
-    if (opt_.write_metrics && writer()) {
-      io::JsonObject line = to_json_object(rec);
-      line.set("final", true);
-      append_metrics(metrics_path(), line);
-    }
-    records_.push_back(std::move(rec));
-    std::string text = labelled("final evaluation after epoch " + std::to_string(epoch_) + ":");
-    for (const auto& [k, v] : m) text += "  " + k + " " + detail::format_loss(v);
-    log(text + "  " + detail::format_duration(seconds));
-    return m;
-  }
+  Metrics final_evaluation();
 
   TrainerOptions opt_;
   CheckpointSet set_;
@@ -747,4 +590,211 @@ class Trainer {
   std::int64_t grad_norm_steps_ = 0, clipped_steps_ = 0;  // steps measured, steps clipped
 };
 
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// Trainer's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE double Trainer::loss_step(LossFn& loss, optim::Optimizer<float>& optimizer,
+                                                    const data::Batch& b) {
+  Tape<float> tape;
+  Var<float> l = loss(b);
+  const double v = static_cast<double>(l.item());
+  if (dp_) {
+    // The step's one agreement (global loss, Ctrl-C), taken before the backward pass: every
+    // rank skips the backward pass (and its collectives) when any rank's loss is not finite,
+    // and run() uses this result instead of agreeing a second time.
+    agreed_ = agree(v, b, opt_.handle_sigint && detail::sigint_count.load() > 0);
+    if (!std::isfinite(agreed_->first)) return v;
+  } else if (!std::isfinite(v)) {
+    return v;  // run() diagnoses before anything is updated
+  }
+  optimizer.zero_grad();
+  if (dp_)
+    dp_->backward(tape, l, b);
+  else
+    tape.backward(l);
+  if (opt_.check_gradients)
+    for (const auto& p : optimizer.parameters()) {
+      const Tensor<float>& g = p.parameter.grad();
+      for (std::int64_t i = 0; i < g.numel(); ++i)
+        if (!std::isfinite(g.data()[i]))
+          throw NumericError("non-finite gradient " + std::to_string(g.data()[i]) + " of parameter '" + p.name +
+                             "' (element " + std::to_string(i) + ") " + where() + "; " + kept());
+    }
+  if (opt_.clip_grad_norm > 0) {
+    const double norm = optim::clip_grad_norm(optimizer, opt_.clip_grad_norm);
+    grad_norm_sum_ += norm;
+    grad_norm_steps_ += 1;
+    clipped_steps_ += norm > opt_.clip_grad_norm ? 1 : 0;
+  }
+  optimizer.step();
+  return v;
+}
+
+GENMOD_DETAIL_NONTEMPLATE Trainer::Trainer(TrainerOptions options) : opt_(std::move(options)) {
+  if (opt_.epochs < 0) throw ValueError("Trainer: epochs must be non-negative, got " + std::to_string(opt_.epochs));
+  if (!(opt_.clip_grad_norm >= 0) || !std::isfinite(opt_.clip_grad_norm))
+    throw ValueError("Trainer: clip_grad_norm must be a finite number >= 0 (0: off), got " +
+                     std::to_string(opt_.clip_grad_norm));
+  if (!opt_.early_stopping.metric.empty() && opt_.early_stopping.patience < 1)
+    throw ValueError("Trainer: early_stopping.patience must be at least 1, got " +
+                     std::to_string(opt_.early_stopping.patience));
+}
+
+GENMOD_DETAIL_NONTEMPLATE void Trainer::log(std::string_view line) {
+  if (bar_)
+    bar_->print(line);
+  else if (opt_.progress != Progress::off)
+    std::fprintf(opt_.progress_stream ? opt_.progress_stream : stderr, "%.*s\n", static_cast<int>(line.size()),
+                 line.data());
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string Trainer::where() const {
+  return "at step " + std::to_string(step_ + 1) + " (epoch " + std::to_string(epoch_ + 1) + ", batch " +
+         std::to_string(batch_ + 1) + " of " + std::to_string(batches_) + ")";
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string Trainer::kept() const {
+  if (!opt_.save_checkpoints || set_.empty()) return "no checkpoint is saved";
+  if (last_saved_epoch_ < 0) return "no checkpoint was saved yet";
+  return "the last good checkpoint, '" + checkpoint_path() + "' (epoch " + std::to_string(last_saved_epoch_) +
+         "), is kept";
+}
+
+GENMOD_DETAIL_NONTEMPLATE io::Metadata Trainer::position_metadata(std::int64_t loader_epoch, std::int64_t batches_done,
+                                                                  double loss_sum, double loss_count,
+                                                                  double seconds) const {
+  io::Metadata m = opt_.metadata;
+  m["trainer.loader_epoch"] = std::to_string(loader_epoch);
+  m["trainer.batch"] = std::to_string(batches_done);
+  m["trainer.global_batch"] = std::to_string(global_batch_);
+  m["trainer.loss_sum"] = format_number(loss_sum);
+  m["trainer.loss_count"] = format_number(loss_count);
+  m["trainer.seconds"] = format_number(seconds);
+  m["trainer.best"] = format_number(best_);
+  m["trainer.bad_epochs"] = std::to_string(bad_epochs_);
+  return m;
+}
+
+GENMOD_DETAIL_NONTEMPLATE void Trainer::save(const std::string& path, std::int64_t epochs_done,
+                                             const io::Metadata& meta) {
+  if (!opt_.save_checkpoints || set_.empty()) return;
+  if (writer()) set_.save(path, step_, epochs_done, meta);
+  if (path == checkpoint_path()) last_saved_epoch_ = epochs_done;
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::pair<double, bool> Trainer::agree(double local_loss, const data::Batch& batch,
+                                                                 bool interrupted) {
+  if (!dp_) return {local_loss, interrupted};
+  const std::int64_t total = std::max(batch.window.total, batch.window.count);
+  std::array<double, 2> v{local_loss * static_cast<double>(batch.window.count) / static_cast<double>(total),
+                          interrupted ? 1.0 : 0.0};
+  dp_->communicator().allreduce_sum(std::span<double>(v));
+  return {v[0], v[1] > 0};
+}
+
+GENMOD_DETAIL_NONTEMPLATE void Trainer::non_finite_loss(double loss, const data::Batch& batch, LossFn* loss_fn,
+                                                        const std::vector<GeneratorState>& before) {
+  if (dp_ && std::isfinite(loss))  // this rank's loss was finite: another rank's was not
+    throw NumericError("non-finite loss on another rank " + where() + " (this rank's loss was " + std::to_string(loss) +
+                       "; " + dp_->communicator().describe() + "); " + kept());
+  std::string msg = "non-finite loss " + std::to_string(loss) + " " + where() +
+                    (dp_ ? " on " + dp_->communicator().describe() : std::string());
+  if (loss_fn) {
+    restore_generators(before);
+    set_windows(batch.window);
+    std::string cause;
+    try {
+      Tape<float> tape;
+      tape.set_check_finite(true);
+      Var<float> l = (*loss_fn)(batch);
+      cause = "the replay with a checking tape found no non-finite op (the loss is non-deterministic?)";
+    } catch (const NumericError& e) {
+      cause = std::string("first ") + e.what();
+    }
+    set_windows({});
+    msg += "; " + cause;
+  } else {
+    msg +=
+        "; to find the op that produced it, call tape.set_check_finite(true) in the step function or use "
+        "fit(loader, loss_fn, optimizer)";
+  }
+  throw NumericError(msg + "; " + kept());
+}
+
+GENMOD_DETAIL_NONTEMPLATE void Trainer::write_plot() {
+  // Per-epoch records only: the final record's metrics are single points, not curves.
+  std::vector<MetricsRecord> per_epoch;
+  for (const auto& r : records_)
+    if (!r.find("final")) per_epoch.push_back(r);
+  std::vector<io::Series> series;
+  io::Series train{"train_loss", {}, {}};
+  for (const auto& r : per_epoch)
+    if (const double* v = r.find("train_loss")) {
+      train.x.push_back(r.at("epoch"));
+      train.y.push_back(*v);
+    }
+  series.push_back(std::move(train));
+  // Every other "...loss..." metric, in order of first appearance.
+  std::vector<std::string> names;
+  for (const auto& r : per_epoch)
+    for (const auto& [k, v] : r.values)
+      if (k != "train_loss" && k.find("loss") != std::string::npos &&
+          std::find(names.begin(), names.end(), k) == names.end())
+        names.push_back(k);
+  for (const auto& n : names) {
+    io::Series s{n, {}, {}};
+    for (const auto& r : per_epoch)
+      if (const double* v = r.find(n)) {
+        s.x.push_back(r.at("epoch"));
+        s.y.push_back(*v);
+      }
+    series.push_back(std::move(s));
+  }
+  io::save_line_plot_svg(plot_path(), series, opt_.plot_options);
+}
+
+GENMOD_DETAIL_NONTEMPLATE Metrics Trainer::final_evaluation() {
+  const auto t0 = std::chrono::steady_clock::now();
+  set_.for_each_module([](nn::Module<float>& m) { m.eval(); });
+  struct Restore {
+    const CheckpointSet& set;
+    ~Restore() {
+      set.for_each_module([](nn::Module<float>& m) { m.train(); });
+    }
+  } restore{set_};
+  Metrics m = final_evaluate_();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  MetricsRecord rec;
+  rec.values.emplace_back("epoch", static_cast<double>(epoch_));
+  rec.values.emplace_back("step", static_cast<double>(step_));
+  rec.values.emplace_back("final", 1.0);
+  for (const auto& [k, v] : m)
+    if (k != "epoch" && k != "step" && k != "final" && k != "seconds") rec.values.emplace_back(k, v);
+  rec.values.emplace_back("seconds", seconds);
+  if (opt_.write_metrics && writer()) {
+    io::JsonObject line = to_json_object(rec);
+    line.set("final", true);
+    append_metrics(metrics_path(), line);
+  }
+  records_.push_back(std::move(rec));
+  std::string text = labelled("final evaluation after epoch " + std::to_string(epoch_) + ":");
+  for (const auto& [k, v] : m) text += "  " + k + " " + detail::format_loss(v);
+  log(text + "  " + detail::format_duration(seconds));
+  return m;
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
+
 }  // namespace genmod::train
+
+// Explicit instantiations of the training loop for data::Loader: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp
+// (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_TEMPLATE genmod::train::FitResult genmod::train::Trainer::fit<genmod::data::Loader>(
+    genmod::data::Loader&, genmod::train::Trainer::StepFn);
+GENMOD_DETAIL_TEMPLATE genmod::train::FitResult genmod::train::Trainer::fit<genmod::data::Loader>(
+    genmod::data::Loader&, genmod::train::Trainer::LossFn, genmod::optim::Optimizer<float>&);
+GENMOD_DETAIL_TEMPLATE genmod::train::FitResult genmod::train::Trainer::run<genmod::data::Loader>(
+    genmod::data::Loader&, genmod::train::Trainer::StepFn, genmod::train::Trainer::LossFn*);
+#endif

@@ -137,8 +137,10 @@ Var<T> add_channel_bias(const Var<T>& x, const Var<T>& b) {
 
 /// The geometry of a convolution of x [N, Cin, H, W] with w [Cout, Cin, KH, KW]; throws
 /// ShapeError naming `op` when they do not fit or the kernel is larger than the padded input.
-inline kernels::Conv2dGeometry conv2d_geometry_for(const Shape& x, const Shape& w, const Conv2dOptions& o,
-                                                   const char* op = "conv2d") {
+GENMOD_DETAIL_NONTEMPLATE kernels::Conv2dGeometry conv2d_geometry_for(const Shape& x, const Shape& w,
+                                                                      const Conv2dOptions& o, const char* op = "conv2d")
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   check_rank(op, "input", x, 4, "[N, C, H, W]");
   check_rank(op, "weight", w, 4, "[Cout, Cin, KH, KW]");
   if (x[1] != w[1])
@@ -161,6 +163,9 @@ inline kernels::Conv2dGeometry conv2d_geometry_for(const Shape& x, const Shape& 
                      std::to_string(o.padding));
   return g;
 }
+#else
+    ;
+#endif
 
 /// 2-D convolution: x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or undefined.
 template <class T>
@@ -170,9 +175,11 @@ Var<T> conv2d(const Var<T>& x, const Var<T>& w, const Var<T>& b = {}, const Conv
 
 /// The geometry of the convolution whose input adjoint is the transposed convolution of x
 /// [N, Cin, H, W] with w [Cin, Cout, KH, KW] (PyTorch's layout for ConvTranspose2d weights).
-inline kernels::Conv2dGeometry conv_transpose2d_geometry_for(const Shape& x, const Shape& w,
-                                                             const ConvTranspose2dOptions& o,
-                                                             const char* op = "conv_transpose2d") {
+GENMOD_DETAIL_NONTEMPLATE kernels::Conv2dGeometry conv_transpose2d_geometry_for(const Shape& x, const Shape& w,
+                                                                                const ConvTranspose2dOptions& o,
+                                                                                const char* op = "conv_transpose2d")
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   check_rank(op, "input", x, 4, "[N, C, H, W]");
   check_rank(op, "weight", w, 4, "[Cin, Cout, KH, KW]");
   if (x[1] != w[0])
@@ -204,6 +211,9 @@ inline kernels::Conv2dGeometry conv_transpose2d_geometry_for(const Shape& x, con
                      " gives no valid output size");
   return g;
 }
+#else
+    ;
+#endif
 
 /// Transposed convolution: x [N, Cin, H, W], w [Cin, Cout, KH, KW], b [Cout] or undefined ->
 /// [N, Cout, (H-1)s - 2p + d(KH-1) + output_padding + 1, ...].
