@@ -18,7 +18,8 @@
 /// See docs/compile_times.md. Each listed op's own header declares its instantiations (at its end,
 /// through genmod/detail/explicit_instantiation.hpp), so a translation unit gets the declarations
 /// of exactly the ops it includes, through the umbrella header or single ones; this header
-/// includes every header that has such a list. Without either macro nothing is declared. Ops
+/// includes the op, loss and optimizer headers (instantiate.cpp includes the umbrella header,
+/// which holds every header with such a list). Without either macro nothing is declared. Ops
 /// called on other element types, and everything not listed (layers, models), are instantiated
 /// where used as usual.
 ///
@@ -32,8 +33,8 @@
 ///
 /// Beside the ops: the class templates Tensor, Tape, optim::Optimizer, io::CheckpointSet,
 /// distributed::DataParallel, models::PCA and flows::Invertible1x1Conv for float and double, the
-/// training loop for data::Loader, and the non-template functions that their headers write with
-/// GENMOD_DETAIL_NONTEMPLATE (declarations only under GENMOD_EXTERN_TEMPLATES; see
+/// training loop for data::Loader, and the larger non-template functions, which their headers write
+/// with GENMOD_DETAIL_NONTEMPLATE (declarations only under GENMOD_EXTERN_TEMPLATES; see
 /// genmod/detail/explicit_instantiation.hpp). docs/compile_times.md lists them.
 
 #include "genmod/autodiff/ops/activation.hpp"

@@ -1,7 +1,8 @@
 #pragma once
 /// \file explicit_instantiation.hpp
-/// The macros with which each op, loss and optimizer header names its own explicit
-/// instantiations for float and double (at its end, after the definitions).
+/// The macros with which a header names what the compiled part (genmod/instantiate.cpp) compiles
+/// once: its explicit instantiations for float and double (at its end, after the definitions),
+/// and its larger non-template functions.
 ///
 /// - With GENMOD_EXTERN_TEMPLATES defined, they expand to `extern template` declarations: a
 ///   translation unit calls the ops without compiling them, whichever genmod headers it includes
@@ -34,17 +35,13 @@
 #if defined(GENMOD_INSTANTIATE_TEMPLATES)
 /// `template` (explicit instantiation definitions) in instantiate.cpp.
 #define GENMOD_DETAIL_TEMPLATE template
-#elif defined(GENMOD_EXTERN_TEMPLATES)
-/// `extern template` (explicit instantiation declarations) in every other translation unit.
-#define GENMOD_DETAIL_TEMPLATE extern template
-#endif
-
-#if defined(GENMOD_INSTANTIATE_TEMPLATES)
 /// Nothing: instantiate.cpp holds the one external definition of each such function.
 #define GENMOD_DETAIL_NONTEMPLATE
 /// instantiate.cpp compiles the bodies.
 #define GENMOD_DETAIL_NONTEMPLATE_BODIES 1
 #elif defined(GENMOD_EXTERN_TEMPLATES)
+/// `extern template` (explicit instantiation declarations) in every other translation unit.
+#define GENMOD_DETAIL_TEMPLATE extern template
 /// Nothing: the function is declared here and defined in instantiate.cpp.
 #define GENMOD_DETAIL_NONTEMPLATE
 /// This translation unit sees the declarations only.

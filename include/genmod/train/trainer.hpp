@@ -286,10 +286,8 @@ class Trainer {
   /// first op that produced a non-finite value (found by replaying the batch with a checking tape).
   template <data::BatchLoader L>
   FitResult fit(L& loader, LossFn loss, optim::Optimizer<float>& optimizer) {
-    LossFn* lf = &loss;
-    optim::Optimizer<float>* op = &optimizer;
-    StepFn step = [this, lf, op](const data::Batch& b) { return loss_step(*lf, *op, b); };
-    return run(loader, std::move(step), lf);
+    StepFn step = [this, &loss, &optimizer](const data::Batch& b) { return loss_step(loss, optimizer, b); };
+    return run(loader, std::move(step), &loss);
   }
 
  private:
