@@ -25,11 +25,20 @@
 /// `__Y` (-Wmaybe-uninitialized at -O2, -Wuninitialized at -O1; GCC bug 105593, fixed in GCC 13)
 /// wherever they are inlined. The headers that inline them (kernels/simd.hpp, kernels/microkernel.hpp
 /// and the umbrella genmod.hpp) silence those two warnings in a `#pragma GCC diagnostic` region
-/// when it is 1, so that a user's `-Wall` build is clean without flags of its own.
+/// (GENMOD_GCC_BUG_105593_BEGIN ... GENMOD_GCC_BUG_105593_END) when it is 1, so that a user's
+/// `-Wall` build is clean without flags of its own.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
 #define GENMOD_GCC_BUG_105593 1
+/// Opens the region that silences GCC bug 105593's two warnings (nothing on other compilers).
+#define GENMOD_GCC_BUG_105593_BEGIN                                                          \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+/// Closes the region GENMOD_GCC_BUG_105593_BEGIN opened.
+#define GENMOD_GCC_BUG_105593_END _Pragma("GCC diagnostic pop")
 #else
 #define GENMOD_GCC_BUG_105593 0
+#define GENMOD_GCC_BUG_105593_BEGIN
+#define GENMOD_GCC_BUG_105593_END
 #endif
 
 // GENMOD_EIGEN_INCLUDE_BEGIN / GENMOD_EIGEN_INCLUDE_END enclose every `#include <Eigen/...>` of

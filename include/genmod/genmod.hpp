@@ -12,11 +12,7 @@
 // `#pragma GCC diagnostic` at every location of the inlining stack, innermost first; within this
 // region every one of those locations in genmod's headers, and in the third-party headers they
 // include first, is covered, so a user's -Wall build stays clean without flags of its own.
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+GENMOD_GCC_BUG_105593_BEGIN
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
@@ -100,6 +96,4 @@
 #include "genmod/optim/optim.hpp"
 #include "genmod/train/train.hpp"
 
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic pop
-#endif
+GENMOD_GCC_BUG_105593_END

@@ -30,28 +30,12 @@
 /// - GENMOD_DETAIL_INSTANTIATE_CLASS(cls, T) declares or defines the explicit instantiation of a
 ///   whole class template for T (the tape, the optimizer base, the checkpoint set).
 ///
+/// The first three are chosen in genmod/detail/instantiation_mode.hpp, which instantiate.cpp
+/// includes again when it switches from declaring to defining (its parts, see there).
+///
 /// See genmod/extern_templates.hpp and docs/compile_times.md for how a program opts in.
 
-#if defined(GENMOD_INSTANTIATE_TEMPLATES)
-/// `template` (explicit instantiation definitions) in instantiate.cpp.
-#define GENMOD_DETAIL_TEMPLATE template
-/// Nothing: instantiate.cpp holds the one external definition of each such function.
-#define GENMOD_DETAIL_NONTEMPLATE
-/// instantiate.cpp compiles the bodies.
-#define GENMOD_DETAIL_NONTEMPLATE_BODIES 1
-#elif defined(GENMOD_EXTERN_TEMPLATES)
-/// `extern template` (explicit instantiation declarations) in every other translation unit.
-#define GENMOD_DETAIL_TEMPLATE extern template
-/// Nothing: the function is declared here and defined in instantiate.cpp.
-#define GENMOD_DETAIL_NONTEMPLATE
-/// This translation unit sees the declarations only.
-#define GENMOD_DETAIL_NONTEMPLATE_BODIES 0
-#else
-/// `inline`: header-only, every translation unit that uses the function compiles it.
-#define GENMOD_DETAIL_NONTEMPLATE inline
-/// Header-only: the bodies are compiled where used.
-#define GENMOD_DETAIL_NONTEMPLATE_BODIES 1
-#endif
+#include "genmod/detail/instantiation_mode.hpp"
 
 #if defined(GENMOD_DETAIL_TEMPLATE)
 /// The explicit instantiation (declaration or definition) of the class template `cls` for T.

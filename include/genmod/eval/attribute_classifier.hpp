@@ -70,6 +70,7 @@
 #include "genmod/data/binary.hpp"
 #include "genmod/data/dataset.hpp"
 #include "genmod/data/loader.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/model_checkpoint.hpp"
 #include "genmod/losses/reconstruction.hpp"
 #include "genmod/nn/layers/conv.hpp"
@@ -191,90 +192,35 @@ class AttributeClassifier : public nn::Module<float> {
       : AttributeClassifier(options, checked_generator(options)) {}
 
   /// Logits [N, A] of images [N, C, H, W] (only the shape is checked: the training path), differentiable.
-  Var<float> logits(const Var<float>& x) {
-    detail::check_attribute_images("AttributeClassifier::logits", "images", x.shape(), options_);
-    Var<float> h = relu(bn1(conv1(x)));
-    h = relu(bn2(conv2(h)));
-    h = relu(bn3(conv3(h)));
-    h = relu(bn4(conv4(h)));
-    return fc2(relu(fc1(flatten(h, 1))));
-  }
+  Var<float> logits(const Var<float>& x);
 
   /// Logits [N, A] of images [N, C, H, W] with pixels in [0, 1]: no tape, evaluation mode (restored
   /// afterwards), `batch_size` images at a time so that memory stays small whatever N is.
-  Tensor<float> logits(const Tensor<float>& x, std::int64_t batch_size = 250) {
-    constexpr std::string_view op = "AttributeClassifier::logits";
-    detail::check_attribute_pixels(op, "images", x, options_);
-    check_positive(op, "batch_size", batch_size);
-    NoGradGuard no_grad;
-    nn::EvalModeGuard eval_mode(*this);  // the caller's mode restored on every path
-    const std::int64_t n = x.dim(0), a = options_.attributes;
-    Tensor<float> out(Shape{n, a});
-    for (std::int64_t s = 0; s < n; s += batch_size) {
-      const std::int64_t b = std::min(batch_size, n - s);
-      const Tensor<float> y = logits(Var<float>(x.rows(s, b))).value();
-      std::copy(y.data(), y.data() + b * a, out.data() + s * a);
-    }
-    return out;
-  }
+  Tensor<float> logits(const Tensor<float>& x, std::int64_t batch_size = 250);
 
   /// p(attribute k present | image) = sigmoid(logit k), [N, A].
-  Tensor<float> probabilities(const Tensor<float>& x, std::int64_t batch_size = 250) {
-    Tensor<float> p = logits(x, batch_size);
-    for (float& v : p) v = 1.f / (1.f + std::exp(-v));
-    return p;
-  }
+  Tensor<float> probabilities(const Tensor<float>& x, std::int64_t batch_size = 250);
 
   /// The attributes seen in each image, [N, A] of 0/1: 1 where the probability exceeds 0.5 (logit > 0).
-  Tensor<float> predict(const Tensor<float>& x, std::int64_t batch_size = 250) {
-    Tensor<float> p = logits(x, batch_size);
-    for (float& v : p) v = v > 0.f ? 1.f : 0.f;
-    return p;
-  }
+  Tensor<float> predict(const Tensor<float>& x, std::int64_t batch_size = 250);
 
   /// The network's options (with the attribute names).
   const AttributeClassifierOptions& options() const noexcept { return options_; }
   /// Name of attribute k: options().names[k], or "attribute k" when there are no names.
-  std::string name(std::int64_t k) const {
-    check_in_range("AttributeClassifier::name", "k", k, 0, options_.attributes - 1);
-    return options_.names.empty() ? "attribute " + std::to_string(k) : options_.names[static_cast<std::size_t>(k)];
-  }
+  std::string name(std::int64_t k) const;
 
   /// The layers in one line, as recorded in a checkpoint, e.g.
   /// "conv3x3s1(3->32)-bn-relu-conv3x3s2(32->64)-bn-relu-conv3x3s2(64->128)-bn-relu-conv3x3s2(128->128)-bn-relu-
   /// linear(8192->128)-relu-linear(128->8)".
-  std::string architecture() const {
-    const auto conv = [](std::int64_t in, std::int64_t out, int stride) {
-      return "conv3x3s" + std::to_string(stride) + "(" + std::to_string(in) + "->" + std::to_string(out) + ")-bn-relu-";
-    };
-    const std::int64_t b = options_.base_channels;
-    return conv(options_.channels, b, 1) + conv(b, 2 * b, 2) + conv(2 * b, 4 * b, 2) + conv(4 * b, 4 * b, 2) +
-           "linear(" + std::to_string(flat_features()) + "->" + std::to_string(options_.hidden) + ")-relu-linear(" +
-           std::to_string(options_.hidden) + "->" + std::to_string(options_.attributes) + ")";
-  }
+  std::string architecture() const;
 
   /// How the network was trained.
   const AttributeClassifierRecord& record() const noexcept { return record_; }
   /// Replaces the record (the trainer and the checkpoint loader set it).
-  void set_record(const AttributeClassifierRecord& r) {
-    detail::check_attribute_training("AttributeClassifier::set_record", r.training);
-    check_non_negative("AttributeClassifier::set_record", "train_images", r.train_images);
-    record_ = r;
-  }
+  void set_record(const AttributeClassifierRecord& r);
 
   /// Lists conv1-4, bn1-4, fc1, fc2 ("conv1.weight", "bn1.running_mean", ...).
-  void visit(nn::ModuleVisitor<float>& v) override {
-    v.child("conv1", conv1);
-    v.child("conv2", conv2);
-    v.child("conv3", conv3);
-    v.child("conv4", conv4);
-    v.child("bn1", bn1);
-    v.child("bn2", bn2);
-    v.child("bn3", bn3);
-    v.child("bn4", bn4);
-    v.child("fc1", fc1);
-    v.child("fc2", fc2);
-  }
+  void visit(nn::ModuleVisitor<float>& v) override;
 
   nn::Conv2d<float> conv1;     ///< C -> b, 3x3, stride 1, padding 1 (no bias: the batch norm's beta)
   nn::Conv2d<float> conv2;     ///< b -> 2b, 3x3, stride 2, padding 1
@@ -318,9 +264,89 @@ class AttributeClassifier : public nn::Module<float> {
   AttributeClassifierRecord record_;
 };
 
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+// AttributeClassifier's larger members: compiled where used in a header-only build, once in
+// genmod/instantiate.cpp under GENMOD_EXTERN_TEMPLATES (genmod/detail/explicit_instantiation.hpp).
+
+GENMOD_DETAIL_NONTEMPLATE Var<float> AttributeClassifier::logits(const Var<float>& x) {
+  detail::check_attribute_images("AttributeClassifier::logits", "images", x.shape(), options_);
+  Var<float> h = relu(bn1(conv1(x)));
+  h = relu(bn2(conv2(h)));
+  h = relu(bn3(conv3(h)));
+  h = relu(bn4(conv4(h)));
+  return fc2(relu(fc1(flatten(h, 1))));
+}
+
+GENMOD_DETAIL_NONTEMPLATE Tensor<float> AttributeClassifier::logits(const Tensor<float>& x, std::int64_t batch_size) {
+  constexpr std::string_view op = "AttributeClassifier::logits";
+  detail::check_attribute_pixels(op, "images", x, options_);
+  check_positive(op, "batch_size", batch_size);
+  NoGradGuard no_grad;
+  nn::EvalModeGuard eval_mode(*this);  // the caller's mode restored on every path
+  const std::int64_t n = x.dim(0), a = options_.attributes;
+  Tensor<float> out(Shape{n, a});
+  for (std::int64_t s = 0; s < n; s += batch_size) {
+    const std::int64_t b = std::min(batch_size, n - s);
+    const Tensor<float> y = logits(Var<float>(x.rows(s, b))).value();
+    std::copy(y.data(), y.data() + b * a, out.data() + s * a);
+  }
+  return out;
+}
+
+GENMOD_DETAIL_NONTEMPLATE Tensor<float> AttributeClassifier::probabilities(const Tensor<float>& x,
+                                                                           std::int64_t batch_size) {
+  Tensor<float> p = logits(x, batch_size);
+  for (float& v : p) v = 1.f / (1.f + std::exp(-v));
+  return p;
+}
+
+GENMOD_DETAIL_NONTEMPLATE Tensor<float> AttributeClassifier::predict(const Tensor<float>& x, std::int64_t batch_size) {
+  Tensor<float> p = logits(x, batch_size);
+  for (float& v : p) v = v > 0.f ? 1.f : 0.f;
+  return p;
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string AttributeClassifier::name(std::int64_t k) const {
+  check_in_range("AttributeClassifier::name", "k", k, 0, options_.attributes - 1);
+  return options_.names.empty() ? "attribute " + std::to_string(k) : options_.names[static_cast<std::size_t>(k)];
+}
+
+GENMOD_DETAIL_NONTEMPLATE std::string AttributeClassifier::architecture() const {
+  const auto conv = [](std::int64_t in, std::int64_t out, int stride) {
+    return "conv3x3s" + std::to_string(stride) + "(" + std::to_string(in) + "->" + std::to_string(out) + ")-bn-relu-";
+  };
+  const std::int64_t b = options_.base_channels;
+  return conv(options_.channels, b, 1) + conv(b, 2 * b, 2) + conv(2 * b, 4 * b, 2) + conv(4 * b, 4 * b, 2) + "linear(" +
+         std::to_string(flat_features()) + "->" + std::to_string(options_.hidden) + ")-relu-linear(" +
+         std::to_string(options_.hidden) + "->" + std::to_string(options_.attributes) + ")";
+}
+
+GENMOD_DETAIL_NONTEMPLATE void AttributeClassifier::set_record(const AttributeClassifierRecord& r) {
+  detail::check_attribute_training("AttributeClassifier::set_record", r.training);
+  check_non_negative("AttributeClassifier::set_record", "train_images", r.train_images);
+  record_ = r;
+}
+
+GENMOD_DETAIL_NONTEMPLATE void AttributeClassifier::visit(nn::ModuleVisitor<float>& v) {
+  v.child("conv1", conv1);
+  v.child("conv2", conv2);
+  v.child("conv3", conv3);
+  v.child("conv4", conv4);
+  v.child("bn1", bn1);
+  v.child("bn2", bn2);
+  v.child("bn3", bn3);
+  v.child("bn4", bn4);
+  v.child("fc1", fc1);
+  v.child("fc2", fc2);
+}
+#endif  // GENMOD_DETAIL_NONTEMPLATE_BODIES
+
 /// A 64-bit fingerprint (FNV-1a over 64-bit words) of training images and attributes: a cache
 /// trained on other data is recognised as such.
-inline std::uint64_t attribute_data_fingerprint(const Tensor<float>& images, const Tensor<float>& attributes) {
+GENMOD_DETAIL_NONTEMPLATE std::uint64_t attribute_data_fingerprint(const Tensor<float>& images,
+                                                                   const Tensor<float>& attributes)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   std::uint64_t h = 0xcbf29ce484222325ULL;
   const auto mix = [&h](const Tensor<float>& t) {
     for (const std::int64_t d : t.shape().dims()) h = (h ^ static_cast<std::uint64_t>(d)) * 0x100000001b3ULL;
@@ -335,6 +361,9 @@ inline std::uint64_t attribute_data_fingerprint(const Tensor<float>& images, con
   mix(attributes);
   return h;
 }
+#else
+    ;
+#endif
 
 /// What train_attribute_classifier reports after each epoch.
 struct AttributeClassifierEpoch {
@@ -351,10 +380,11 @@ using AttributeClassifierProgress = std::function<void(AttributeClassifier&, con
 /// Trains an AttributeClassifier on images [N, C, H, W] (pixels in [0, 1]) with attributes [N, A]
 /// of 0/1, as the file comment describes; deterministic for fixed options, data and thread count.
 /// Returns it in evaluation mode with its record filled. ShapeError / ValueError for bad inputs.
-inline AttributeClassifier train_attribute_classifier(const Tensor<float>& images, const Tensor<float>& attributes,
-                                                      const AttributeClassifierOptions& options,
-                                                      const AttributeClassifierTraining& training = {},
-                                                      const AttributeClassifierProgress& progress = {}) {
+GENMOD_DETAIL_NONTEMPLATE AttributeClassifier train_attribute_classifier(
+    const Tensor<float>& images, const Tensor<float>& attributes, const AttributeClassifierOptions& options,
+    const AttributeClassifierTraining& training = {}, const AttributeClassifierProgress& progress = {})
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   constexpr std::string_view op = "train_attribute_classifier";
   detail::check_attribute_options(op, options);
   detail::check_attribute_training(op, training);
@@ -419,6 +449,9 @@ inline AttributeClassifier train_attribute_classifier(const Tensor<float>& image
   model.set_record(r);
   return model;
 }
+#else
+    ;
+#endif
 
 namespace detail {
 
@@ -442,19 +475,31 @@ inline std::vector<double> attribute_match(std::string_view op, std::string_view
 
 /// Per attribute, the fraction of images [N, C, H, W] (pixels in [0, 1]) whose attribute the
 /// classifier predicts right, against attributes [N, A] of 0/1: its held-out accuracy.
-inline std::vector<double> attribute_accuracy(AttributeClassifier& model, const Tensor<float>& images,
-                                              const Tensor<float>& attributes) {
+GENMOD_DETAIL_NONTEMPLATE std::vector<double> attribute_accuracy(AttributeClassifier& model,
+                                                                 const Tensor<float>& images,
+                                                                 const Tensor<float>& attributes)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   return detail::attribute_match("attribute_accuracy", "images", "attributes", model, images, attributes);
 }
+#else
+    ;
+#endif
 
 /// For images generated with chosen attributes: per attribute, the fraction of the generated
 /// images [N, C, H, W] (pixels in [0, 1]) in which the classifier sees the attribute as it was
 /// wanted (`wanted` [N, A] of 0/1, the generator's condition). Read it next to the classifier's own
 /// attribute_accuracy on real images: agreement cannot be trusted beyond the judge's accuracy.
-inline std::vector<double> attribute_agreement(AttributeClassifier& model, const Tensor<float>& generated,
-                                               const Tensor<float>& wanted) {
+GENMOD_DETAIL_NONTEMPLATE std::vector<double> attribute_agreement(AttributeClassifier& model,
+                                                                  const Tensor<float>& generated,
+                                                                  const Tensor<float>& wanted)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   return detail::attribute_match("attribute_agreement", "generated", "wanted", model, generated, wanted);
 }
+#else
+    ;
+#endif
 
 /// How an attribute edit ("add X" to images) reads to the classifier (see attribute_edit_score).
 struct AttributeEditScore {
@@ -467,8 +512,12 @@ struct AttributeEditScore {
 /// of the other): how often X is seen as requested afterwards, and how often the classifier sees
 /// all the other attributes unchanged (its predictions on the image before, not the true
 /// attributes, are the reference, so its own mistakes on the originals do not count against the edit).
-inline AttributeEditScore attribute_edit_score(AttributeClassifier& model, const Tensor<float>& before,
-                                               const Tensor<float>& after, std::int64_t attribute, bool value = true) {
+GENMOD_DETAIL_NONTEMPLATE AttributeEditScore attribute_edit_score(AttributeClassifier& model,
+                                                                  const Tensor<float>& before,
+                                                                  const Tensor<float>& after, std::int64_t attribute,
+                                                                  bool value = true)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   constexpr std::string_view op = "attribute_edit_score";
   const AttributeClassifierOptions& o = model.options();
   detail::check_attribute_pixels(op, "before", before, o);
@@ -487,6 +536,9 @@ inline AttributeEditScore attribute_edit_score(AttributeClassifier& model, const
   }
   return {changed / static_cast<double>(n), kept / static_cast<double>(n)};
 }
+#else
+    ;
+#endif
 
 namespace detail {
 
@@ -519,7 +571,9 @@ inline std::vector<std::string> split_names(const std::string& text) {
 }  // namespace detail
 
 /// Saves the network with its options, names and record to `path`, atomically (io::CheckpointSet).
-inline void save_attribute_classifier(const std::string& path, AttributeClassifier& model) {
+GENMOD_DETAIL_NONTEMPLATE void save_attribute_classifier(const std::string& path, AttributeClassifier& model)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   using detail::attribute_key;
   using genmod::detail::check_number;
   const AttributeClassifierOptions& o = model.options();
@@ -546,12 +600,17 @@ inline void save_attribute_classifier(const std::string& path, AttributeClassifi
   const std::int64_t steps_per_epoch = (r.train_images + r.training.batch_size - 1) / r.training.batch_size;
   set.save(path, r.training.epochs * steps_per_epoch, r.training.epochs, meta);
 }
+#else
+    ;
+#endif
 
 /// Loads a network saved by save_attribute_classifier: rebuilt from the options in its metadata,
 /// weights read and checked name by name and shape by shape. IOError naming the file for a missing,
 /// truncated or corrupt file, one without the attribute classifier's metadata, or one whose
 /// architecture does not match its options.
-inline AttributeClassifier load_attribute_classifier(const std::string& path) {
+GENMOD_DETAIL_NONTEMPLATE AttributeClassifier load_attribute_classifier(const std::string& path)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   const io::TensorFile file = io::load_tensors(path);
   using detail::attribute_key;
   const auto arch = file.metadata.find(attribute_key("architecture"));
@@ -622,6 +681,9 @@ inline AttributeClassifier load_attribute_classifier(const std::string& path) {
   }
   return model;
 }
+#else
+    ;
+#endif
 
 /// The classifier for `options` and `training` on `images` / `attributes`: read from `cache_path`
 /// when that file exists and was trained with the same options, recipe (threads aside) and data
@@ -629,10 +691,12 @@ inline AttributeClassifier load_attribute_classifier(const std::string& path) {
 /// created when missing). A cache that differs is an IOError naming each difference unless
 /// `retrain_on_mismatch`, which retrains and replaces it. An empty `cache_path` trains without
 /// caching. Progress goes to `log` when given.
-inline AttributeClassifier load_or_train_attribute_classifier(
+GENMOD_DETAIL_NONTEMPLATE AttributeClassifier load_or_train_attribute_classifier(
     const std::string& cache_path, const Tensor<float>& images, const Tensor<float>& attributes,
     const AttributeClassifierOptions& options, const AttributeClassifierTraining& training = {},
-    std::ostream* log = nullptr, bool retrain_on_mismatch = false) {
+    std::ostream* log = nullptr, bool retrain_on_mismatch = false)
+#if GENMOD_DETAIL_NONTEMPLATE_BODIES
+{
   constexpr std::string_view op = "load_or_train_attribute_classifier";
   detail::check_attribute_options(op, options);
   detail::check_attribute_training(op, training);
@@ -691,5 +755,8 @@ inline AttributeClassifier load_or_train_attribute_classifier(
   }
   return model;
 }
+#else
+    ;
+#endif
 
 }  // namespace genmod::eval

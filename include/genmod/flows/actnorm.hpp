@@ -15,6 +15,7 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
 
@@ -87,3 +88,9 @@ class ActNorm : public BijectorModule<T> {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::ActNorm, float)
+#endif

@@ -10,8 +10,10 @@
 #include <utility>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
+#include "genmod/nn/any_module.hpp"  // DynamicSequential, the conditioner of the instantiation at the end
 #include "genmod/nn/layer.hpp"
 
 namespace genmod::flows {
@@ -68,3 +70,10 @@ class AdditiveCoupling : public BijectorModule<typename Net::value_type> {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiation for the conditioner of genmod's flow models (a float DynamicSequential):
+// declared extern under GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp
+// (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::AdditiveCoupling, genmod::nn::DynamicSequential<float>)
+#endif

@@ -16,6 +16,7 @@
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/core/random.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/bijector.hpp"
 
 namespace genmod::flows {
@@ -81,3 +82,11 @@ struct StandardLogistic {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+// (structs: GENMOD_DETAIL_INSTANTIATE_CLASS says `class`, which clang reports as a mismatched tag)
+GENMOD_DETAIL_TEMPLATE struct genmod::flows::StandardNormal<float>;
+GENMOD_DETAIL_TEMPLATE struct genmod::flows::StandardLogistic<float>;
+#endif

@@ -20,6 +20,7 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/config.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/nn/module.hpp"
 #include "genmod/nn/module_list.hpp"
 
@@ -161,3 +162,9 @@ class FlowSequence : public BijectorModule<T> {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::FlowSequence, float)
+#endif

@@ -20,6 +20,7 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
 
@@ -75,3 +76,9 @@ class FactorOut : public BijectorModule<T> {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::FactorOut, float)
+#endif

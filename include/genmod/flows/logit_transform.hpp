@@ -13,6 +13,7 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/bijector.hpp"
 
 namespace genmod::flows {
@@ -56,3 +57,9 @@ class LogitTransform : public BijectorModule<T> {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::LogitTransform, float)
+#endif

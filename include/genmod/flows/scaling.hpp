@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "genmod/autodiff/autodiff.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
 
@@ -86,3 +87,9 @@ class Scaling : public BijectorModule<T> {
 };
 
 }  // namespace genmod::flows
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::flows::Scaling, float)
+#endif

@@ -30,11 +30,7 @@
 
 // The register transposes below inline AVX-512 shuffles that GCC 12 warns about inside its own
 // header (see GENMOD_GCC_BUG_105593): silenced for the code of this file, as in simd.hpp.
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+GENMOD_GCC_BUG_105593_BEGIN
 
 namespace genmod::kernels::tile {
 
@@ -265,6 +261,4 @@ void multiply_blocked(std::int64_t m, std::int64_t n, std::int64_t k, T alpha, A
 
 }  // namespace genmod::kernels::tile
 
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic pop
-#endif
+GENMOD_GCC_BUG_105593_END

@@ -22,11 +22,7 @@
 // for a `#pragma GCC diagnostic` at each location of the inlining stack, innermost first, so a
 // region around the code that inlines the intrinsics silences them: this file's helpers (every
 // xsimd math function genmod calls goes through them) sit inside one.
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+GENMOD_GCC_BUG_105593_BEGIN
 
 #if defined(__AVX512BW__)
 namespace xsimd {
@@ -299,6 +295,4 @@ struct MaskedSum<T, true> {
 
 }  // namespace genmod::kernels::simd
 
-#if GENMOD_GCC_BUG_105593
-#pragma GCC diagnostic pop
-#endif
+GENMOD_GCC_BUG_105593_END

@@ -22,6 +22,7 @@
 
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/base_distribution.hpp"
 #include "genmod/flows/bijector.hpp"
 #include "genmod/flows/masks.hpp"
@@ -133,3 +134,10 @@ class FlowModel : public nn::Module<T> {
 static_assert(GenerativeModel<FlowModel<float>> && DensityModel<FlowModel<float>>);
 
 }  // namespace genmod::models
+
+// Explicit instantiations for float, with either base distribution: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_TEMPLATE class genmod::models::FlowModel<float, genmod::flows::StandardNormal<float>>;
+GENMOD_DETAIL_TEMPLATE class genmod::models::FlowModel<float, genmod::flows::StandardLogistic<float>>;
+#endif

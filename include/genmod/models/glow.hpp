@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/actnorm.hpp"
 #include "genmod/flows/affine_coupling.hpp"
 #include "genmod/flows/base_distribution.hpp"
@@ -115,3 +116,9 @@ class Glow : public FlowModel<T, flows::StandardNormal<T>> {
 static_assert(GenerativeModel<Glow<float>> && DensityModel<Glow<float>>);
 
 }  // namespace genmod::models
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::models::Glow, float)
+#endif

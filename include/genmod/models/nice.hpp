@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/additive_coupling.hpp"
 #include "genmod/flows/base_distribution.hpp"
 #include "genmod/flows/conditioners.hpp"
@@ -86,3 +87,9 @@ class NICE : public FlowModel<T, flows::StandardLogistic<T>> {
 static_assert(GenerativeModel<NICE<float>> && DensityModel<NICE<float>>);
 
 }  // namespace genmod::models
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::models::NICE, float)
+#endif

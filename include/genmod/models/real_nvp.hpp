@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/flows/affine_coupling.hpp"
 #include "genmod/flows/base_distribution.hpp"
 #include "genmod/flows/conditioners.hpp"
@@ -194,3 +195,10 @@ static_assert(GenerativeModel<RealNVPMLP<float>> && DensityModel<RealNVPMLP<floa
 static_assert(GenerativeModel<RealNVP<float>> && DensityModel<RealNVP<float>>);
 
 }  // namespace genmod::models
+
+// Explicit instantiation for the element type of genmod's models: declared extern under
+// GENMOD_EXTERN_TEMPLATES, defined in genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::models::RealNVPMLP, float)
+GENMOD_DETAIL_INSTANTIATE_CLASS(genmod::models::RealNVP, float)
+#endif

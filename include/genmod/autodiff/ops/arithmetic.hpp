@@ -188,4 +188,9 @@ GENMOD_DETAIL_INSTANTIATE_BINARY(genmod::div, double)
 GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::neg, double)
 GENMOD_DETAIL_INSTANTIATE_OP(genmod::scale, double)
 GENMOD_DETAIL_INSTANTIATE_OP(genmod::add_scalar, double)
+#define GENMOD_DETAIL_ARITHMETIC_OPS(T) \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::rdiv_scalar<T>(std::type_identity_t<T>, const genmod::Var<T>&);
+GENMOD_DETAIL_ARITHMETIC_OPS(float)
+GENMOD_DETAIL_ARITHMETIC_OPS(double)
+#undef GENMOD_DETAIL_ARITHMETIC_OPS
 #endif

@@ -10,6 +10,7 @@
 #include "genmod/autodiff/ops/broadcast.hpp"
 #include "genmod/autodiff/ops/shape.hpp"
 #include "genmod/autodiff/ops/unary.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/reduce.hpp"
 
 namespace genmod {
@@ -96,3 +97,20 @@ Var<T> logsumexp(const Var<T>& x) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+#define GENMOD_DETAIL_REDUCE_OPS(T)                                                        \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::sum<T>(const genmod::Var<T>&);             \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::sum<T>(const genmod::Var<T>&, int, bool);  \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::mean<T>(const genmod::Var<T>&);            \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::mean<T>(const genmod::Var<T>&, int, bool); \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::max<T>(const genmod::Var<T>&);             \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::max<T>(const genmod::Var<T>&, int, bool);  \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::logsumexp<T>(const genmod::Var<T>&);       \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::logsumexp<T>(const genmod::Var<T>&, int, bool);
+GENMOD_DETAIL_REDUCE_OPS(float)
+GENMOD_DETAIL_REDUCE_OPS(double)
+#undef GENMOD_DETAIL_REDUCE_OPS
+#endif

@@ -11,6 +11,7 @@
 
 #include "genmod/autodiff/custom_op.hpp"
 #include "genmod/core/check.hpp"
+#include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/kernels/index.hpp"
 
 namespace genmod {
@@ -205,3 +206,22 @@ Var<T> depth_to_space(const Var<T>& x, std::int64_t factor) {
 }
 
 }  // namespace genmod
+
+// Explicit instantiations: declared extern under GENMOD_EXTERN_TEMPLATES, defined in
+// genmod/instantiate.cpp (genmod/detail/explicit_instantiation.hpp).
+#if defined(GENMOD_DETAIL_TEMPLATE)
+#define GENMOD_DETAIL_SHAPE_OPS(T)                                                                                 \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::reshape<T>(const genmod::Var<T>&, const genmod::Shape&);           \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::flatten<T>(const genmod::Var<T>&, int);                            \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::permute<T>(const genmod::Var<T>&, std::span<const int>);           \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::transpose<T>(const genmod::Var<T>&, int, int);                     \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::slice<T>(const genmod::Var<T>&, int, std::int64_t, std::int64_t);  \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::detail::embed<T>(const genmod::Var<T>&, const genmod::Shape&, int, \
+                                                                 std::int64_t);                                    \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::concat<T>(std::span<const genmod::Var<T>>, int);                   \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::space_to_depth<T>(const genmod::Var<T>&, std::int64_t);            \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::depth_to_space<T>(const genmod::Var<T>&, std::int64_t);
+GENMOD_DETAIL_SHAPE_OPS(float)
+GENMOD_DETAIL_SHAPE_OPS(double)
+#undef GENMOD_DETAIL_SHAPE_OPS
+#endif

@@ -105,4 +105,13 @@ GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::exp, double)
 GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::log, double)
 GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::sqrt, double)
 GENMOD_DETAIL_INSTANTIATE_UNARY(genmod::square, double)
+#define GENMOD_DETAIL_UNARY_OPS(T)                                                                       \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::log1p<T>(const genmod::Var<T>&);                         \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::abs<T>(const genmod::Var<T>&);                           \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::pow<T>(const genmod::Var<T>&, std::type_identity_t<T>);  \
+  GENMOD_DETAIL_TEMPLATE genmod::Var<T> genmod::clamp<T>(const genmod::Var<T>&, std::type_identity_t<T>, \
+                                                         std::type_identity_t<T>);
+GENMOD_DETAIL_UNARY_OPS(float)
+GENMOD_DETAIL_UNARY_OPS(double)
+#undef GENMOD_DETAIL_UNARY_OPS
 #endif
