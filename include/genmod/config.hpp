@@ -37,7 +37,9 @@
 #define GENMOD_GCC_BUG_105593_END _Pragma("GCC diagnostic pop")
 #else
 #define GENMOD_GCC_BUG_105593 0
+/// Nothing: this compiler does not have the bug.
 #define GENMOD_GCC_BUG_105593_BEGIN
+/// Nothing: this compiler does not have the bug.
 #define GENMOD_GCC_BUG_105593_END
 #endif
 
