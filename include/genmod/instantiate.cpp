@@ -28,41 +28,43 @@
 // The same region as in genmod/genmod.hpp (GCC 12's warnings in its own AVX-512 intrinsics).
 GENMOD_GCC_BUG_105593_BEGIN
 
-// The earlier parts' headers: declarations only.
+// Every part starts by declaring; the part named by GENMOD_INSTANTIATE_PART switches to defining
+// just before its own headers (instantiation_mode.hpp re-evaluates the macros), and the later
+// parts' headers are not included at all.
 #define GENMOD_EXTERN_TEMPLATES 1
 #include "genmod/detail/explicit_instantiation.hpp"
-#if GENMOD_INSTANTIATE_PART > 1
+
+// Part 1: the tape, the tensor, the ops, the losses.
+#if GENMOD_INSTANTIATE_PART == 1
+#undef GENMOD_EXTERN_TEMPLATES
+#define GENMOD_INSTANTIATE_TEMPLATES 1
+#include "genmod/detail/instantiation_mode.hpp"
+#endif
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/losses/adversarial.hpp"
 #include "genmod/losses/classification.hpp"
 #include "genmod/losses/kl.hpp"
 #include "genmod/losses/reconstruction.hpp"
 #include "genmod/losses/sparsity.hpp"
+
+// Part 2: the optimizers, layers, data-parallel training, loaders, file formats, the Trainer.
+#if GENMOD_INSTANTIATE_PART >= 2
+#if GENMOD_INSTANTIATE_PART == 2
+#undef GENMOD_EXTERN_TEMPLATES
+#define GENMOD_INSTANTIATE_TEMPLATES 1
+#include "genmod/detail/instantiation_mode.hpp"
 #endif
-#if GENMOD_INSTANTIATE_PART > 2
 #include "genmod/distributed/distributed.hpp"
 #include "genmod/nn/nn.hpp"
 #include "genmod/optim/optim.hpp"
 #include "genmod/train/train.hpp"
 #endif
 
-// This part's headers: definitions.
+// Part 3: everything the umbrella header holds beyond parts 1 and 2.
+#if GENMOD_INSTANTIATE_PART == 3
 #undef GENMOD_EXTERN_TEMPLATES
 #define GENMOD_INSTANTIATE_TEMPLATES 1
 #include "genmod/detail/instantiation_mode.hpp"
-#if GENMOD_INSTANTIATE_PART == 1
-#include "genmod/autodiff/autodiff.hpp"
-#include "genmod/losses/adversarial.hpp"
-#include "genmod/losses/classification.hpp"
-#include "genmod/losses/kl.hpp"
-#include "genmod/losses/reconstruction.hpp"
-#include "genmod/losses/sparsity.hpp"
-#elif GENMOD_INSTANTIATE_PART == 2
-#include "genmod/distributed/distributed.hpp"
-#include "genmod/nn/nn.hpp"
-#include "genmod/optim/optim.hpp"
-#include "genmod/train/train.hpp"
-#else
 #include "genmod/genmod.hpp"
 #endif
 
