@@ -73,6 +73,7 @@
 #include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/model_checkpoint.hpp"
 #include "genmod/losses/reconstruction.hpp"
+#include "genmod/nn/batched_eval.hpp"
 #include "genmod/nn/layers/conv.hpp"
 #include "genmod/nn/layers/linear.hpp"
 #include "genmod/nn/layers/norm.hpp"
@@ -280,17 +281,7 @@ GENMOD_DETAIL_NONTEMPLATE Var<float> AttributeClassifier::logits(const Var<float
 GENMOD_DETAIL_NONTEMPLATE Tensor<float> AttributeClassifier::logits(const Tensor<float>& x, std::int64_t batch_size) {
   constexpr std::string_view op = "AttributeClassifier::logits";
   detail::check_attribute_pixels(op, "images", x, options_);
-  check_positive(op, "batch_size", batch_size);
-  NoGradGuard no_grad;
-  nn::EvalModeGuard eval_mode(*this);  // the caller's mode restored on every path
-  const std::int64_t n = x.dim(0), a = options_.attributes;
-  Tensor<float> out(Shape{n, a});
-  for (std::int64_t s = 0; s < n; s += batch_size) {
-    const std::int64_t b = std::min(batch_size, n - s);
-    const Tensor<float> y = logits(Var<float>(x.rows(s, b))).value();
-    std::copy(y.data(), y.data() + b * a, out.data() + s * a);
-  }
-  return out;
+  return nn::evaluate_in_batches(op, *this, x, batch_size, [this](const Var<float>& b) { return logits(b); });
 }
 
 GENMOD_DETAIL_NONTEMPLATE Tensor<float> AttributeClassifier::probabilities(const Tensor<float>& x,

@@ -67,6 +67,7 @@
 #include "genmod/detail/explicit_instantiation.hpp"
 #include "genmod/io/model_checkpoint.hpp"
 #include "genmod/losses/classification.hpp"
+#include "genmod/nn/batched_eval.hpp"
 #include "genmod/nn/layers/conv.hpp"
 #include "genmod/nn/layers/linear.hpp"
 #include "genmod/nn/module.hpp"
@@ -167,14 +168,13 @@ class FeatureClassifier : public nn::Module<float> {
   /// pixels in [0, 1]; no tape, evaluation mode, `batch_size` images at a time so that the memory
   /// stays small (about 0.3 MB per image in flight: 75 MB at 250) whatever N is.
   Tensor<float> features(const Tensor<float>& x, std::int64_t batch_size = 250) {
-    return batched("FeatureClassifier::features", x, batch_size, kFeatures,
-                   [this](const Var<float>& b) { return hidden(b); });
+    return batched("FeatureClassifier::features", x, batch_size, [this](const Var<float>& b) { return hidden(b); });
   }
 
   /// Most likely class of each image (the first one on a tie).
   std::vector<std::int64_t> predict(const Tensor<float>& x, std::int64_t batch_size = 250) {
-    const Tensor<float> l = batched("FeatureClassifier::predict", x, batch_size, kClasses,
-                                    [this](const Var<float>& b) { return logits(b); });
+    const Tensor<float> l =
+        batched("FeatureClassifier::predict", x, batch_size, [this](const Var<float>& b) { return logits(b); });
     std::vector<std::int64_t> out(static_cast<std::size_t>(l.dim(0)));
     for (std::int64_t i = 0; i < l.dim(0); ++i) {
       const float* row = l.data() + i * kClasses;
@@ -245,22 +245,12 @@ class FeatureClassifier : public nn::Module<float> {
     return relu(fc1(flatten(h, 1)));                     // [N, 128]
   }
 
-  // f applied to blocks of batch_size images without a tape and in evaluation mode (restored
-  // afterwards); the [b, width] results stacked into [N, width].
+  // f applied to blocks of batch_size images without a tape and in evaluation mode
+  // (nn::evaluate_in_batches), once the pixels are checked.
   template <class F>
-  Tensor<float> batched(std::string_view op, const Tensor<float>& x, std::int64_t batch_size, std::int64_t width, F f) {
+  Tensor<float> batched(std::string_view op, const Tensor<float>& x, std::int64_t batch_size, F f) {
     detail::check_feature_pixels(op, x);
-    check_positive(op, "batch_size", batch_size);
-    NoGradGuard no_grad;
-    nn::EvalModeGuard eval_mode(*this);
-    const std::int64_t n = x.dim(0);
-    Tensor<float> out(Shape{n, width});
-    for (std::int64_t s = 0; s < n; s += batch_size) {
-      const std::int64_t b = std::min(batch_size, n - s);
-      const Tensor<float> y = f(Var<float>(x.rows(s, b))).value();
-      std::copy(y.data(), y.data() + b * width, out.data() + s * width);
-    }
-    return out;
+    return nn::evaluate_in_batches(op, *this, x, batch_size, f);
   }
 
   FeatureClassifierRecord record_;

@@ -26,6 +26,7 @@
 #include "genmod/autodiff/autodiff.hpp"
 #include "genmod/core/check.hpp"
 #include "genmod/losses/reconstruction.hpp"
+#include "genmod/nn/batched_eval.hpp"
 #include "genmod/nn/module.hpp"
 
 namespace genmod::models {
@@ -130,31 +131,11 @@ class Autoencoder : public nn::Module<typename Encoder::value_type> {
                : losses::sum_per_sample(losses::squared_error(out, target));
   }
 
-  /// f applied to row blocks of x with recording off and the module in evaluation mode (restored
-  /// afterwards), results stacked along the first dimension.
+  /// f applied to row blocks of x with recording off and the module in evaluation mode
+  /// (nn::evaluate_in_batches).
   template <class F>
   Tensor<T> batched(const Tensor<T>& x, std::int64_t batch_size, F f) {
-    if (!x.defined() || x.rank() < 1 || x.dim(0) == 0)
-      throw ShapeError("Autoencoder: expected a non-empty batch [N, ...], got " +
-                       (x.defined() ? x.shape().to_string() : std::string("an undefined tensor")));
-    check_positive("Autoencoder", "batch_size", batch_size);
-    NoGradGuard no_grad;
-    nn::EvalModeGuard eval_mode(*this);
-    Tensor<T> out;
-    const std::int64_t n = x.dim(0);
-    for (std::int64_t s = 0; s < n; s += batch_size) {
-      const std::int64_t b = std::min(batch_size, n - s);
-      const Tensor<T> y = f(Var<T>(x.rows(s, b))).value();
-      if (!out.defined()) {
-        std::array<std::int64_t, kMaxRank> dims{};
-        const auto yd = y.shape().dims();
-        std::copy(yd.begin(), yd.end(), dims.begin());
-        dims[0] = n;
-        out = Tensor<T>(Shape(std::span<const std::int64_t>(dims.data(), yd.size())));
-      }
-      std::copy(y.data(), y.data() + y.numel(), out.data() + s * (y.numel() / b));
-    }
-    return out;
+    return nn::evaluate_in_batches("Autoencoder", *this, x, batch_size, f);
   }
 
  private:

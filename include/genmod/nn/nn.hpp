@@ -3,6 +3,7 @@
 /// Modules, initializers and layers.
 
 #include "genmod/nn/any_module.hpp"
+#include "genmod/nn/batched_eval.hpp"
 #include "genmod/nn/freeze.hpp"
 #include "genmod/nn/init.hpp"
 #include "genmod/nn/layer.hpp"
